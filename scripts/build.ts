@@ -1,0 +1,18 @@
+/** Compiles src/main.ts into the single self-contained binary dist/oci-storage. */
+import { $ } from "bun";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const root = join(import.meta.dir, "..");
+const out = join(root, "dist", "oci-storage");
+mkdirSync(join(root, "dist"), { recursive: true });
+
+const pkg = await Bun.file(join(root, "package.json")).json();
+const commit = (await $`git -C ${root} rev-parse --short HEAD`.nothrow().quiet()).stdout.toString().trim();
+
+await $`${process.execPath} build ${join(root, "src/main.ts")} --compile --minify --sourcemap=inline \
+  --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
+  --define ${`BUILD_VERSION=${JSON.stringify(pkg.version)}`} \
+  --define ${`BUILD_COMMIT=${JSON.stringify(commit || "unknown")}`} \
+  --outfile ${out}`.quiet();
+console.error(`built ${out}`);
