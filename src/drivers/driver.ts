@@ -1,0 +1,81 @@
+/**
+ * The storage driver contract. A driver owns the directories of layers under
+ * <graphroot>/<driver name>/ and nothing else: it never touches the database (the Store passes
+ * in what it needs) and it never mounts by itself (it describes mounts as data, and the
+ * Mounter runs them and counts them in the run root).
+ */
+import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types.ts";
+import type { IdMaps } from "../idmap.ts";
+
+/** A mount described as data. "directory" needs no kernel mount (vfs). */
+export type MountSpec =
+  | { kind: "directory"; path: string }
+  | {
+      kind: "overlay";
+      /** Where the merged view appears. */
+      target: string;
+      /** The -o option string for mount(8), e.g. "lowerdir=l/A:l/B,upperdir=...,workdir=...". */
+      options: string;
+      /** Directory to run mount(8) in, so that relative lower dirs stay short. */
+      cwd: string;
+      /** A FUSE program (e.g. fuse-overlayfs) to run instead of mount(8). */
+      program?: string;
+    };
+
+export interface MountRequest {
+  readOnly: boolean;
+  /** Extra mount options (overlay.mountopt, mount --opt), comma-separated. */
+  options: string[];
+  volatile: boolean;
+  mountLabel: string;
+}
+
+export interface CreateLayerRequest {
+  /** Parent layer ID, or undefined for a base layer. */
+  parent: string | undefined;
+  /** Where the parent's content lives when it comes from a read-only image store. */
+  parentHome?: string;
+  idMaps: IdMaps;
+  /** Maps of the parent, so a copy can be shifted from the parent's owners to the new ones. */
+  parentIdMaps: IdMaps;
+}
+
+/** The reference a diff, changes or diffsize compares against. */
+export interface CompareRequest {
+  id: string;
+  /** The layer compared with; undefined means an empty tree. */
+  from: string | undefined;
+  /** True when `from` is the layer's own parent (lets overlay read its upper dir directly). */
+  fromIsParent: boolean;
+  idMaps: IdMaps;
+}
+
+export interface Driver {
+  readonly name: "vfs" | "overlay";
+  /** Creates the driver's home and any one-time state (overlay: probes, private mount). */
+  init(): Promise<void>;
+  /** Makes an empty layer (vfs: a full copy of the parent). Idempotent over a half-made directory. */
+  create(id: string, request: CreateLayerRequest): Promise<void>;
+  /** Removes a layer's directories; missing ones are not an error. */
+  remove(id: string): Promise<void>;
+  /** True when the layer's directory exists. */
+  exists(id: string): boolean;
+  /** Layer IDs that have a directory here, for consistency checks. */
+  listLayerIds(): string[];
+  /** Applies a layer tar on top of the layer's content. */
+  applyDiff(id: string, parent: string | undefined, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult>;
+  /** The directory holding the files that belong to this layer (vfs: the full tree; overlay: diff/). */
+  contentDir(id: string): string;
+  /** Where the layer appears when mounted (printed by `mount`). */
+  mountPoint(id: string): string;
+  /** Describes how to mount the layer. */
+  mountSpec(id: string, request: MountRequest): MountSpec;
+  changes(request: CompareRequest): Promise<Change[]>;
+  diffSize(request: CompareRequest): Promise<number>;
+  /** Writes the differences as an uncompressed layer tar. */
+  diff(request: CompareRequest, sink: ByteSink): Promise<void>;
+  /** `status` lines after the common ones. */
+  status(): Array<[string, string]>;
+  /** Releases driver-wide resources (overlay: the private bind mount of its home). */
+  shutdown(): Promise<void>;
+}
