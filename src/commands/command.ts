@@ -28,8 +28,10 @@ export interface CommandContext {
   store: Store;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
-  /** Raw stdout for binary output. */
+  /** Raw stdout for binary output (text written before it is flushed first). */
   stdoutBytes: (bytes: Uint8Array) => Promise<void>;
+  /** Flushes buffered text, before a command streams to stdout by other means. */
+  flushStdout: () => Promise<void>;
 }
 
 export interface CommandDef {

@@ -1,0 +1,74 @@
+/** Options and helpers several commands share. */
+import { accessSync, constants, readFileSync } from "node:fs";
+import { goJson } from "../cli/format.ts";
+import type { ByteSource } from "../archive/types.ts";
+import { StorageError } from "../errors.ts";
+import type { CommandContext, OptionDef } from "./command.ts";
+
+export const JSON_OPTION: OptionDef = { names: ["json", "j"], type: "bool", description: "Prefer JSON output" };
+export const QUIET_OPTION: OptionDef = { names: ["quiet", "q"], type: "bool", description: "Print only what was asked for" };
+export const NAME_OPTION: OptionDef = { names: ["name", "n"], type: "list", description: "Name to give the object (repeatable)" };
+export const ID_OPTION: OptionDef = { names: ["id", "i"], type: "string", description: "ID to use instead of a random one" };
+export const METADATA_OPTION: OptionDef = { names: ["metadata", "m"], type: "string", description: "Metadata to set" };
+export const METADATA_FILE_OPTION: OptionDef = { names: ["metadata-file", "f"], type: "string", description: "Read metadata from a file (wins over --metadata)" };
+
+export function wantsJson(ctx: CommandContext): boolean {
+  return ctx.options.json === true;
+}
+
+export function stringOption(ctx: CommandContext, name: string): string | undefined {
+  const value = ctx.options[name];
+  return typeof value === "string" ? value : undefined;
+}
+
+export function listOption(ctx: CommandContext, name: string): string[] {
+  const value = ctx.options[name];
+  return Array.isArray(value) ? value : [];
+}
+
+/** Prints a value as one line of Go-style JSON. */
+export function printJson(ctx: CommandContext, value: unknown): void {
+  ctx.stdout(`${goJson(value)}\n`);
+}
+
+/** The error for a user-named file that cannot be opened, worded like Go's os.Open. */
+function openError(path: string, e: unknown): StorageError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const reason = code === "ENOENT" ? "no such file or directory" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : (e as Error).message;
+  return new StorageError(`open ${path}: ${reason}`);
+}
+
+/** Reads a whole file given by the user, with a one-line error naming it. */
+export function readUserFile(path: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw openError(path, e);
+  }
+}
+
+/** Metadata from --metadata-file (wins) or --metadata; undefined when neither is given. */
+export function metadataOption(ctx: CommandContext): string | undefined {
+  const file = stringOption(ctx, "metadata-file");
+  if (file !== undefined) return new TextDecoder().decode(readUserFile(file));
+  return stringOption(ctx, "metadata");
+}
+
+/** A stream of the file named by --file, else of standard input; a missing file fails before any work starts. */
+export function inputStream(ctx: CommandContext, fileOption = "file"): ByteSource {
+  const file = stringOption(ctx, fileOption);
+  if (file === undefined) return Bun.stdin.stream() as unknown as ByteSource;
+  try {
+    accessSync(file, constants.R_OK);
+  } catch (e) {
+    throw openError(file, e);
+  }
+  return Bun.file(file).stream() as unknown as ByteSource;
+}
+
+/** All bytes of the file named by --file, else of standard input. */
+export async function inputBytes(ctx: CommandContext, fileOption = "file"): Promise<Uint8Array> {
+  const file = stringOption(ctx, fileOption);
+  if (file !== undefined) return readUserFile(file);
+  return new Uint8Array(await Bun.stdin.arrayBuffer());
+}

@@ -1,0 +1,79 @@
+/** Layer content: changes, diffsize, diff, applydiff (spec/cli.md §3.7). */
+import { goQuote } from "../cli/format.ts";
+import { fileSink, stdoutSink } from "../archive/compression.ts";
+import { ChangeKind, Compression } from "../archive/types.ts";
+import type { CommandDef } from "./command.ts";
+import { JSON_OPTION, inputStream, printJson, stringOption, wantsJson } from "./common.ts";
+
+const KIND_WORD: Record<ChangeKind, string> = { [ChangeKind.Modify]: "Modify", [ChangeKind.Add]: "Add", [ChangeKind.Delete]: "Delete" };
+
+export const changes: CommandDef = {
+  names: ["changes"],
+  synopsis: "[options [...]] layerNameOrID [referenceLayerNameOrID]",
+  description: "Compare two layers",
+  minArgs: 1,
+  maxArgs: 2,
+  options: [JSON_OPTION],
+  async run(ctx) {
+    const list = await ctx.store.changes(ctx.args[0]!, ctx.args[1]);
+    if (wantsJson(ctx)) printJson(ctx, list.length === 0 ? null : list.map((c) => ({ Path: c.path, Kind: c.kind })));
+    else ctx.stdout(list.map((c) => `${KIND_WORD[c.kind]} ${goQuote(c.path)}\n`).join(""));
+    return 0;
+  },
+};
+
+export const diffSize: CommandDef = {
+  names: ["diffsize", "diff-size"],
+  synopsis: "[options [...]] layerNameOrID [referenceLayerNameOrID]",
+  description: "Compare two layers",
+  minArgs: 1,
+  maxArgs: 2,
+  options: [],
+  async run(ctx) {
+    ctx.stdout(`${await ctx.store.diffSize(ctx.args[0]!, ctx.args[1])}\n`);
+    return 0;
+  },
+};
+
+export const diff: CommandDef = {
+  names: ["diff"],
+  synopsis: "[options [...]] layerNameOrID [referenceLayerNameOrID]",
+  description: "Compare two layers",
+  minArgs: 1,
+  maxArgs: 2,
+  options: [
+    { names: ["file", "f"], type: "string", description: "Write to file instead of stdout" },
+    { names: ["uncompressed", "u"], type: "bool", description: "Use no compression" },
+    { names: ["gzip", "c"], type: "bool", description: "Compress using gzip" },
+    { names: ["bzip2", "bz2", "b"], type: "bool", description: "Compress using bzip2 (not supported)" },
+    { names: ["xz", "x"], type: "bool", description: "Compress using xz (not supported)" },
+  ],
+  async run(ctx) {
+    // The strongest requested compression wins: xz > bzip2 > gzip > none; none given: as applied.
+    let compression: Compression | undefined;
+    if (ctx.options.uncompressed === true) compression = Compression.None;
+    if (ctx.options.gzip === true) compression = Compression.Gzip;
+    if (ctx.options.bzip2 === true) compression = Compression.Bzip2;
+    if (ctx.options.xz === true) compression = Compression.Xz;
+    const file = stringOption(ctx, "file");
+    await ctx.flushStdout();
+    const sink = file !== undefined ? fileSink(file) : stdoutSink();
+    await ctx.store.diff(ctx.args[0]!, ctx.args[1], sink, compression);
+    return 0;
+  },
+};
+
+export const applyDiff: CommandDef = {
+  names: ["applydiff", "apply-diff"],
+  synopsis: "[options [...]] layerNameOrID [referenceLayerNameOrID]",
+  description: "Apply a diff to a layer",
+  minArgs: 1,
+  maxArgs: 1,
+  options: [{ names: ["file", "f"], type: "string", description: "Read from file instead of stdin" }],
+  async run(ctx) {
+    const layer = ctx.args[0]!;
+    ctx.store.layer(layer);
+    await ctx.store.applyDiff(layer, inputStream(ctx));
+    return 0;
+  },
+};

@@ -1,0 +1,118 @@
+/**
+ * Big-data item commands, made once for each kind (spec/cli.md §2.9, §3.1.6, §3.2.5, §3.3.4):
+ * list-, get-, set- and, for images and containers, get-...-data-size and -digest.
+ */
+import { writeFileSync } from "node:fs";
+import { ContainerUnknownError, ImageUnknownError, LayerUnknownError, StorageError } from "../errors.ts";
+import type { BigDataInfo, ObjectKind } from "../store/records.ts";
+import type { CommandContext, CommandDef } from "./command.ts";
+import { JSON_OPTION, inputBytes, printJson, stringOption, wantsJson } from "./common.ts";
+
+interface DataOwner {
+  id: string;
+  items: BigDataInfo[];
+}
+
+/** Resolves the owner of data items of a kind, with the error containers-storage gives for each kind. */
+function resolveOwner(ctx: CommandContext, kind: ObjectKind, ref: string): DataOwner {
+  if (kind === "layer") {
+    const layer = ctx.store.findLayer(ref);
+    if (!layer) throw new LayerUnknownError();
+    return { id: layer.id, items: ctx.store.records.bigDataOf("layer", layer.id) };
+  }
+  if (kind === "image") {
+    const image = ctx.store.findImage(ref);
+    if (!image) throw new ImageUnknownError(`locating image with ID "${ref}": image not known`);
+    return { id: image.id, items: image.bigData };
+  }
+  const container = ctx.store.findContainer(ref);
+  if (!container) throw new ContainerUnknownError();
+  return { id: container.id, items: container.bigData };
+}
+
+function missingItem(kind: ObjectKind, name: string, id: string): StorageError {
+  const hint = kind === "image" ? " (consider removing the image to resolve the issue)" : "";
+  return new StorageError(`locating item named "${name}" for ${kind} with ID "${id}"${hint}: file does not exist`);
+}
+
+/** The data commands of one kind; aliases drop the dashes (listimagedata). */
+export function dataCommands(kind: ObjectKind): CommandDef[] {
+  const alias = (name: string) => name.replaceAll("-", "");
+  const refWord = `${kind}NameOrID`;
+  const list: CommandDef = {
+    names: [`list-${kind}-data`, alias(`list-${kind}-data`)],
+    synopsis: `[options [...]] ${refWord}`,
+    description: `List data items that are attached to a ${kind}`,
+    minArgs: 1,
+    maxArgs: 1,
+    options: [JSON_OPTION],
+    async run(ctx) {
+      const names = resolveOwner(ctx, kind, ctx.args[0]!).items.map((i) => i.name);
+      if (wantsJson(ctx)) printJson(ctx, names.length === 0 ? null : names);
+      else ctx.stdout(names.map((n) => `${n}\n`).join(""));
+      return 0;
+    },
+  };
+  const get: CommandDef = {
+    names: [`get-${kind}-data`, alias(`get-${kind}-data`)],
+    synopsis: `[options [...]] ${refWord} dataName`,
+    description: `Get data that is attached to a ${kind}`,
+    minArgs: 2,
+    maxArgs: Infinity,
+    options: [{ names: ["file", "f"], type: "string", description: "Write data to file" }],
+    async run(ctx) {
+      const owner = resolveOwner(ctx, kind, ctx.args[0]!);
+      const out = stringOption(ctx, "file");
+      if (out !== undefined) writeFileSync(out, "");
+      const data = ctx.store.bigData(kind, owner.id, ctx.args[1]!);
+      if (!data) throw missingItem(kind, ctx.args[1]!, owner.id);
+      if (out !== undefined) writeFileSync(out, data);
+      else await ctx.stdoutBytes(data);
+      return 0;
+    },
+  };
+  const set: CommandDef = {
+    names: [`set-${kind}-data`, alias(`set-${kind}-data`)],
+    synopsis: `[options [...]] ${refWord} dataName`,
+    description: `Set data that is attached to a ${kind}`,
+    minArgs: 2,
+    maxArgs: Infinity,
+    options: [{ names: ["file", "f"], type: "string", description: "Read data from file" }],
+    async run(ctx) {
+      const owner = resolveOwner(ctx, kind, ctx.args[0]!);
+      ctx.store.setBigData(kind, owner.id, ctx.args[1]!, await inputBytes(ctx));
+      return 0;
+    },
+  };
+  if (kind === "layer") return [list, get, set];
+  const item = (ctx: CommandContext) => resolveOwner(ctx, kind, ctx.args[0]!).items.find((i) => i.name === ctx.args[1]);
+  const size: CommandDef = {
+    names: [`get-${kind}-data-size`, alias(`get-${kind}-data-size`)],
+    synopsis: `[options [...]] ${refWord} dataName`,
+    description: `Get size of data that is attached to ${kind === "image" ? "an image" : "a container"}`,
+    minArgs: 2,
+    maxArgs: Infinity,
+    options: [],
+    async run(ctx) {
+      const found = item(ctx);
+      if (!found) throw new StorageError("size is not known");
+      ctx.stdout(`${found.size}\n`);
+      return 0;
+    },
+  };
+  const digest: CommandDef = {
+    names: [`get-${kind}-data-digest`, alias(`get-${kind}-data-digest`)],
+    synopsis: `[options [...]] ${refWord} dataName`,
+    description: `Get digest of data that is attached to ${kind === "image" ? "an image" : "a container"}`,
+    minArgs: 2,
+    maxArgs: Infinity,
+    options: [],
+    async run(ctx) {
+      const found = item(ctx);
+      if (!found) throw new StorageError("could not compute digest of item");
+      ctx.stdout(`${found.digest}\n`);
+      return 0;
+    },
+  };
+  return [list, get, size, digest, set];
+}

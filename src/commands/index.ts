@@ -1,0 +1,65 @@
+/** Every command, in the order of the global usage listing (spec/cli.md §1.7). */
+import type { CommandDef } from "./command.ts";
+import { container, containers, createContainer, getContainerDir, getContainerRunDir } from "./containers.ts";
+import { applyDiff, changes, diff, diffSize } from "./content.ts";
+import { dataCommands } from "./data.ts";
+import { deleteAny, deleteContainer, deleteImage, deleteLayer, exists } from "./delete.ts";
+import { createImage, image, images, imagesByDigest } from "./images.ts";
+import { createLayer, importLayer, layer, layers } from "./layers.ts";
+import { mount, mounted, unmount } from "./mount.ts";
+import { addNames, getNames, metadata, setMetadata, setNames } from "./names.ts";
+import { shutdown, status, version, wipe } from "./store-commands.ts";
+
+const [listContainerData, getContainerData, getContainerDataSize, getContainerDataDigest, setContainerData] = dataCommands("container");
+const [listImageData, getImageData, getImageDataSize, getImageDataDigest, setImageData] = dataCommands("image");
+const [listLayerData, getLayerData, setLayerData] = dataCommands("layer");
+
+export const COMMANDS: CommandDef[] = [
+  container,
+  listContainerData!,
+  getContainerData!,
+  getContainerDataSize!,
+  getContainerDataDigest!,
+  setContainerData!,
+  getContainerDir,
+  getContainerRunDir,
+  containers,
+  createLayer,
+  importLayer,
+  createImage,
+  createContainer,
+  deleteAny,
+  deleteLayer,
+  deleteImage,
+  deleteContainer,
+  changes,
+  diffSize,
+  diff,
+  applyDiff,
+  exists,
+  image,
+  listImageData!,
+  getImageData!,
+  getImageDataSize!,
+  getImageDataDigest!,
+  setImageData!,
+  images,
+  imagesByDigest,
+  layer,
+  listLayerData!,
+  getLayerData!,
+  setLayerData!,
+  layers,
+  metadata,
+  setMetadata,
+  mount,
+  unmount,
+  mounted,
+  getNames,
+  addNames,
+  setNames,
+  shutdown,
+  status,
+  version,
+  wipe,
+];

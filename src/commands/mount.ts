@@ -1,0 +1,86 @@
+/** Mounting: mount, unmount, mounted (spec/cli.md §3.6). */
+import type { CommandDef } from "./command.ts";
+import { JSON_OPTION, printJson, stringOption, wantsJson } from "./common.ts";
+
+export const mount: CommandDef = {
+  names: ["mount"],
+  synopsis: "[options [...]] LayerOrContainerNameOrID",
+  description: "Mount a layer or container",
+  minArgs: 1,
+  maxArgs: Infinity,
+  options: [
+    { names: ["label", "l"], type: "string", description: "Mount Label" },
+    { names: ["ro", "r"], type: "bool", description: "Mount image read-only" },
+    { names: ["opt", "o"], type: "string", description: "Extra mount options, comma-separated (overlay)" },
+    JSON_OPTION,
+  ],
+  async run(ctx) {
+    const results: Array<{ id: string; mountpoint: string; error: string }> = [];
+    for (const ref of ctx.args) {
+      try {
+        const opt = stringOption(ctx, "opt");
+        const options = opt ? opt.split(",").filter(Boolean) : [];
+        const path = ctx.store.mount(ref, { readOnly: ctx.options.ro === true, mountLabel: stringOption(ctx, "label"), options });
+        results.push({ id: ref, mountpoint: path, error: "" });
+      } catch (e) {
+        results.push({ id: ref, mountpoint: "", error: (e as Error).message });
+      }
+    }
+    if (wantsJson(ctx)) printJson(ctx, results);
+    else {
+      for (const r of results) {
+        ctx.stdout(`${r.mountpoint}\n`);
+        if (r.error) ctx.stderr(`${r.error} while mounting ${r.id}\n`);
+      }
+    }
+    return results.some((r) => r.error) ? 1 : 0;
+  },
+};
+
+export const unmount: CommandDef = {
+  names: ["unmount", "umount"],
+  synopsis: "[options [...]] LayerOrContainerNameOrID",
+  description: "Unmount a layer or container",
+  minArgs: 1,
+  maxArgs: Infinity,
+  options: [{ names: ["force", "f"], type: "bool", description: "Force the umount" }, JSON_OPTION],
+  async run(ctx) {
+    const results: Array<{ id: string; error: string }> = [];
+    for (const ref of ctx.args) {
+      try {
+        const outcome = ctx.store.unmount(ref, ctx.options.force === true);
+        // Printed even with --json, before the JSON document (spec §3.6.2).
+        if (outcome === "unmounted") ctx.stdout(`${ref} mountpoint unmounted\n`);
+        results.push({ id: ref, error: "" });
+      } catch (e) {
+        results.push({ id: ref, error: (e as Error).message });
+        if (!wantsJson(ctx)) ctx.stderr(`${(e as Error).message} while unmounting ${ref}\n`);
+      }
+    }
+    if (wantsJson(ctx)) printJson(ctx, results);
+    return results.some((r) => r.error) ? 1 : 0;
+  },
+};
+
+export const mounted: CommandDef = {
+  names: ["mounted"],
+  synopsis: "[options [...]] LayerOrContainerNameOrID",
+  description: "Check if a file system is mounted",
+  minArgs: 1,
+  maxArgs: Infinity,
+  options: [JSON_OPTION],
+  async run(ctx) {
+    const results: Array<{ id: string; error: string }> = [];
+    for (const ref of ctx.args) {
+      try {
+        if (ctx.store.mountCount(ref) > 0) ctx.stdout(`${ref} mounted\n`);
+        results.push({ id: ref, error: "" });
+      } catch (e) {
+        results.push({ id: ref, error: (e as Error).message });
+        if (!wantsJson(ctx)) ctx.stderr(`${(e as Error).message} checking if ${ref} is mounted\n`);
+      }
+    }
+    if (wantsJson(ctx)) printJson(ctx, results);
+    return results.some((r) => r.error) ? 1 : 0;
+  },
+};

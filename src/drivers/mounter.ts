@@ -1,0 +1,145 @@
+/**
+ * Runs the mounts that drivers describe and counts them. Counts live in a small SQLite
+ * database in the run root (so a reboot, which empties a tmpfs run root, forgets them), and a
+ * count is only trusted while the kernel's mount table still shows the mount: after a process
+ * holding a mount is killed, or someone unmounts behind our back, the next call sees the truth.
+ */
+import { Database } from "bun:sqlite";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { SystemError } from "../errors.ts";
+import type { MountSpec } from "./driver.ts";
+
+export interface MountState {
+  layer: string;
+  path: string;
+  count: number;
+}
+
+/** Mount points currently in the kernel's table for this process's mount namespace. */
+export function kernelMountPoints(): Set<string> {
+  const points = new Set<string>();
+  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    const field = line.split(" ")[4];
+    if (field) points.add(field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))));
+  }
+  return points;
+}
+
+function run(argv: string[], cwd?: string): void {
+  const proc = Bun.spawnSync(argv, { cwd, stdout: "pipe", stderr: "pipe" });
+  if (proc.exitCode !== 0) {
+    const detail = (proc.stderr.toString() || proc.stdout.toString()).trim().split("\n").join("; ");
+    throw new SystemError(`${argv[0]} failed: ${detail || `exit status ${proc.exitCode}`}`);
+  }
+}
+
+/** Mounts and unmounts driver mount specs, keeping per-layer counts in the run root. */
+export class Mounter {
+  private readonly db: Database;
+
+  constructor(runRoot: string) {
+    mkdirSync(runRoot, { recursive: true, mode: 0o700 });
+    this.db = new Database(join(runRoot, "mounts.db"), { create: true, strict: true });
+    this.db.run("PRAGMA busy_timeout = 60000");
+    this.db.run("PRAGMA journal_mode = WAL");
+    this.db.run("CREATE TABLE IF NOT EXISTS mounts (layer TEXT PRIMARY KEY, path TEXT NOT NULL, count INTEGER NOT NULL, kernel INTEGER NOT NULL)");
+  }
+
+  /** Runs fn holding the run root's write lock, so that counting and mounting are one step. */
+  private locked<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  private row(layer: string): { path: string; count: number; kernel: number } | undefined {
+    return (this.db.query("SELECT path, count, kernel FROM mounts WHERE layer = ?").get(layer) as { path: string; count: number; kernel: number } | null) ?? undefined;
+  }
+
+  /** The live count: a kernel mount that is no longer in the mount table counts as 0. */
+  private liveCount(layer: string, points?: Set<string>): number {
+    const row = this.row(layer);
+    if (!row || row.count <= 0) return 0;
+    if (row.kernel && !(points ?? kernelMountPoints()).has(row.path)) return 0;
+    return row.count;
+  }
+
+  /** Mounts the layer (or counts one more user of an existing mount) and returns the mount point. */
+  mount(layer: string, spec: MountSpec): string {
+    return this.locked(() => {
+      const path = spec.kind === "directory" ? spec.path : spec.target;
+      const count = this.liveCount(layer);
+      if (count === 0) {
+        if (spec.kind === "overlay") {
+          mkdirSync(spec.target, { recursive: true, mode: 0o700 });
+          if (kernelMountPoints().has(spec.target)) run(["umount", spec.target]);
+          if (spec.program) run([spec.program, "-o", spec.options, spec.target], spec.cwd);
+          else run(["mount", "-t", "overlay", "overlay", "-o", spec.options, spec.target], spec.cwd);
+        }
+      }
+      const existing = this.row(layer);
+      const mountedPath = count > 0 && existing ? existing.path : path;
+      this.db.query("INSERT OR REPLACE INTO mounts (layer, path, count, kernel) VALUES (?, ?, ?, ?)").run(layer, mountedPath, count + 1, spec.kind === "overlay" ? 1 : 0);
+      return mountedPath;
+    });
+  }
+
+  /**
+   * Drops one user of the layer's mount (all of them with force); unmounts when none is left.
+   * Returns true when the layer is no longer mounted afterwards.
+   */
+  unmount(layer: string, force: boolean): boolean {
+    return this.locked(() => {
+      const row = this.row(layer);
+      const count = this.liveCount(layer);
+      if (row && count > 1 && !force) {
+        this.db.query("UPDATE mounts SET count = ? WHERE layer = ?").run(count - 1, layer);
+        return false;
+      }
+      if (row?.kernel && kernelMountPoints().has(row.path)) unmountPath(row.path);
+      this.db.query("DELETE FROM mounts WHERE layer = ?").run(layer);
+      return true;
+    });
+  }
+
+  /** The current mount count of a layer, checked against the kernel. */
+  count(layer: string): number {
+    return this.liveCount(layer);
+  }
+
+  /** The mount point of a mounted layer. */
+  mountPoint(layer: string): string | undefined {
+    return this.liveCount(layer) > 0 ? this.row(layer)?.path : undefined;
+  }
+
+  /** Every layer with a live mount. */
+  mounted(): MountState[] {
+    const points = kernelMountPoints();
+    const rows = this.db.query("SELECT layer, path, count, kernel FROM mounts").all() as Array<MountState & { kernel: number }>;
+    return rows.filter((r) => r.count > 0 && (!r.kernel || points.has(r.path))).map(({ layer, path, count }) => ({ layer, path, count }));
+  }
+
+  /** Rows whose kernel mount has disappeared (for `check`). */
+  staleMounts(): MountState[] {
+    const points = kernelMountPoints();
+    const rows = this.db.query("SELECT layer, path, count, kernel FROM mounts").all() as Array<MountState & { kernel: number }>;
+    return rows.filter((r) => r.kernel && !points.has(r.path)).map(({ layer, path, count }) => ({ layer, path, count }));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+/** Unmounts a path; when it is busy, detaches it lazily so that callers never hang. */
+export function unmountPath(path: string): void {
+  try {
+    run(["umount", path]);
+  } catch (e) {
+    if (!kernelMountPoints().has(path)) return;
+    try {
+      run(["umount", "-l", path]);
+    } catch {
+      throw e;
+    }
+  }
+}

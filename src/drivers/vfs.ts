@@ -1,0 +1,126 @@
+/**
+ * The vfs driver: every layer is a complete directory tree, made by copying its parent.
+ * Simple, portable and slow to create; no kernel mounts.
+ */
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { applyLayerTar } from "../archive/apply.ts";
+import { compareTrees, sizeOfChanges } from "../archive/changes.ts";
+import { exportChanges } from "../archive/export.ts";
+import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types.ts";
+import { InitError } from "../errors.ts";
+import type { IdMaps } from "../idmap.ts";
+import { copyTree } from "./copy-tree.ts";
+import type { CompareRequest, CreateLayerRequest, Driver, MountSpec } from "./driver.ts";
+
+export interface VfsOptions {
+  /** Graph roots of read-only stores whose layers may be parents. */
+  imageStores: string[];
+}
+
+/** Accepted vfs options and the check of a KEY=VALUE list (spec §6.2). */
+export function parseVfsOptions(options: string[]): VfsOptions {
+  const result: VfsOptions = { imageStores: [] };
+  for (const option of options) {
+    const eq = option.indexOf("=");
+    const key = option.slice(0, eq).toLowerCase();
+    const value = option.slice(eq + 1);
+    const bare = key.replace(/^(vfs)?\./, "");
+    if (bare === "imagestore" || bare === "additionalimagestore") result.imageStores.push(...value.split(",").filter(Boolean));
+    else if (bare === "ignore_chown_errors") continue;
+    else if (bare === "mountopt") throw new InitError("vfs driver does not support mount options");
+    else throw new InitError(`vfs driver does not support ${key} options`);
+  }
+  return result;
+}
+
+export class VfsDriver implements Driver {
+  readonly name = "vfs" as const;
+  private readonly home: string;
+
+  constructor(
+    graphRoot: string,
+    private readonly options: VfsOptions,
+  ) {
+    this.home = join(graphRoot, "vfs", "dir");
+  }
+
+  async init(): Promise<void> {
+    mkdirSync(this.home, { recursive: true, mode: 0o700 });
+  }
+
+  /** A layer's directory here, or in the first read-only store that has it. */
+  private dirOf(id: string): string {
+    const own = join(this.home, id);
+    if (existsSync(own)) return own;
+    for (const store of this.options.imageStores) {
+      const other = join(store, "vfs", "dir", id);
+      if (existsSync(other)) return other;
+    }
+    return own;
+  }
+
+  async create(id: string, request: CreateLayerRequest): Promise<void> {
+    const dir = join(this.home, id);
+    rmSync(dir, { recursive: true, force: true });
+    if (request.parent === undefined) {
+      mkdirSync(dir, { mode: 0o555 });
+      return;
+    }
+    mkdirSync(dir, { mode: 0o700 });
+    await copyTree(request.parentHome ?? this.dirOf(request.parent), dir, { from: request.parentIdMaps, to: request.idMaps });
+  }
+
+  async remove(id: string): Promise<void> {
+    rmSync(join(this.home, id), { recursive: true, force: true });
+  }
+
+  exists(id: string): boolean {
+    return existsSync(join(this.home, id));
+  }
+
+  listLayerIds(): string[] {
+    return existsSync(this.home) ? readdirSync(this.home) : [];
+  }
+
+  applyDiff(id: string, _parent: string | undefined, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult> {
+    return applyLayerTar(join(this.home, id), source, { whiteouts: "remove", idMaps, onLayoutChunk });
+  }
+
+  contentDir(id: string): string {
+    return this.dirOf(id);
+  }
+
+  mountPoint(id: string): string {
+    return this.dirOf(id);
+  }
+
+  mountSpec(id: string): MountSpec {
+    return { kind: "directory", path: this.dirOf(id) };
+  }
+
+  private trees(request: CompareRequest): [string | null, string] {
+    return [request.from === undefined ? null : this.dirOf(request.from), this.dirOf(request.id)];
+  }
+
+  changes(request: CompareRequest): Promise<Change[]> {
+    const [lower, upper] = this.trees(request);
+    return compareTrees(lower, upper, { lower: request.idMaps, upper: request.idMaps });
+  }
+
+  async diffSize(request: CompareRequest): Promise<number> {
+    const [, upper] = this.trees(request);
+    return sizeOfChanges(upper, await this.changes(request));
+  }
+
+  async diff(request: CompareRequest, sink: ByteSink): Promise<void> {
+    const [, upper] = this.trees(request);
+    await exportChanges(upper, await this.changes(request), sink, request.idMaps);
+  }
+
+  status(): Array<[string, string]> {
+    return [];
+  }
+
+  async shutdown(): Promise<void> {}
+}

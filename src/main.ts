@@ -1,0 +1,112 @@
+/**
+ * Entry point: parse the command line, open the store, run the command, and turn any error
+ * into one line on stderr and an exit status (a stack trace only with --debug).
+ */
+import { basename } from "node:path";
+import { dispatch } from "./cli/dispatch.ts";
+import type { CommandContext, ParsedOptions } from "./commands/command.ts";
+import { COMMANDS } from "./commands/index.ts";
+import { StorageError } from "./errors.ts";
+import { resolveStoreOptions } from "./store/options.ts";
+import { type Store, openStore } from "./store/store.ts";
+
+const STORE_OPTIONS = ["graph", "run", "storage-driver", "storage-opt"];
+
+/** Text for stdout is collected and written in one go; binary output flushes it first. */
+class Output {
+  private pending: string[] = [];
+
+  text = (s: string): void => {
+    this.pending.push(s);
+  };
+
+  flush = async (): Promise<void> => {
+    if (this.pending.length === 0) return;
+    const text = this.pending.join("");
+    this.pending = [];
+    await Bun.write(Bun.stdout, text);
+  };
+
+  bytes = async (bytes: Uint8Array): Promise<void> => {
+    await this.flush();
+    await Bun.write(Bun.stdout, bytes);
+  };
+}
+
+function errorText(e: unknown, debug: boolean): string {
+  if (e instanceof StorageError && !debug) return e.message;
+  if (debug && e instanceof Error && e.stack) return e.stack;
+  const message = e instanceof Error ? e.message : String(e);
+  return e instanceof StorageError ? message : `internal error: ${message.split("\n")[0]}`;
+}
+
+function programName(): string {
+  const exe = basename(process.execPath);
+  return exe === "bun" || exe === "node" ? "oci-storage" : exe;
+}
+
+function debugLog(enabled: boolean, message: string): void {
+  if (enabled) process.stderr.write(`time="${new Date().toISOString()}" level=debug msg=${JSON.stringify(message)}\n`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const out = new Output();
+  const stderr = (s: string) => void process.stderr.write(s);
+  const parsed = dispatch(programName(), argv, COMMANDS, { stdout: out.text, stderr });
+  if (parsed.kind === "exit") {
+    await out.flush();
+    return parsed.code;
+  }
+  const globals: ParsedOptions = parsed.globals;
+  const debug = globals.debug === true;
+  let store: Store;
+  try {
+    const explicit = STORE_OPTIONS.some((o) => parsed.globalsBeforeCommand.has(o));
+    const options = resolveStoreOptions(
+      {
+        graph: globals.graph as string | undefined,
+        run: globals.run as string | undefined,
+        driver: globals["storage-driver"] as string | undefined,
+        storageOpts: (globals["storage-opt"] as string[] | undefined) ?? [],
+      },
+      explicit,
+    );
+    store = await openStore(options);
+    debugLog(debug, `Root: ${store.graphRoot}`);
+    debugLog(debug, `Run Root: ${store.runRoot}`);
+    debugLog(debug, `Driver Name: ${store.driverName}`);
+    debugLog(debug, `Driver Options: [${options.driverOptions.join(" ")}]`);
+  } catch (e) {
+    out.text(`error initializing: ${errorText(e, debug)}\n`);
+    await out.flush();
+    return 1;
+  }
+  const ctx: CommandContext = {
+    invokedAs: parsed.invokedAs,
+    args: parsed.args,
+    options: parsed.options,
+    store,
+    stdout: out.text,
+    stderr,
+    stdoutBytes: out.bytes,
+    flushStdout: out.flush,
+  };
+  let code: number;
+  try {
+    code = await parsed.command.run(ctx);
+  } catch (e) {
+    await out.flush().catch(() => {});
+    stderr(`${errorText(e, debug)}\n`);
+    code = e instanceof StorageError ? e.exitCode : 1;
+  }
+  store.close();
+  await out.flush();
+  return code;
+}
+
+process.on("SIGPIPE", () => process.exit(141));
+const code = await main(process.argv.slice(2)).catch((e) => {
+  process.stderr.write(`${errorText(e, process.argv.includes("--debug") || process.argv.includes("-D"))}\n`);
+  return 1;
+});
+process.exit(code);

@@ -1,0 +1,384 @@
+/**
+ * The SQL side of the store: rows to records and back. No filesystem work happens here; the
+ * Store combines these calls with the driver inside its own transactions.
+ */
+import type { Database, Statement } from "bun:sqlite";
+import type { IdMapping } from "../idmap.ts";
+import type { BigDataInfo, ContainerRecord, ImageRecord, LayerRecord, ObjectKind } from "./records.ts";
+
+type Row = Record<string, any>;
+
+const TABLE: Record<ObjectKind, string> = { layer: "layers", image: "images", container: "containers" };
+
+function parseMaps(text: string): IdMapping[] {
+  return JSON.parse(text) as IdMapping[];
+}
+
+/** Prepared-statement access to the store's tables. */
+export class Catalog {
+  private readonly statements = new Map<string, Statement>();
+
+  constructor(readonly db: Database) {}
+
+  /** A cached prepared statement. */
+  private q(sql: string): Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  // ---- store-wide facts -------------------------------------------------------------
+
+  getInfo(key: string): string | undefined {
+    return (this.q("SELECT value FROM store_info WHERE key = ?").get(key) as Row | null)?.value;
+  }
+
+  setInfo(key: string, value: string): void {
+    this.q("INSERT INTO store_info (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(key, value);
+  }
+
+  // ---- lookups shared by all kinds ----------------------------------------------------
+
+  /** Resolves a reference within one kind: exact ID, exact name, then unique ID prefix (spec §2.4). */
+  resolve(kind: ObjectKind, ref: string, options: { byLayer?: boolean } = {}): string | undefined {
+    const table = TABLE[kind];
+    const visible = kind === "layer" ? " AND state = 'complete'" : "";
+    if (this.q(`SELECT 1 FROM ${table} WHERE id = ?${visible}`).get(ref)) return ref;
+    const named = this.q(
+      kind === "layer"
+        ? "SELECT n.owner FROM names n JOIN layers l ON l.id = n.owner WHERE n.kind = 'layer' AND n.name = ? AND l.state = 'complete'"
+        : "SELECT owner FROM names WHERE kind = ? AND name = ?",
+    );
+    const byName = (kind === "layer" ? named.get(ref) : named.get(kind, ref)) as Row | null;
+    if (byName) return byName.owner;
+    if (options.byLayer) {
+      const row = this.q("SELECT id FROM containers WHERE layer = ?").get(ref) as Row | null;
+      if (row) return row.id;
+    }
+    if (ref === "") return undefined;
+    // The IDs that sort right after the prefix: at most two share it when it is unique.
+    const rows = this.q(`SELECT id FROM ${table} WHERE id >= ?${visible} ORDER BY id LIMIT 2`).all(ref) as Row[];
+    const matches = rows.filter((r) => (r.id as string).startsWith(ref));
+    return matches.length === 1 ? matches[0]!.id : undefined;
+  }
+
+  namesOf(kind: ObjectKind, owner: string): string[] {
+    return (this.q("SELECT name FROM names WHERE kind = ? AND owner = ? ORDER BY position").all(kind, owner) as Row[]).map((r) => r.name);
+  }
+
+  /** All names of a kind, grouped by owner, for listings. */
+  allNames(kind: ObjectKind): Map<string, string[]> {
+    const result = new Map<string, string[]>();
+    for (const r of this.q("SELECT owner, name FROM names WHERE kind = ? ORDER BY owner, position").all(kind) as Row[]) {
+      let list = result.get(r.owner);
+      if (!list) result.set(r.owner, (list = []));
+      list.push(r.name);
+    }
+    return result;
+  }
+
+  /** The owner of a name within a kind. */
+  nameOwner(kind: ObjectKind, name: string): string | undefined {
+    return (this.q("SELECT owner FROM names WHERE kind = ? AND name = ?").get(kind, name) as Row | null)?.owner;
+  }
+
+  /** Replaces an object's names, taking each from whichever other object of the kind held it. */
+  setNames(kind: ObjectKind, owner: string, names: string[]): void {
+    this.q("DELETE FROM names WHERE kind = ? AND owner = ?").run(kind, owner);
+    const insert = this.q(
+      "INSERT INTO names (kind, name, owner, position) VALUES (?, ?, ?, ?) ON CONFLICT(kind, name) DO UPDATE SET owner = excluded.owner, position = excluded.position",
+    );
+    names.forEach((name, i) => insert.run(kind, name, owner, i));
+  }
+
+  getMetadata(kind: ObjectKind, id: string): string {
+    return (this.q(`SELECT metadata FROM ${TABLE[kind]} WHERE id = ?`).get(id) as Row).metadata;
+  }
+
+  setMetadata(kind: ObjectKind, id: string, metadata: string): void {
+    this.q(`UPDATE ${TABLE[kind]} SET metadata = ? WHERE id = ?`).run(metadata, id);
+  }
+
+  setFlags(kind: ObjectKind, id: string, flags: Record<string, unknown>): void {
+    this.q(`UPDATE ${TABLE[kind]} SET flags = ? WHERE id = ?`).run(JSON.stringify(flags), id);
+  }
+
+  // ---- big data -------------------------------------------------------------------------
+
+  bigDataOf(kind: ObjectKind, owner: string): BigDataInfo[] {
+    return this.q("SELECT name, size, digest FROM big_data WHERE kind = ? AND owner = ? ORDER BY seq").all(kind, owner) as BigDataInfo[];
+  }
+
+  allBigData(kind: ObjectKind): Map<string, BigDataInfo[]> {
+    const result = new Map<string, BigDataInfo[]>();
+    for (const r of this.q("SELECT owner, name, size, digest FROM big_data WHERE kind = ? ORDER BY owner, seq").all(kind) as Row[]) {
+      let list = result.get(r.owner);
+      if (!list) result.set(r.owner, (list = []));
+      list.push({ name: r.name, size: r.size, digest: r.digest });
+    }
+    return result;
+  }
+
+  getBigData(kind: ObjectKind, owner: string, name: string): Uint8Array | undefined {
+    const row = this.q("SELECT data FROM big_data WHERE kind = ? AND owner = ? AND name = ?").get(kind, owner, name) as Row | null;
+    return row ? (row.data as Uint8Array) : undefined;
+  }
+
+  /** Stores an item; a replaced item keeps its place in the creation order. */
+  setBigData(kind: ObjectKind, owner: string, name: string, data: Uint8Array, digest: string): void {
+    const seq = (this.q("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM big_data WHERE kind = ? AND owner = ?").get(kind, owner) as Row).next;
+    this.q(
+      `INSERT INTO big_data (kind, owner, name, seq, size, digest, data) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(kind, owner, name) DO UPDATE SET size = excluded.size, digest = excluded.digest, data = excluded.data`,
+    ).run(kind, owner, name, seq, data.byteLength, digest, data);
+  }
+
+  /** Removes an object's row, names and data items. */
+  deleteObject(kind: ObjectKind, id: string): void {
+    this.q("DELETE FROM names WHERE kind = ? AND owner = ?").run(kind, id);
+    this.q("DELETE FROM big_data WHERE kind = ? AND owner = ?").run(kind, id);
+    if (kind === "layer") this.q("DELETE FROM layer_layout WHERE layer = ?").run(id);
+    this.q(`DELETE FROM ${TABLE[kind]} WHERE id = ?`).run(id);
+  }
+
+  // ---- layers ---------------------------------------------------------------------------
+
+  private layerFromRow(r: Row, names: string[], bigData: BigDataInfo[]): LayerRecord {
+    return {
+      id: r.id,
+      names,
+      parent: r.parent ?? "",
+      metadata: r.metadata,
+      mountLabel: r.mount_label,
+      createdNs: BigInt(r.created_ns),
+      compressedDigest: r.compressed_digest,
+      compressedSize: r.compressed_size,
+      diffDigest: r.diff_digest,
+      diffSize: r.diff_size,
+      compression: r.compression,
+      uidset: JSON.parse(r.uidset),
+      gidset: JSON.parse(r.gidset),
+      flags: JSON.parse(r.flags),
+      uidMap: parseMaps(r.uidmap),
+      gidMap: parseMaps(r.gidmap),
+      bigDataNames: bigData.map((b) => b.name),
+      readOnly: r.read_only === 1,
+      hasLayout: r.has_layout === 1,
+    };
+  }
+
+  getLayer(id: string): LayerRecord | undefined {
+    const r = this.q("SELECT * FROM layers WHERE id = ? AND state = 'complete'").get(id) as Row | null;
+    return r ? this.layerFromRow(r, this.namesOf("layer", id), this.bigDataOf("layer", id)) : undefined;
+  }
+
+  /** Complete layers in creation order. */
+  listLayers(): LayerRecord[] {
+    const names = this.allNames("layer");
+    const data = this.allBigData("layer");
+    return (this.q("SELECT * FROM layers WHERE state = 'complete' ORDER BY seq").all() as Row[]).map((r) =>
+      this.layerFromRow(r, names.get(r.id) ?? [], data.get(r.id) ?? []),
+    );
+  }
+
+  /** Inserts a layer in state 'creating', owned by the given process token. */
+  insertLayer(layer: LayerRecord, owner: string): void {
+    this.q(
+      `INSERT INTO layers (id, parent, metadata, mount_label, created_ns, uidmap, gidmap, flags, read_only, state, owner)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?)`,
+    ).run(
+      layer.id,
+      layer.parent || null,
+      layer.metadata,
+      layer.mountLabel,
+      layer.createdNs,
+      JSON.stringify(layer.uidMap),
+      JSON.stringify(layer.gidMap),
+      JSON.stringify(layer.flags),
+      layer.readOnly ? 1 : 0,
+      owner,
+    );
+    this.setNames("layer", layer.id, layer.names);
+  }
+
+  /** True when a row with this layer ID exists in any state. */
+  layerRowExists(id: string): boolean {
+    return this.q("SELECT 1 FROM layers WHERE id = ?").get(id) !== null;
+  }
+
+  setLayerState(id: string, state: "creating" | "complete" | "deleting", owner: string): void {
+    this.q("UPDATE layers SET state = ?, owner = ? WHERE id = ?").run(state, owner, id);
+  }
+
+  /** Layers left 'creating' or 'deleting', with the token of the process that was working on them. */
+  unfinishedLayers(): Array<{ id: string; state: string; owner: string }> {
+    return this.q("SELECT id, state, owner FROM layers WHERE state != 'complete' ORDER BY seq DESC").all() as Array<{ id: string; state: string; owner: string }>;
+  }
+
+  /** Records the values of a freshly applied tar and drops the layout of any earlier one. */
+  recordApplied(id: string, values: Pick<LayerRecord, "compressedDigest" | "compressedSize" | "diffDigest" | "diffSize" | "compression" | "uidset" | "gidset" | "hasLayout">): void {
+    this.q(
+      `UPDATE layers SET compressed_digest = ?, compressed_size = ?, diff_digest = ?, diff_size = ?, compression = ?,
+       uidset = ?, gidset = ?, has_layout = ? WHERE id = ?`,
+    ).run(
+      values.compressedDigest,
+      values.compressedSize,
+      values.diffDigest,
+      values.diffSize,
+      values.compression,
+      JSON.stringify(values.uidset),
+      JSON.stringify(values.gidset),
+      values.hasLayout ? 1 : 0,
+      id,
+    );
+  }
+
+  /** Children of a layer (complete ones). */
+  childLayers(id: string): string[] {
+    return (this.q("SELECT id FROM layers WHERE parent = ? AND state = 'complete' ORDER BY seq").all(id) as Row[]).map((r) => r.id);
+  }
+
+  // ---- layer layouts (byte-exact re-export data) ---------------------------------------
+
+  clearLayout(layer: string): void {
+    this.q("DELETE FROM layer_layout WHERE layer = ?").run(layer);
+  }
+
+  addLayoutChunk(layer: string, seq: number, chunk: Uint8Array): void {
+    this.q("INSERT INTO layer_layout (layer, seq, chunk) VALUES (?, ?, ?)").run(layer, seq, chunk);
+  }
+
+  /** Streams a layer's layout chunks in order, one row at a time. */
+  *layoutChunks(layer: string): Generator<Uint8Array> {
+    let seq = -1;
+    for (;;) {
+      const row = this.q("SELECT seq, chunk FROM layer_layout WHERE layer = ? AND seq > ? ORDER BY seq LIMIT 1").get(layer, seq) as Row | null;
+      if (!row) return;
+      seq = row.seq;
+      yield row.chunk as Uint8Array;
+    }
+  }
+
+  // ---- images ---------------------------------------------------------------------------
+
+  private imageFromRow(r: Row, names: string[], bigData: BigDataInfo[]): ImageRecord {
+    return {
+      id: r.id,
+      digest: r.digest,
+      names,
+      namesHistory: JSON.parse(r.names_history),
+      topLayer: r.top_layer,
+      mappedLayers: JSON.parse(r.mapped_layers),
+      metadata: r.metadata,
+      bigData,
+      createdNs: BigInt(r.created_ns),
+      flags: JSON.parse(r.flags),
+    };
+  }
+
+  getImage(id: string): ImageRecord | undefined {
+    const r = this.q("SELECT * FROM images WHERE id = ?").get(id) as Row | null;
+    return r ? this.imageFromRow(r, this.namesOf("image", id), this.bigDataOf("image", id)) : undefined;
+  }
+
+  listImages(): ImageRecord[] {
+    const names = this.allNames("image");
+    const data = this.allBigData("image");
+    return (this.q("SELECT * FROM images ORDER BY seq").all() as Row[]).map((r) => this.imageFromRow(r, names.get(r.id) ?? [], data.get(r.id) ?? []));
+  }
+
+  insertImage(image: ImageRecord): void {
+    this.q("INSERT INTO images (id, digest, top_layer, metadata, created_ns, flags) VALUES (?, ?, ?, ?, ?, ?)").run(
+      image.id,
+      image.digest,
+      image.topLayer,
+      image.metadata,
+      image.createdNs,
+      JSON.stringify(image.flags),
+    );
+    this.setNames("image", image.id, image.names);
+  }
+
+  imageExists(id: string): boolean {
+    return this.q("SELECT 1 FROM images WHERE id = ?").get(id) !== null;
+  }
+
+  setImageDigest(id: string, digest: string): void {
+    this.q("UPDATE images SET digest = ? WHERE id = ?").run(digest, id);
+  }
+
+  setNamesHistory(id: string, history: string[]): void {
+    this.q("UPDATE images SET names_history = ? WHERE id = ?").run(JSON.stringify(history), id);
+  }
+
+  setMappedLayers(id: string, layers: string[]): void {
+    this.q("UPDATE images SET mapped_layers = ? WHERE id = ?").run(JSON.stringify(layers), id);
+  }
+
+  /** Images whose top layer or mapped top layers include the layer. */
+  imagesUsingLayer(layer: string): string[] {
+    return (
+      this.q("SELECT id FROM images WHERE top_layer = ? OR EXISTS (SELECT 1 FROM json_each(mapped_layers) WHERE value = ?) ORDER BY seq").all(layer, layer) as Row[]
+    ).map((r) => r.id);
+  }
+
+  // ---- containers ---------------------------------------------------------------------
+
+  private containerFromRow(r: Row, names: string[], bigData: BigDataInfo[]): ContainerRecord {
+    return {
+      id: r.id,
+      names,
+      image: r.image,
+      layer: r.layer,
+      metadata: r.metadata,
+      bigData,
+      createdNs: BigInt(r.created_ns),
+      uidMap: parseMaps(r.uidmap),
+      gidMap: parseMaps(r.gidmap),
+      flags: JSON.parse(r.flags),
+    };
+  }
+
+  getContainer(id: string): ContainerRecord | undefined {
+    const r = this.q("SELECT * FROM containers WHERE id = ?").get(id) as Row | null;
+    return r ? this.containerFromRow(r, this.namesOf("container", id), this.bigDataOf("container", id)) : undefined;
+  }
+
+  listContainers(): ContainerRecord[] {
+    const names = this.allNames("container");
+    const data = this.allBigData("container");
+    return (this.q("SELECT * FROM containers ORDER BY seq").all() as Row[]).map((r) =>
+      this.containerFromRow(r, names.get(r.id) ?? [], data.get(r.id) ?? []),
+    );
+  }
+
+  insertContainer(c: ContainerRecord): void {
+    this.q("INSERT INTO containers (id, image, layer, metadata, created_ns, uidmap, gidmap, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)").run(
+      c.id,
+      c.image,
+      c.layer,
+      c.metadata,
+      c.createdNs,
+      JSON.stringify(c.uidMap),
+      JSON.stringify(c.gidMap),
+      JSON.stringify(c.flags),
+    );
+    this.setNames("container", c.id, c.names);
+  }
+
+  containerExists(id: string): boolean {
+    return this.q("SELECT 1 FROM containers WHERE id = ?").get(id) !== null;
+  }
+
+  /** The container whose own layer is this layer, if any. */
+  containerOfLayer(layer: string): string | undefined {
+    return (this.q("SELECT id FROM containers WHERE layer = ?").get(layer) as Row | null)?.id;
+  }
+
+  containersUsingImage(image: string): string[] {
+    return (this.q("SELECT id FROM containers WHERE image = ? ORDER BY seq").all(image) as Row[]).map((r) => r.id);
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The store's SQLite database: one file per graph root, WAL mode, a generous busy timeout so
+ * that concurrent processes wait instead of failing, foreign keys on, and forward-only
+ * migrations numbered by PRAGMA user_version. Every mutation runs in BEGIN IMMEDIATE.
+ */
+import { Database } from "bun:sqlite";
+import { InitError } from "../errors.ts";
+
+/** How long a writer waits for another process's write transaction before giving up. */
+const BUSY_TIMEOUT_MS = 60_000;
+
+/** Each entry upgrades the schema by one version; never edit a released entry, append a new one. */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE layers (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    parent TEXT,
+    metadata TEXT NOT NULL DEFAULT '',
+    mount_label TEXT NOT NULL DEFAULT '',
+    created_ns INTEGER NOT NULL,
+    compressed_digest TEXT NOT NULL DEFAULT '',
+    compressed_size INTEGER NOT NULL DEFAULT 0,
+    diff_digest TEXT NOT NULL DEFAULT '',
+    diff_size INTEGER NOT NULL DEFAULT 0,
+    compression INTEGER NOT NULL DEFAULT 0,
+    uidset TEXT NOT NULL DEFAULT '[]',
+    gidset TEXT NOT NULL DEFAULT '[]',
+    uidmap TEXT NOT NULL DEFAULT '[]',
+    gidmap TEXT NOT NULL DEFAULT '[]',
+    flags TEXT NOT NULL DEFAULT '{}',
+    read_only INTEGER NOT NULL DEFAULT 0,
+    has_layout INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL CHECK (state IN ('creating', 'complete', 'deleting')),
+    owner TEXT NOT NULL DEFAULT ''
+  );
+  CREATE INDEX layers_parent ON layers(parent);
+  CREATE TABLE images (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    digest TEXT NOT NULL DEFAULT '',
+    top_layer TEXT NOT NULL DEFAULT '',
+    mapped_layers TEXT NOT NULL DEFAULT '[]',
+    metadata TEXT NOT NULL DEFAULT '',
+    names_history TEXT NOT NULL DEFAULT '[]',
+    created_ns INTEGER NOT NULL,
+    flags TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE INDEX images_top_layer ON images(top_layer);
+  CREATE TABLE containers (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    image TEXT NOT NULL DEFAULT '',
+    layer TEXT NOT NULL UNIQUE,
+    metadata TEXT NOT NULL DEFAULT '',
+    created_ns INTEGER NOT NULL,
+    uidmap TEXT NOT NULL DEFAULT '[]',
+    gidmap TEXT NOT NULL DEFAULT '[]',
+    flags TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE INDEX containers_image ON containers(image);
+  CREATE TABLE names (
+    kind TEXT NOT NULL CHECK (kind IN ('layer', 'image', 'container')),
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (kind, name)
+  ) WITHOUT ROWID;
+  CREATE INDEX names_owner ON names(kind, owner, position);
+  CREATE TABLE big_data (
+    kind TEXT NOT NULL CHECK (kind IN ('layer', 'image', 'container')),
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (kind, owner, name)
+  );
+  CREATE TABLE layer_layout (
+    layer TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    chunk BLOB NOT NULL,
+    PRIMARY KEY (layer, seq)
+  ) WITHOUT ROWID;
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Opens (creating if needed) the database at path and brings its schema up to date. */
+export function openDatabase(path: string): Database {
+  let db: Database;
+  try {
+    db = new Database(path, { create: true, strict: true });
+  } catch (e) {
+    throw new InitError(`opening database ${path}: ${(e as Error).message}`);
+  }
+  db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  const mode = db.query("PRAGMA journal_mode = WAL").get() as { journal_mode: string } | null;
+  if (mode?.journal_mode !== "wal") throw new InitError(`database ${path}: cannot switch to WAL mode`);
+  // WAL with synchronous=NORMAL is durable across application crashes and keeps the
+  // database consistent across power loss; layer data itself is synced before it is marked complete.
+  db.run("PRAGMA synchronous = NORMAL");
+  db.run("PRAGMA foreign_keys = ON");
+  migrate(db, path);
+  return db;
+}
+
+function migrate(db: Database, path: string): void {
+  const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+  if (current > MIGRATIONS.length) {
+    throw new InitError(`database ${path} has schema version ${current}, newer than this oci-storage understands (${MIGRATIONS.length}); upgrade oci-storage`);
+  }
+  if (current === MIGRATIONS.length) return;
+  immediate(db, () => {
+    // Re-read inside the write lock: another process may have migrated meanwhile.
+    const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      db.run(MIGRATIONS[v]!);
+      db.run(`PRAGMA user_version = ${v + 1}`);
+    }
+  });
+}
+
+/** Runs fn inside BEGIN IMMEDIATE ... COMMIT (rolled back on error) and returns its result. */
+export function immediate<T>(db: Database, fn: () => T): T {
+  return db.transaction(fn).immediate();
+}

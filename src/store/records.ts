@@ -1,0 +1,66 @@
+/** The records the Store hands to commands. Field meanings follow spec/cli.md §2.7. */
+import type { Compression } from "../archive/types.ts";
+import type { IdMapping } from "../idmap.ts";
+
+export type ObjectKind = "layer" | "image" | "container";
+
+export interface LayerRecord {
+  id: string;
+  names: string[];
+  parent: string;
+  metadata: string;
+  mountLabel: string;
+  createdNs: bigint;
+  compressedDigest: string;
+  compressedSize: number;
+  diffDigest: string;
+  diffSize: number;
+  compression: Compression;
+  uidset: number[];
+  gidset: number[];
+  flags: Record<string, unknown>;
+  uidMap: IdMapping[];
+  gidMap: IdMapping[];
+  bigDataNames: string[];
+  /** Created with create-layer --readonly. */
+  readOnly: boolean;
+  /** True when the tar last applied can be re-exported byte for byte. */
+  hasLayout: boolean;
+  /** Set for layers found in a read-only additional image store; that store's graph root. */
+  fromReadOnlyStore?: string;
+}
+
+export interface ImageRecord {
+  id: string;
+  /** The primary digest (spec §3.2.6). */
+  digest: string;
+  names: string[];
+  namesHistory: string[];
+  topLayer: string;
+  mappedLayers: string[];
+  metadata: string;
+  bigData: BigDataInfo[];
+  createdNs: bigint;
+  flags: Record<string, unknown>;
+  fromReadOnlyStore?: string;
+}
+
+export interface ContainerRecord {
+  id: string;
+  names: string[];
+  image: string;
+  layer: string;
+  metadata: string;
+  bigData: BigDataInfo[];
+  createdNs: bigint;
+  uidMap: IdMapping[];
+  gidMap: IdMapping[];
+  flags: Record<string, unknown>;
+}
+
+/** A named data item attached to an object, without its bytes. */
+export interface BigDataInfo {
+  name: string;
+  size: number;
+  digest: string;
+}

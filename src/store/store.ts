@@ -1,0 +1,804 @@
+/**
+ * The Store: the one API commands call. It owns the database transactions and combines them
+ * with the driver (layer content) and the mounter (mount counts), keeping DESIGN.md's
+ * invariants: rows are written before content exists and marked complete after it is on
+ * disk, deletion marks first, and the next writer cleans up after crashed ones.
+ */
+import type { Database } from "bun:sqlite";
+import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { nowNs } from "../cli/format.ts";
+import { compressingSink } from "../archive/compression.ts";
+import { reproduceTar } from "../archive/layout.ts";
+import type { ByteSink, ByteSource, Change } from "../archive/types.ts";
+import { Compression } from "../archive/types.ts";
+import type { Driver } from "../drivers/driver.ts";
+import { canonicalDriverName, createDriver, defaultDriverName } from "../drivers/index.ts";
+import { Mounter } from "../drivers/mounter.ts";
+import {
+  ContainerUnknownError,
+  IdInUseError,
+  ImageInUseError,
+  ImageUnknownError,
+  InitError,
+  LayerInUseError,
+  LayerUnknownError,
+  NameInUseError,
+  NotAContainerError,
+  NotALayerError,
+  NotAnImageError,
+  NotAnyObjectError,
+  NotSupportedError,
+  StorageError,
+} from "../errors.ts";
+import { type IdMaps, NO_ID_MAPS } from "../idmap.ts";
+import { Catalog } from "./catalog.ts";
+import { SCHEMA_VERSION, immediate, openDatabase } from "./database.ts";
+import { sha256Digest, validateDigest } from "./digest.ts";
+import { generateId, validateId } from "./ids.ts";
+import { isTokenAlive, processToken } from "./liveness.ts";
+import type { StoreOptions } from "./options.ts";
+import type { ContainerRecord, ImageRecord, LayerRecord, ObjectKind } from "./records.ts";
+
+export interface CreateLayerOptions {
+  id?: string;
+  names: string[];
+  parent?: string;
+  mountLabel?: string;
+  readOnly?: boolean;
+  idMaps?: IdMaps;
+}
+
+export interface CreateImageOptions {
+  id?: string;
+  names: string[];
+  topLayer?: string;
+  metadata?: string;
+  digest?: string;
+}
+
+export interface CreateContainerOptions {
+  id?: string;
+  names: string[];
+  metadata?: string;
+  volatile?: boolean;
+  idMaps?: IdMaps;
+}
+
+export interface MountOptions {
+  readOnly?: boolean;
+  mountLabel?: string;
+  options?: string[];
+}
+
+/** The result of deleting one image: the layers it took with it. */
+export interface ImageDeletion {
+  deletedLayers: string[];
+}
+
+/** Removes duplicates, keeping the first occurrence. */
+function unique(items: string[]): string[] {
+  return [...new Set(items)];
+}
+
+/** Opens the store described by options, creating its directories and database on first use. */
+export async function openStore(options: StoreOptions): Promise<Store> {
+  for (const dir of [options.graphRoot, options.runRoot]) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new InitError(`creating ${dir}: ${(e as Error).message}`);
+    }
+  }
+  const db = openDatabase(join(options.graphRoot, "oci-storage.db"));
+  const catalog = new Catalog(db);
+  const driverName = chooseDriver(catalog, db, options);
+  const mounter = new Mounter(options.runRoot);
+  const driver = createDriver(driverName, { graphRoot: options.graphRoot, runRoot: options.runRoot, options: options.driverOptions, mounter });
+  await driver.init();
+  const store = new Store(options, db, catalog, driver, mounter);
+  await store.recover();
+  return store;
+}
+
+/** An existing store keeps its driver; a new one records the driver asked for or the default. */
+function chooseDriver(catalog: Catalog, db: Database, options: StoreOptions): string {
+  const asked = options.driver === undefined ? undefined : canonicalDriverName(options.driver);
+  return immediate(db, () => {
+    const recorded = catalog.getInfo("driver");
+    if (recorded !== undefined) {
+      if (asked !== undefined && asked !== recorded) {
+        throw new InitError(`the store at ${options.graphRoot} uses the ${recorded} driver, not ${asked}; use -s ${recorded} or another --graph`);
+      }
+      return recorded;
+    }
+    const name = asked ?? defaultDriverName();
+    catalog.setInfo("driver", name);
+    return name;
+  });
+}
+
+export class Store {
+  private readonly token = processToken();
+
+  constructor(
+    readonly options: StoreOptions,
+    private readonly db: Database,
+    private readonly catalog: Catalog,
+    readonly driver: Driver,
+    private readonly mounter: Mounter,
+  ) {}
+
+  private tx<T>(fn: () => T): T {
+    return immediate(this.db, fn);
+  }
+
+  get graphRoot(): string {
+    return this.options.graphRoot;
+  }
+
+  get runRoot(): string {
+    return this.options.runRoot;
+  }
+
+  /** The database schema version this build writes. */
+  get schemaVersion(): number {
+    return SCHEMA_VERSION;
+  }
+
+  get driverName(): string {
+    return this.driver.name;
+  }
+
+  close(): void {
+    this.mounter.close();
+    this.db.close();
+  }
+
+  // ---- recovery ---------------------------------------------------------------------------
+
+  /** Finishes or undoes the work of writers that died: layers left 'creating' or 'deleting' go away. */
+  async recover(): Promise<void> {
+    for (const layer of this.catalog.unfinishedLayers()) {
+      if (layer.owner === this.token || isTokenAlive(layer.owner)) continue;
+      const claimed = this.tx(() => {
+        const current = this.catalog.unfinishedLayers().find((l) => l.id === layer.id);
+        if (!current || current.owner !== layer.owner) return false;
+        this.catalog.setLayerState(layer.id, "deleting", this.token);
+        return true;
+      });
+      if (!claimed) continue;
+      await this.removeLayerContent(layer.id);
+      this.tx(() => {
+        this.catalog.deleteObject("layer", layer.id);
+        const container = this.catalog.containerOfLayer(layer.id);
+        if (container) this.catalog.deleteObject("container", container);
+      });
+    }
+  }
+
+  // ---- resolving references ----------------------------------------------------------------
+
+  /** The layer a reference names (ID, name or unique prefix), or undefined. */
+  findLayer(ref: string): LayerRecord | undefined {
+    const id = this.catalog.resolve("layer", ref);
+    return id === undefined ? undefined : this.catalog.getLayer(id);
+  }
+
+  /** The layer a reference names; LayerUnknownError when there is none. */
+  layer(ref: string): LayerRecord {
+    const layer = this.findLayer(ref);
+    if (!layer) throw new LayerUnknownError();
+    return layer;
+  }
+
+  findImage(ref: string): ImageRecord | undefined {
+    const id = this.catalog.resolve("image", ref);
+    return id === undefined ? undefined : this.catalog.getImage(id);
+  }
+
+  image(ref: string): ImageRecord {
+    const image = this.findImage(ref);
+    if (!image) throw new ImageUnknownError();
+    return image;
+  }
+
+  /** Containers resolve by ID, name, their layer's ID, or unique ID prefix. */
+  findContainer(ref: string): ContainerRecord | undefined {
+    const id = this.catalog.resolve("container", ref, { byLayer: true });
+    return id === undefined ? undefined : this.catalog.getContainer(id);
+  }
+
+  container(ref: string): ContainerRecord {
+    const container = this.findContainer(ref);
+    if (!container) throw new ContainerUnknownError();
+    return container;
+  }
+
+  /** Looks a reference up as layer, then image, then container (spec §2.4). */
+  findAny(ref: string): { kind: ObjectKind; id: string } | undefined {
+    const layer = this.catalog.resolve("layer", ref);
+    if (layer !== undefined) return { kind: "layer", id: layer };
+    const image = this.catalog.resolve("image", ref);
+    if (image !== undefined) return { kind: "image", id: image };
+    const container = this.catalog.resolve("container", ref, { byLayer: true });
+    if (container !== undefined) return { kind: "container", id: container };
+    return undefined;
+  }
+
+  // ---- listings ----------------------------------------------------------------------------
+
+  layers(): LayerRecord[] {
+    return this.catalog.listLayers();
+  }
+
+  images(): ImageRecord[] {
+    return this.catalog.listImages();
+  }
+
+  containers(): ContainerRecord[] {
+    return this.catalog.listContainers();
+  }
+
+  // ---- names and metadata --------------------------------------------------------------------
+
+  /** Fails when a name is held by another object of the kind (creation never steals names). */
+  private checkNamesFree(kind: ObjectKind, names: string[]): void {
+    for (const name of names) {
+      const owner = this.catalog.nameOwner(kind, name);
+      if (owner === undefined) continue;
+      if (kind === "image") throw new NameInUseError(`image name "${name}" is already associated with image "${owner}": that name is already in use`);
+      if (kind === "container") {
+        throw new NameInUseError(
+          `the container name "${name}" is already in use by ${owner}. You have to remove that container to be able to reuse that name: that name is already in use`,
+        );
+      }
+      throw new NameInUseError();
+    }
+  }
+
+  namesOf(ref: string): string[] {
+    const found = this.findAny(ref);
+    if (!found) throw new LayerUnknownError();
+    return this.catalog.namesOf(found.kind, found.id);
+  }
+
+  /** Adds names (or replaces them all) on the object a reference names; names move from other objects of its kind. */
+  changeNames(ref: string, names: string[], mode: "add" | "set"): string[] {
+    return this.tx(() => {
+      const found = this.findAny(ref);
+      if (!found) throw new LayerUnknownError();
+      const current = this.catalog.namesOf(found.kind, found.id);
+      const next = unique(mode === "add" ? [...current, ...names] : names);
+      this.catalog.setNames(found.kind, found.id, next);
+      if (found.kind === "image" && names.length > 0) {
+        const history = this.catalog.getImage(found.id)!.namesHistory;
+        const added = unique([...names].reverse());
+        this.catalog.setNamesHistory(found.id, unique([...added, ...history]));
+      }
+      return next;
+    });
+  }
+
+  metadataOf(ref: string): string | undefined {
+    const found = this.findAny(ref);
+    return found ? this.catalog.getMetadata(found.kind, found.id) : undefined;
+  }
+
+  setMetadata(ref: string, metadata: string): void {
+    this.tx(() => {
+      const found = this.findAny(ref);
+      if (!found) throw new NotAnyObjectError();
+      this.catalog.setMetadata(found.kind, found.id, metadata);
+    });
+  }
+
+  // ---- layers --------------------------------------------------------------------------------
+
+  /** Inserts a layer row in state 'creating' after checking ID, parent and names. */
+  private beginLayer(options: CreateLayerOptions): LayerRecord {
+    const id = validateId(options.id ?? generateId());
+    const names = unique(options.names);
+    return this.tx(() => {
+      if (this.catalog.layerRowExists(id)) throw new IdInUseError();
+      let parent: LayerRecord | undefined;
+      if (options.parent !== undefined) {
+        parent = this.findLayer(options.parent);
+        if (!parent) throw new LayerUnknownError();
+        if (this.catalog.containerOfLayer(parent.id)) throw new StorageError("would-be parent layer is a container");
+      }
+      this.checkNamesFree("layer", names);
+      const maps = options.idMaps ?? (parent ? { uidMap: parent.uidMap, gidMap: parent.gidMap } : NO_ID_MAPS);
+      const layer: LayerRecord = {
+        id,
+        names,
+        parent: parent?.id ?? "",
+        metadata: "",
+        mountLabel: options.mountLabel ?? "",
+        createdNs: nowNs(),
+        compressedDigest: "",
+        compressedSize: 0,
+        diffDigest: "",
+        diffSize: 0,
+        compression: Compression.None,
+        uidset: [],
+        gidset: [],
+        flags: {},
+        uidMap: maps.uidMap,
+        gidMap: maps.gidMap,
+        bigDataNames: [],
+        readOnly: options.readOnly ?? false,
+        hasLayout: false,
+      };
+      this.catalog.insertLayer(layer, this.token);
+      return layer;
+    });
+  }
+
+  /** Makes the layer's content; on failure removes row and content again. */
+  private async buildLayer(layer: LayerRecord, fill?: (layer: LayerRecord) => Promise<void>): Promise<void> {
+    try {
+      const parent = layer.parent ? this.catalog.getLayer(layer.parent) : undefined;
+      await this.driver.create(layer.id, {
+        parent: parent?.id,
+        idMaps: { uidMap: layer.uidMap, gidMap: layer.gidMap },
+        parentIdMaps: parent ? { uidMap: parent.uidMap, gidMap: parent.gidMap } : NO_ID_MAPS,
+      });
+      if (fill) await fill(layer);
+    } catch (e) {
+      await this.abandonLayer(layer.id);
+      throw e;
+    }
+  }
+
+  /** Removes a layer that was being made by this process. */
+  private async abandonLayer(id: string): Promise<void> {
+    await this.removeLayerContent(id);
+    this.tx(() => this.catalog.deleteObject("layer", id));
+  }
+
+  private markComplete(id: string): void {
+    this.tx(() => this.catalog.setLayerState(id, "complete", ""));
+  }
+
+  async createLayer(options: CreateLayerOptions): Promise<LayerRecord> {
+    const layer = this.beginLayer(options);
+    await this.buildLayer(layer);
+    this.markComplete(layer.id);
+    return this.catalog.getLayer(layer.id)!;
+  }
+
+  /** create-layer followed by applydiff of source; the layer is removed again if applying fails. */
+  async importLayer(options: CreateLayerOptions, source: ByteSource): Promise<LayerRecord> {
+    const layer = this.beginLayer(options);
+    await this.buildLayer(layer, (l) => this.applyInto(l, source));
+    this.markComplete(layer.id);
+    return this.catalog.getLayer(layer.id)!;
+  }
+
+  /** Applies a tar to a layer being made or re-made, recording its values and layout. */
+  private async applyInto(layer: LayerRecord, source: ByteSource): Promise<void> {
+    this.tx(() => this.catalog.clearLayout(layer.id));
+    let seq = 0;
+    const result = await this.driver.applyDiff(layer.id, layer.parent || undefined, source, { uidMap: layer.uidMap, gidMap: layer.gidMap }, (chunk) => {
+      const n = seq++;
+      this.tx(() => this.catalog.addLayoutChunk(layer.id, n, chunk));
+    });
+    this.tx(() => this.catalog.recordApplied(layer.id, { ...result, hasLayout: true }));
+  }
+
+  /**
+   * Applies a layer tar to an existing layer. While applying, the layer is hidden and owned by
+   * this process, so a crash mid-way leaves no half-applied layer behind (the next writer removes it).
+   */
+  async applyDiff(ref: string, source: ByteSource): Promise<void> {
+    const layer = this.tx(() => {
+      const found = this.findLayer(ref);
+      if (!found) throw new LayerUnknownError();
+      if (found.fromReadOnlyStore) throw new NotALayerError();
+      this.catalog.setLayerState(found.id, "creating", this.token);
+      return found;
+    });
+    try {
+      await this.applyInto(layer, source);
+    } finally {
+      // A failed apply may have changed some files; the layer stays usable as it is, like containers-storage's.
+      this.markComplete(layer.id);
+    }
+  }
+
+  /** The layer's parent chain (nearest first), for drivers that mount stacks. */
+  private compareRequest(ref: string, fromRef: string | undefined) {
+    const layer = this.layer(ref);
+    // An unresolvable FROM falls back to the parent, like containers-storage (spec §3.7, Q-keep).
+    const from = fromRef !== undefined ? this.findLayer(fromRef) : undefined;
+    const fromId = from?.id ?? (layer.parent || undefined);
+    return { layer, request: { id: layer.id, from: fromId, fromIsParent: fromId === (layer.parent || undefined), idMaps: { uidMap: layer.uidMap, gidMap: layer.gidMap } } };
+  }
+
+  changes(ref: string, fromRef?: string): Promise<Change[]> {
+    return this.driver.changes(this.compareRequest(ref, fromRef).request);
+  }
+
+  diffSize(ref: string, fromRef?: string): Promise<number> {
+    return this.driver.diffSize(this.compareRequest(ref, fromRef).request);
+  }
+
+  /**
+   * Writes a layer's diff. Without an explicit compression the layer's last applied input's
+   * compression is used; an applied layer compared with its parent is reproduced byte for byte.
+   */
+  async diff(ref: string, fromRef: string | undefined, sink: ByteSink, compression?: Compression): Promise<void> {
+    const { layer, request } = this.compareRequest(ref, fromRef);
+    const wanted = compression ?? layer.compression;
+    if (wanted === Compression.Bzip2) throw new NotSupportedError("unsupported compression format tar.bz2");
+    if (wanted === Compression.Xz) throw new NotSupportedError("unsupported compression format tar.xz");
+    const out = compressingSink(sink, wanted);
+    if (layer.hasLayout && request.fromIsParent) {
+      await reproduceTar(this.catalog.layoutChunks(layer.id), this.driver.contentDir(layer.id), out);
+    } else {
+      await this.driver.diff(request, out);
+    }
+    await out.close();
+  }
+
+  /** Deletes a layer's content after releasing its mounts. */
+  private async removeLayerContent(id: string): Promise<void> {
+    this.mounter.unmount(id, true);
+    await this.driver.remove(id);
+  }
+
+  /** Marks a layer as being deleted, removes its content, then its row. */
+  private async destroyLayer(id: string): Promise<void> {
+    this.tx(() => this.catalog.setLayerState(id, "deleting", this.token));
+    await this.removeLayerContent(id);
+    this.tx(() => {
+      this.catalog.deleteObject("layer", id);
+      for (const image of this.catalog.imagesUsingLayer(id)) {
+        const record = this.catalog.getImage(image)!;
+        if (record.mappedLayers.includes(id)) this.catalog.setMappedLayers(image, record.mappedLayers.filter((l) => l !== id));
+      }
+    });
+  }
+
+  /** Why a layer may not be deleted safely, or undefined when it may (spec §3.5.3). */
+  private layerInUse(id: string): StorageError | undefined {
+    const child = this.catalog.childLayers(id)[0];
+    if (child) return new LayerInUseError(`used by layer ${child}: layer has children`);
+    const image = this.catalog.imagesUsingLayer(id)[0];
+    if (image) return new LayerInUseError(`layer ${id} used by image ${image}: layer is in use by an image`);
+    const container = this.catalog.containerOfLayer(id);
+    if (container) return new LayerInUseError(`layer ${id} used by container ${container}: layer is in use by a container`);
+    return undefined;
+  }
+
+  /** delete-layer: refuses layers that children, images or containers still use (checked on the resolved ID). */
+  async deleteLayer(ref: string): Promise<void> {
+    const layer = this.findLayer(ref);
+    if (!layer || layer.fromReadOnlyStore) throw new NotALayerError();
+    const busy = this.layerInUse(layer.id);
+    if (busy) throw busy;
+    await this.destroyLayer(layer.id);
+  }
+
+  // ---- layer data ---------------------------------------------------------------------------
+
+  /** Reads a named data item of a layer, image or container. */
+  bigData(kind: ObjectKind, id: string, name: string): Uint8Array | undefined {
+    return this.catalog.getBigData(kind, id, name);
+  }
+
+  /** Stores a data item; image items named manifest* also feed the image's digests (spec §3.2.6). */
+  setBigData(kind: ObjectKind, id: string, name: string, data: Uint8Array): void {
+    if (name === "") throw new StorageError(`can't set empty name for ${kind} big data item: not a valid name for a big data item`);
+    const digest = sha256Digest(data);
+    this.tx(() => {
+      this.catalog.setBigData(kind, id, name, data, digest);
+      if (kind === "image" && name.startsWith("manifest")) {
+        const image = this.catalog.getImage(id)!;
+        if (image.digest === "") this.catalog.setImageDigest(id, digest);
+      }
+    });
+  }
+
+  // ---- images ---------------------------------------------------------------------------------
+
+  createImage(options: CreateImageOptions): ImageRecord {
+    const id = validateId(options.id ?? generateId());
+    if (options.digest !== undefined && options.digest !== "") {
+      try {
+        validateDigest(options.digest);
+      } catch (e) {
+        throw new StorageError(`validating digests for new image: validating image digest "${options.digest}": ${(e as Error).message}`);
+      }
+    }
+    const names = unique(options.names);
+    return this.tx(() => {
+      let topLayer = "";
+      if (options.topLayer !== undefined) {
+        const layer = this.findLayer(options.topLayer);
+        if (!layer) throw new LayerUnknownError();
+        topLayer = layer.id;
+      }
+      if (this.catalog.imageExists(id)) throw new IdInUseError(`an image with ID "${id}" already exists: that ID is already in use`);
+      this.checkNamesFree("image", names);
+      this.catalog.insertImage({
+        id,
+        digest: options.digest ?? "",
+        names,
+        namesHistory: [],
+        topLayer,
+        mappedLayers: [],
+        metadata: options.metadata ?? "",
+        bigData: [],
+        createdNs: nowNs(),
+        flags: {},
+      });
+      return this.catalog.getImage(id)!;
+    });
+  }
+
+  /** The image's digest list: its digest, then the distinct digests of manifest* items. */
+  imageDigests(image: ImageRecord): string[] {
+    const digests = image.digest ? [image.digest] : [];
+    for (const item of image.bigData) if (item.name.startsWith("manifest")) digests.push(item.digest);
+    return unique(digests);
+  }
+
+  imagesByDigest(digest: string): ImageRecord[] {
+    try {
+      validateDigest(digest);
+    } catch (e) {
+      throw new StorageError(`${digest}: ${(e as Error).message}`);
+    }
+    return this.images().filter((image) => this.imageDigests(image).includes(digest));
+  }
+
+  /** The size shown by `image`: every layer reachable from the top layers plus the data items. */
+  async imageSize(image: ImageRecord): Promise<number> {
+    let total = image.bigData.reduce((sum, item) => sum + item.size, 0);
+    const seen = new Set<string>();
+    const pending = [image.topLayer, ...image.mappedLayers].filter((l) => l !== "");
+    while (pending.length > 0) {
+      const id = pending.pop()!;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const layer = this.catalog.getLayer(id);
+      if (!layer) throw new LayerUnknownError(`locating layer with ID "${id}": layer not known`);
+      total += layer.diffDigest ? layer.diffSize : await this.diffSize(id);
+      if (layer.parent) pending.push(layer.parent);
+    }
+    return total;
+  }
+
+  /**
+   * Deletes an image and the layers only it used (spec §3.5.4); with test, only computes
+   * which layers would go.
+   */
+  async deleteImage(ref: string, test: boolean): Promise<ImageDeletion> {
+    const image = this.findImage(ref);
+    if (!image || image.fromReadOnlyStore) throw new NotAnImageError();
+    const user = this.catalog.containersUsingImage(image.id)[0];
+    if (user) throw new ImageInUseError(`image used by ${user}: image is in use by a container`);
+    const removable = this.layersOnlyUsedBy(image);
+    if (!test) {
+      this.tx(() => this.catalog.deleteObject("image", image.id));
+      for (const id of removable) await this.destroyLayer(id);
+    }
+    return { deletedLayers: removable };
+  }
+
+  private layersOnlyUsedBy(image: ImageRecord): string[] {
+    const removing = new Set<string>();
+    const usedElsewhere = (id: string) =>
+      this.catalog.containerOfLayer(id) !== undefined ||
+      this.catalog.imagesUsingLayer(id).some((other) => other !== image.id) ||
+      this.catalog.childLayers(id).some((child) => !removing.has(child));
+    const result: string[] = [];
+    for (const mapped of image.mappedLayers) {
+      if (!usedElsewhere(mapped)) {
+        removing.add(mapped);
+        result.push(mapped);
+      }
+    }
+    let current = image.topLayer ? this.catalog.getLayer(image.topLayer) : undefined;
+    while (current && !usedElsewhere(current.id)) {
+      removing.add(current.id);
+      result.push(current.id);
+      current = current.parent ? this.catalog.getLayer(current.parent) : undefined;
+    }
+    return result;
+  }
+
+  // ---- containers --------------------------------------------------------------------------------
+
+  async createContainer(imageRef: string, options: CreateContainerOptions): Promise<ContainerRecord> {
+    const id = validateId(options.id ?? generateId());
+    const names = unique(options.names);
+    const image = this.findImage(imageRef);
+    if (!image) throw new ImageUnknownError(`locating image with ID "${imageRef}": image not known`);
+    this.tx(() => {
+      if (this.catalog.containerExists(id)) throw new IdInUseError();
+      this.checkNamesFree("container", names);
+    });
+    if (image.topLayer && !this.catalog.getLayer(image.topLayer)) throw new LayerUnknownError();
+    const layer = this.beginLayer({ names: [], parent: image.topLayer || undefined, idMaps: options.idMaps });
+    await this.buildLayer(layer);
+    const flags: Record<string, unknown> = { MountLabel: "", ProcessLabel: "" };
+    if (options.volatile) flags.Volatile = true;
+    try {
+      this.tx(() => {
+        if (this.catalog.containerExists(id)) throw new IdInUseError();
+        this.checkNamesFree("container", names);
+        this.catalog.insertContainer({
+          id,
+          names,
+          image: image.id,
+          layer: layer.id,
+          metadata: options.metadata ?? "",
+          bigData: [],
+          createdNs: nowNs(),
+          uidMap: layer.uidMap,
+          gidMap: layer.gidMap,
+          flags,
+        });
+        this.catalog.setLayerState(layer.id, "complete", "");
+      });
+    } catch (e) {
+      await this.abandonLayer(layer.id);
+      throw e;
+    }
+    return this.catalog.getContainer(id)!;
+  }
+
+  /** A container's private directory under the graph root (data) or run root (run), created 0700 if missing. */
+  containerDir(container: ContainerRecord, where: "data" | "run"): string {
+    const base = where === "data" ? this.graphRoot : this.runRoot;
+    const dir = join(base, `${this.driverName}-containers`, container.id, "userdata");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  }
+
+  /** The size shown by `container`: its layer's diffsize, its data items and the files in its directories. */
+  async containerSize(container: ContainerRecord): Promise<number> {
+    let total = await this.diffSize(container.layer);
+    for (const item of container.bigData) total += item.size;
+    for (const where of ["data", "run"] as const) total += regularFileBytes(this.containerDir(container, where));
+    return total;
+  }
+
+  async deleteContainer(ref: string): Promise<void> {
+    const container = this.findContainer(ref);
+    if (!container) throw new NotAContainerError();
+    await this.destroyContainer(container, "whole");
+  }
+
+  /** Removes a container's layer, record and directories ("userdata" only, as `delete` does, or the whole directory). */
+  private async destroyContainer(container: ContainerRecord, dirs: "userdata" | "whole"): Promise<void> {
+    if (this.catalog.getLayer(container.layer)) await this.destroyLayer(container.layer);
+    else if (dirs === "userdata") throw new NotALayerError();
+    this.tx(() => this.catalog.deleteObject("container", container.id));
+    for (const base of [this.graphRoot, this.runRoot]) {
+      const dir = join(base, `${this.driverName}-containers`, container.id);
+      rmSync(dirs === "whole" ? dir : join(dir, "userdata"), { recursive: true, force: true });
+    }
+  }
+
+  /** `delete`: container, else image (record only), else layer (no safety checks). */
+  async deleteAny(ref: string): Promise<void> {
+    const container = this.findContainer(ref);
+    if (container) return this.destroyContainer(container, "userdata");
+    const image = this.findImage(ref);
+    if (image && !image.fromReadOnlyStore) {
+      this.tx(() => this.catalog.deleteObject("image", image.id));
+      return;
+    }
+    const layer = this.findLayer(ref);
+    if (layer && !layer.fromReadOnlyStore) return this.destroyLayer(layer.id);
+    throw new LayerUnknownError();
+  }
+
+  // ---- mounting ----------------------------------------------------------------------------------
+
+  /** Mounts a container's layer or a layer (or, read-only, an image's top layer) and returns the mount point. */
+  mount(ref: string, options: MountOptions): string {
+    let layer: LayerRecord | undefined;
+    let volatile = false;
+    if (options.readOnly) {
+      const image = this.findImage(ref);
+      layer = image?.topLayer ? this.catalog.getLayer(image.topLayer) : undefined;
+    }
+    if (!layer) {
+      const container = this.findContainer(ref);
+      if (container) {
+        layer = this.catalog.getLayer(container.layer);
+        volatile = container.flags.Volatile === true;
+      } else {
+        layer = this.findLayer(ref);
+      }
+    }
+    if (!layer || layer.fromReadOnlyStore) throw new LayerUnknownError();
+    const existing = this.mounter.mountPoint(layer.id);
+    if (existing !== undefined) return this.mounter.mount(layer.id, { kind: "directory", path: existing });
+    const spec = this.driver.mountSpec(layer.id, {
+      readOnly: options.readOnly ?? false,
+      options: options.options ?? [],
+      volatile,
+      mountLabel: options.mountLabel ?? layer.mountLabel,
+    });
+    return this.mounter.mount(layer.id, spec);
+  }
+
+  /** The layer a mount-related reference means: container -> its layer, else layer; images optionally. */
+  private mountedLayerOf(ref: string, allowImage: boolean): string {
+    const container = this.findContainer(ref);
+    if (container) return container.layer;
+    const layer = this.findLayer(ref);
+    if (layer) return layer.id;
+    if (allowImage) {
+      const image = this.findImage(ref);
+      if (image?.topLayer) return image.topLayer;
+    }
+    throw new LayerUnknownError();
+  }
+
+  /** Drops one user of a mount (all with force). Returns "unmounted" when it is no longer mounted, "image" for image refs. */
+  unmount(ref: string, force: boolean): "unmounted" | "still-mounted" | "image" {
+    const viaImage = !this.findContainer(ref) && !this.findLayer(ref);
+    const layer = this.mountedLayerOf(ref, true);
+    const done = this.mounter.unmount(layer, force);
+    if (viaImage) return "image";
+    return done ? "unmounted" : "still-mounted";
+  }
+
+  /** The mount count of a container's or layer's layer. */
+  mountCount(ref: string): number {
+    return this.mounter.count(this.mountedLayerOf(ref, false));
+  }
+
+  /** The mount point of a mounted layer, if any. */
+  mountPointOf(layerId: string): string | undefined {
+    return this.mounter.mountPoint(layerId);
+  }
+
+  // ---- store-wide -----------------------------------------------------------------------------
+
+  status(): Array<[string, string]> {
+    return [
+      ["Root", this.graphRoot],
+      ["Run Root", this.runRoot],
+      ["Driver Name", this.driverName],
+      ["Driver Options", `[${this.options.driverOptions.join(" ")}]`],
+      ...this.driver.status(),
+    ];
+  }
+
+  /** Releases driver resources; with force unmounts every layer first, else refuses while any is mounted. */
+  async shutdown(force: boolean): Promise<void> {
+    const mounted = this.mounter.mounted();
+    if (mounted.length > 0 && !force) throw new LayerInUseError("a layer is mounted: layer is in use by a container");
+    for (const m of mounted) this.mounter.unmount(m.layer, true);
+    await this.driver.shutdown();
+  }
+
+  /** Deletes every container, image and layer (newest layers first). */
+  async wipe(): Promise<void> {
+    for (const container of this.containers().reverse()) await this.destroyContainer(container, "whole");
+    for (const image of this.images().reverse()) this.tx(() => this.catalog.deleteObject("image", image.id));
+    for (const layer of this.layers().reverse()) await this.destroyLayer(layer.id);
+  }
+
+  /** Direct access for the few commands that read images and containers by ID. */
+  get records(): Catalog {
+    return this.catalog;
+  }
+}
+
+/** Total size of the regular files below a directory. */
+function regularFileBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += statSync(join(entry.parentPath, entry.name)).size;
+  }
+  return total;
+}
