@@ -1,0 +1,139 @@
+/**
+ * The processing order of spec/cli.md §1.1 up to running a command: global options, command
+ * lookup, command options, argument counts — with 1.43's messages, output streams and exit codes.
+ * It never touches the store.
+ */
+import type { CommandDef, ParsedOptions } from "../commands/command.ts";
+import { FlagError, GLOBAL_OPTIONS, HELP_OPTION, parseFlags } from "./flags.ts";
+import { goList } from "./format.ts";
+import { COMMAND_GLOBAL_OPTIONS, commandUsage, globalUsage } from "./usage.ts";
+
+export interface DispatchIO {
+  stdout(s: string): void;
+  stderr(s: string): void;
+}
+
+export type Dispatch =
+  | { kind: "exit"; code: number }
+  | {
+      kind: "run";
+      command: CommandDef;
+      invokedAs: string;
+      args: string[];
+      /** The command's own options. */
+      options: ParsedOptions;
+      /** Global options: before-command values (after `defaultGlobals`), overridden by after-command values; lists accumulate. */
+      globals: ParsedOptions;
+      /** Global options given before the command name (§1.4: phase A when none of the store options is here). */
+      globalsBeforeCommand: Set<string>;
+    };
+
+export interface DispatchHooks {
+  /** §1.1 step 3: fills in configured defaults (phase A) given the before-command globals; its result shows in command help. */
+  defaultGlobals?: (globals: ParsedOptions, givenBeforeCommand: Set<string>) => ParsedOptions;
+}
+
+/** Exit status of command-level option errors, including command --help (§1.8). */
+export const COMMAND_OPTION_ERROR_EXIT = 125;
+
+/** What mflag prints while parsing fails: usage for a help request, else the error and a "See '… --help'." hint. */
+function reportFlagError(error: FlagError, helpCommand: string, printUsage: () => void, io: DispatchIO): void {
+  if (error.inner !== undefined) reportFlagError(error.inner, helpCommand, printUsage, io);
+  if (error.kind === "help") printUsage();
+  else io.stderr(`${error.message}\nSee '${helpCommand}'.\n`);
+}
+
+/** Finds a command by primary name or alias. */
+export function findCommand(commands: CommandDef[], name: string): CommandDef | undefined {
+  return commands.find((command) => command.names.includes(name));
+}
+
+/** Runs steps 1, 2, 4, 5, 6, 7 of §1.1 (and step 3 through `hooks`); prints usage and errors itself. */
+export function dispatch(
+  program: string,
+  argv: string[],
+  commands: CommandDef[],
+  io: DispatchIO,
+  hooks: DispatchHooks = {},
+): Dispatch {
+  const printGlobalUsage = (allToStdout: boolean, includeHelp = true) => {
+    const usage = globalUsage(program, commands, includeHelp);
+    io.stdout(usage.commands);
+    (allToStdout ? io.stdout : io.stderr)(usage.options);
+  };
+
+  if (argv.length === 0) {
+    printGlobalUsage(false, false);
+    return { kind: "exit", code: 1 };
+  }
+
+  let global: ReturnType<typeof parseFlags>;
+  try {
+    global = parseFlags(GLOBAL_OPTIONS, argv, (warning) => io.stderr(`${warning}\n`));
+  } catch (error) {
+    if (!(error instanceof FlagError)) throw error;
+    reportFlagError(error, `${program} --help`, () => printGlobalUsage(false), io);
+    io.stdout(`${error.message} while parsing arguments (1)\n`);
+    printGlobalUsage(false);
+    return { kind: "exit", code: 1 };
+  }
+  if (global.options[HELP_OPTION] === true) {
+    printGlobalUsage(true);
+    return { kind: "exit", code: 0 };
+  }
+
+  const before: ParsedOptions = { ...global.options };
+  delete before[HELP_OPTION];
+  const globalsBefore = hooks.defaultGlobals ? hooks.defaultGlobals(before, global.given) : before;
+
+  const invokedAs = global.rest[0];
+  if (invokedAs === undefined) {
+    printGlobalUsage(false);
+    return { kind: "exit", code: 1 };
+  }
+  const command = findCommand(commands, invokedAs);
+  if (command === undefined) {
+    io.stdout(`${invokedAs}: unrecognized command.\n`);
+    return { kind: "exit", code: 1 };
+  }
+
+  const printCommandUsage = () => {
+    const usage = commandUsage(program, command, invokedAs, globalsBefore);
+    io.stdout(usage.head);
+    io.stderr(usage.options);
+  };
+
+  let parsed: ReturnType<typeof parseFlags>;
+  try {
+    parsed = parseFlags([...command.options, ...COMMAND_GLOBAL_OPTIONS], global.rest.slice(1));
+  } catch (error) {
+    if (!(error instanceof FlagError)) throw error;
+    reportFlagError(error, `${program} ${invokedAs} --help`, printCommandUsage, io);
+    return { kind: "exit", code: COMMAND_OPTION_ERROR_EXIT };
+  }
+
+  const args = parsed.rest;
+  if (args.length < command.minArgs) {
+    io.stdout(`${invokedAs}: more arguments required.\n`);
+    printCommandUsage();
+    return { kind: "exit", code: 1 };
+  }
+  if (args.length > command.maxArgs) {
+    io.stdout(`${invokedAs}: too many arguments (${goList(args)}).\n`);
+    printCommandUsage();
+    return { kind: "exit", code: 1 };
+  }
+
+  const globals: ParsedOptions = { ...globalsBefore };
+  for (const def of COMMAND_GLOBAL_OPTIONS) {
+    const key = def.names[0]!;
+    if (!parsed.given.has(key)) continue;
+    const after = parsed.options[key];
+    const earlier = globals[key];
+    globals[key] = def.type === "list" ? [...(Array.isArray(earlier) ? earlier : []), ...(after as string[])] : after;
+  }
+  const options: ParsedOptions = {};
+  for (const def of command.options) options[def.names[0]!] = parsed.options[def.names[0]!];
+
+  return { kind: "run", command, invokedAs, args, options, globals, globalsBeforeCommand: global.given };
+}

@@ -1,0 +1,256 @@
+/**
+ * Output helpers that reproduce Go's formatting where scripts can see it (spec/cli.md §2.5, §2.6):
+ * encoding/json, strconv.Quote (%q), RFC 3339 nanosecond timestamps and %v of string slices.
+ */
+
+/** Marks objects made by sortedRecord: goJson writes their keys in byte order, like a Go map. */
+const SORTED_KEYS = Symbol("sortedKeys");
+
+const JSON_FIXUPS: Record<string, string> = {
+  "<": "\\u003c",
+  ">": "\\u003e",
+  "&": "\\u0026",
+  "\u2028": "\\u2028",
+  "\u2029": "\\u2029",
+  "\\b": "\\u0008",
+  "\\f": "\\u000c",
+  "\\\\": "\\\\",
+};
+/** What JSON.stringify writes differently from Go: <>&, U+2028/9, \b, \f, lone surrogates (escaped backslashes matched to skip them). */
+const JSON_FIXUP_PATTERN = /\\(?:\\|[bf]|u[dD][89a-fA-F][0-9a-fA-F]{2})|[<>&\u2028\u2029]/g;
+const JSON_NEEDS_FIXUP = /[<>&\u2028\u2029\\]/;
+
+/** A JSON string literal exactly as Go encoding/json (1.19, HTML-safe) writes it. */
+export function goJsonString(s: string): string {
+  const json = JSON.stringify(s);
+  if (!JSON_NEEDS_FIXUP.test(json)) return json;
+  return json.replace(JSON_FIXUP_PATTERN, (match) => JSON_FIXUPS[match] ?? "\\ufffd");
+}
+
+/** JSON exactly like Go encoding/json: compact, <>& as \u003c \u003e \u0026, U+2028/2029 escaped, raw UTF-8 otherwise. Keys in insertion order (callers order them); no trailing newline. */
+export function goJson(value: unknown): string {
+  const parts: string[] = [];
+  appendJson(value, parts);
+  return parts.join("");
+}
+
+function appendJson(value: unknown, out: string[]): void {
+  switch (typeof value) {
+    case "string":
+      out.push(goJsonString(value));
+      return;
+    case "number":
+      if (!Number.isFinite(value)) throw new TypeError(`json: unsupported value: ${value}`);
+      out.push(String(value));
+      return;
+    case "bigint":
+      out.push(value.toString());
+      return;
+    case "boolean":
+      out.push(value ? "true" : "false");
+      return;
+    case "undefined":
+    case "function":
+    case "symbol":
+      out.push("null");
+      return;
+  }
+  if (value === null) {
+    out.push("null");
+    return;
+  }
+  const withToJson = value as { toJSON?: () => unknown };
+  if (typeof withToJson.toJSON === "function") {
+    appendJson(withToJson.toJSON(), out);
+    return;
+  }
+  if (Array.isArray(value)) {
+    out.push("[");
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out.push(",");
+      appendJson(value[i], out);
+    }
+    out.push("]");
+    return;
+  }
+  if (value instanceof Map) {
+    const keys = [...value.keys()].map(String).sort(compareBytes);
+    const byKey = new Map([...value].map(([k, v]) => [String(k), v]));
+    appendObjectEntries(keys.map((k) => [k, byKey.get(k)]), out);
+    return;
+  }
+  const record = value as Record<string | symbol, unknown>;
+  let keys = Object.keys(record);
+  if (record[SORTED_KEYS] === true) keys = keys.sort(compareBytes);
+  appendObjectEntries(
+    keys.map((k) => [k, record[k]]),
+    out,
+  );
+}
+
+function appendObjectEntries(entries: Array<[string, unknown]>, out: string[]): void {
+  out.push("{");
+  let first = true;
+  for (const [key, member] of entries) {
+    if (member === undefined || typeof member === "function" || typeof member === "symbol") continue;
+    if (!first) out.push(",");
+    first = false;
+    out.push(goJsonString(key), ":");
+    appendJson(member, out);
+  }
+  out.push("}");
+}
+
+/** Compares strings by their UTF-8 bytes (equivalently, by code points), as Go sorts map keys. */
+export function compareBytes(a: string, b: string): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Surrogates (D800-DFFF) encode code points above FFFF, which sort after E000-FFFF in UTF-8.
+    const xHigh = x >= 0xd800 && x <= 0xdfff;
+    const yHigh = y >= 0xd800 && y <= 0xdfff;
+    if (xHigh !== yHigh) return xHigh ? (y >= 0xe000 ? 1 : -1) : x >= 0xe000 ? -1 : 1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/** Sorted-by-bytes key object for map-shaped JSON outputs (goJson keeps byte order even for keys like "10" and "9"). */
+export function sortedRecord<T>(entries: Iterable<[string, T]>): Record<string, T> {
+  const sorted = [...entries].sort((x, y) => compareBytes(x[0], y[0]));
+  const record: Record<string, T> = {};
+  for (const [key, value] of sorted) record[key] = value;
+  Object.defineProperty(record, SORTED_KEYS, { value: true, enumerable: false });
+  return record;
+}
+
+const PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u;
+const PLAIN_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+const SHORT_ESCAPES: Record<number, string> = {
+  0x07: "\\a",
+  0x08: "\\b",
+  0x0c: "\\f",
+  0x0a: "\\n",
+  0x0d: "\\r",
+  0x09: "\\t",
+  0x0b: "\\v",
+  0x22: '\\"',
+  0x5c: "\\\\",
+};
+
+function hex(n: number, width: number): string {
+  return n.toString(16).padStart(width, "0");
+}
+
+function quoteRune(codePoint: number): string {
+  const short = SHORT_ESCAPES[codePoint];
+  if (short !== undefined) return short;
+  if (codePoint === 0x20) return " ";
+  if (codePoint < 0x80) return codePoint < 0x20 || codePoint === 0x7f ? `\\x${hex(codePoint, 2)}` : String.fromCharCode(codePoint);
+  if (codePoint >= 0xd800 && codePoint <= 0xdfff) {
+    // A lone surrogate: Go would see its 3 (invalid) UTF-8 bytes.
+    return `\\x${hex(0xe0 | (codePoint >> 12), 2)}\\x${hex(0x80 | ((codePoint >> 6) & 0x3f), 2)}\\x${hex(0x80 | (codePoint & 0x3f), 2)}`;
+  }
+  const char = String.fromCodePoint(codePoint);
+  if (PRINTABLE.test(char)) return char;
+  return codePoint < 0x10000 ? `\\u${hex(codePoint, 4)}` : `\\U${hex(codePoint, 8)}`;
+}
+
+/** Go %q quoting (strconv.Quote): used by `changes`. Bytes that are not valid UTF-8 are written as \xNN. */
+export function goQuote(s: string | Uint8Array): string {
+  if (typeof s !== "string") return quoteBytes(s);
+  if (PLAIN_ASCII.test(s)) return `"${s}"`;
+  let out = '"';
+  for (let i = 0; i < s.length; i++) {
+    let codePoint = s.charCodeAt(i);
+    if (codePoint >= 0xd800 && codePoint <= 0xdbff && i + 1 < s.length) {
+      const low = s.charCodeAt(i + 1);
+      if (low >= 0xdc00 && low <= 0xdfff) {
+        codePoint = 0x10000 + ((codePoint - 0xd800) << 10) + (low - 0xdc00);
+        i++;
+      }
+    }
+    out += quoteRune(codePoint);
+  }
+  return out + '"';
+}
+
+/** Decodes one UTF-8 sequence at i by Go's rules; returns [codePoint, length] or null when invalid. */
+function decodeUtf8(bytes: Uint8Array, i: number): [number, number] | null {
+  const b0 = bytes[i]!;
+  if (b0 < 0x80) return [b0, 1];
+  let length: number;
+  let codePoint: number;
+  let min: number;
+  if (b0 >= 0xc2 && b0 <= 0xdf) [length, codePoint, min] = [2, b0 & 0x1f, 0x80];
+  else if (b0 >= 0xe0 && b0 <= 0xef) [length, codePoint, min] = [3, b0 & 0x0f, 0x800];
+  else if (b0 >= 0xf0 && b0 <= 0xf4) [length, codePoint, min] = [4, b0 & 0x07, 0x10000];
+  else return null;
+  if (i + length > bytes.length) return null;
+  for (let k = 1; k < length; k++) {
+    const b = bytes[i + k]!;
+    if ((b & 0xc0) !== 0x80) return null;
+    codePoint = (codePoint << 6) | (b & 0x3f);
+  }
+  if (codePoint < min || codePoint > 0x10ffff || (codePoint >= 0xd800 && codePoint <= 0xdfff)) return null;
+  return [codePoint, length];
+}
+
+function quoteBytes(bytes: Uint8Array): string {
+  let out = '"';
+  for (let i = 0; i < bytes.length; ) {
+    const decoded = decodeUtf8(bytes, i);
+    if (decoded === null) {
+      out += `\\x${hex(bytes[i]!, 2)}`;
+      i++;
+      continue;
+    }
+    out += quoteRune(decoded[0]);
+    i += decoded[1];
+  }
+  return out + '"';
+}
+
+const NS_PER_SECOND = 1_000_000_000n;
+
+/** RFC 3339 UTC with up to 9 fractional digits, trailing zeros trimmed, no fraction when zero: 2024-05-01T10:00:00.25073788Z. */
+export function formatTimestamp(ns: bigint): string {
+  let seconds = ns / NS_PER_SECOND;
+  let fraction = ns % NS_PER_SECOND;
+  if (fraction < 0n) {
+    seconds -= 1n;
+    fraction += NS_PER_SECOND;
+  }
+  const wholeSeconds = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
+  if (fraction === 0n) return `${wholeSeconds}Z`;
+  return `${wholeSeconds}.${fraction.toString().padStart(9, "0").replace(/0+$/, "")}Z`;
+}
+
+let anchorWallNs = 0n;
+let anchorMonotonicNs = 0n;
+
+/** Current time in nanoseconds since the epoch (ms from Date.now plus sub-ms from a monotonic clock); never below Date.now(). */
+export function nowNs(): bigint {
+  const wallNs = BigInt(Date.now()) * 1_000_000n;
+  const monotonic = process.hrtime.bigint();
+  const candidate = anchorWallNs + (monotonic - anchorMonotonicNs);
+  if (anchorWallNs === 0n || candidate >= wallNs + 2_000_000n) {
+    // First use, or the wall clock went back: start again inside the current millisecond.
+    anchorWallNs = wallNs + (monotonic % 1_000_000n);
+    anchorMonotonicNs = monotonic;
+    return anchorWallNs;
+  }
+  if (candidate < wallNs) {
+    anchorWallNs = wallNs;
+    anchorMonotonicNs = monotonic;
+    return wallNs;
+  }
+  return candidate;
+}
+
+/** Go's default %v formatting of a string list: "[a b c]". */
+export function goList(items: Array<string | number>): string {
+  return `[${items.join(" ")}]`;
+}
