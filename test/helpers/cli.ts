@@ -1,0 +1,85 @@
+/** Runs the compiled binary against throw-away stores, for end-to-end tests. */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const BINARY = join(import.meta.dir, "..", "..", "dist", "oci-storage");
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Uint8Array;
+}
+
+export interface RunOptions {
+  stdin?: Uint8Array | string | Blob;
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+}
+
+/** Runs oci-storage with exactly these arguments. */
+export function runBinary(args: string[], options: RunOptions = {}): RunResult {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...options.env })) if (v !== undefined) env[k] = v;
+  const stdin = options.stdin === undefined ? "ignore" : typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin;
+  const proc = Bun.spawnSync([BINARY, ...args], { stdin: stdin as any, env, cwd: options.cwd, stdout: "pipe", stderr: "pipe" });
+  return { code: proc.exitCode ?? -1, stdout: proc.stdout.toString(), stderr: proc.stderr.toString(), stdoutBytes: new Uint8Array(proc.stdout) };
+}
+
+/** A store in a temp dir, used through the binary with fixed --graph/--run/-s options. */
+export class TestStore {
+  readonly dir = mkdtempSync(join(tmpdir(), "oci-storage-test-"));
+  readonly graph = join(this.dir, "root");
+  readonly run = join(this.dir, "run");
+
+  constructor(readonly driver: string) {}
+
+  /** The global options that select this store. */
+  get globals(): string[] {
+    return ["--graph", this.graph, "--run", this.run, "--storage-driver", this.driver];
+  }
+
+  /** Runs a command on this store. */
+  cli(args: string[], options: RunOptions = {}): RunResult {
+    return runBinary([...this.globals, ...args], options);
+  }
+
+  /** Runs a command that must succeed and returns its stdout. */
+  ok(args: string[], options: RunOptions = {}): string {
+    const r = this.cli(args, options);
+    if (r.code !== 0) throw new Error(`oci-storage ${args.join(" ")} exited ${r.code}: ${r.stderr}${r.stdout}`);
+    return r.stdout;
+  }
+
+  /** Runs a command that must succeed with JSON output and returns it parsed. */
+  json(args: string[], options: RunOptions = {}): any {
+    return JSON.parse(this.ok(args, options));
+  }
+
+  /** Unmounts everything and removes the temp dir. */
+  destroy(): void {
+    this.cli(["shutdown", "-f"]);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Drivers to test on this machine, and why any is skipped. */
+export function availableDrivers(): string[] {
+  const drivers = ["vfs"];
+  if (overlaySkipReason() === undefined) drivers.push("overlay");
+  return drivers;
+}
+
+let overlayReason: string | undefined | null = null;
+
+/** Why overlay tests cannot run here (not root, no overlayfs), or undefined when they can. */
+export function overlaySkipReason(): string | undefined {
+  if (overlayReason !== null) return overlayReason;
+  if (process.getuid?.() !== 0) overlayReason = "overlay tests need root";
+  else if (!readFileSync("/proc/filesystems", "utf8").includes("overlay")) overlayReason = "the kernel has no overlayfs";
+  else if (!existsSync(join(import.meta.dir, "..", "..", "src", "drivers", "overlay.ts"))) overlayReason = "the overlay driver is not built yet";
+  else overlayReason = undefined;
+  if (overlayReason) console.log(`skipping overlay driver tests: ${overlayReason}`);
+  return overlayReason;
+}
