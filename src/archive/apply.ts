@@ -1,0 +1,489 @@
+/**
+ * Applies a layer tar on top of a directory tree (spec/cli.md §4.2, §4.3).
+ *
+ * Every path is confined to the layer root (DESIGN.md invariant 4): entry names are cleaned
+ * lexically and clamped at the root, and symlinks met while walking to an entry's parent are
+ * resolved inside the root (chroot semantics), never on the host. The final component of an
+ * entry is never followed: whatever is there is replaced.
+ */
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  lchownSync,
+  chmodSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { resolve } from "node:path";
+import { ArchiveError, StorageError, SystemError } from "../errors.ts";
+import { toHost } from "../idmap.ts";
+import { measure, openDecompressed } from "./compression.ts";
+import { LayoutRecorder } from "./layout.ts";
+import { readTar } from "./tar.ts";
+import type { ApplyOptions, ApplyResult, ByteSource, TarEntry } from "./types.ts";
+import { mknod, setTimes, setXattr, syncFilesystem } from "../sys/libc.ts";
+
+const WHITEOUT_PREFIX = ".wh.";
+const WHITEOUT_META_PREFIX = ".wh..wh.";
+const OPAQUE_MARKER = ".wh..wh..opq";
+const HARDLINK_STORE = ".wh..wh.plnk";
+const OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque";
+/** Symlinks followed while resolving one path before giving up, as Linux does (ELOOP). */
+const MAX_SYMLINKS = 40;
+const CREATE_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+const S_ISGID = 0o2000;
+
+/** Applies a (possibly compressed) layer tar on top of the tree at root and returns what spec §4.3 records. */
+export async function applyLayerTar(root: string, source: ByteSource, options: ApplyOptions): Promise<ApplyResult> {
+  const raw = measure(source);
+  const rawStream = detachable(raw.stream);
+  const { compression, stream } = await openDecompressed(rawStream.stream);
+  const plain = measure(stream);
+  const plainStream = detachable(plain.stream);
+  const recorder = options.onLayoutChunk ? new LayoutRecorder(options.onLayoutChunk) : undefined;
+  const extractor = new LayerExtractor(resolve(root), options);
+  try {
+    for await (const { entry, body } of readTar(plainStream.stream, recorder ? { recorder } : {})) {
+      await extractor.extract(entry, body);
+    }
+    // Trailing zero blocks and record padding count in diff-size and the digests (readTar
+    // reads them too and finishes the recorder; draining here also covers a reader that stops early).
+    await plainStream.drain();
+    await rawStream.drain();
+    extractor.finish();
+  } finally {
+    extractor.removeHardLinkStore();
+  }
+  syncFilesystem(root);
+  const compressed = raw.summary();
+  const uncompressed = plain.summary();
+  return {
+    compressedDigest: compressed.digest,
+    compressedSize: compressed.size,
+    diffDigest: uncompressed.digest,
+    diffSize: uncompressed.size,
+    compression,
+    uidset: [...extractor.uids].sort((a, b) => a - b),
+    gidset: [...extractor.gids].sort((a, b) => a - b),
+  };
+}
+
+/**
+ * Wraps a source so that a consumer that stops early (a tar reader at the end-of-archive
+ * marker) does not close it, and the rest can still be read through drain().
+ */
+function detachable(source: ByteSource): { stream: ByteSource; drain(): Promise<void> } {
+  const iterator = source[Symbol.asyncIterator]();
+  let done = false;
+  const next = async (): Promise<IteratorResult<Uint8Array>> => {
+    if (done) return { done: true, value: undefined };
+    const result = await iterator.next();
+    if (result.done) done = true;
+    return result;
+  };
+  return {
+    stream: { [Symbol.asyncIterator]: () => ({ next }) },
+    async drain() {
+      while (!(await next()).done);
+    },
+  };
+}
+
+/** Splits an entry name into clean components: no "", ".", or ".."; ".." above the root is dropped. */
+export function cleanComponents(name: string): string[] {
+  const parts: string[] = [];
+  for (const part of name.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return parts;
+}
+
+function joinRel(dir: string, name: string): string {
+  return dir === "" ? name : `${dir}/${name}`;
+}
+
+function parentRel(rel: string): string {
+  const slash = rel.lastIndexOf("/");
+  return slash < 0 ? "" : rel.slice(0, slash);
+}
+
+function errorCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | SystemError)?.code;
+}
+
+/** Writes the entries of one layer tar under root; keeps the per-stream state the rules need. */
+class LayerExtractor {
+  readonly uids = new Set<number>();
+  readonly gids = new Set<number>();
+  /** Relative paths (already resolved, "" = root) known to be real directories, mapped to "has setgid". */
+  private readonly knownDirs = new Map<string, boolean>();
+  /** Directory times, set at the end so that writing children does not disturb them. */
+  private readonly dirTimes = new Map<string, bigint>();
+  /** Paths written by this stream and their ancestors, for opaque directories ("remove" style). */
+  private readonly written = new Set<string>();
+  /** Files stored under the top-level .wh..wh.plnk/, by their name there -> where they were put. */
+  private readonly hardLinkStore = new Map<string, string>();
+  private hardLinkStoreDir: string | undefined;
+  private readonly umask = process.umask();
+  private readonly euid = process.geteuid?.() ?? 0;
+  private readonly egid = process.getegid?.() ?? 0;
+
+  constructor(
+    private readonly root: string,
+    private readonly options: ApplyOptions,
+  ) {
+    const rootStats = lstatSync(root);
+    if (!rootStats.isDirectory()) throw new ArchiveError(`layer root ${root} is not a directory`);
+    this.knownDirs.set("", (rootStats.mode & S_ISGID) !== 0);
+  }
+
+  /** Applies one entry; the body must be consumed here or is skipped by the reader. */
+  async extract(entry: TarEntry, body: ByteSource): Promise<void> {
+    const parts = cleanComponents(entry.path);
+    const name = parts[parts.length - 1] ?? "";
+    if (!name.startsWith(WHITEOUT_PREFIX)) {
+      this.uids.add(entry.uid);
+      this.gids.add(entry.gid);
+    }
+    try {
+      if (parts[0]?.startsWith(WHITEOUT_META_PREFIX) && !(parts.length === 1 && name === OPAQUE_MARKER)) {
+        if (parts[0] === HARDLINK_STORE && parts.length > 1 && entry.type === "file") {
+          await this.storeHardLinkTarget(parts.slice(1).join("/"), entry, body);
+        }
+        return;
+      }
+      if (name.startsWith(WHITEOUT_PREFIX)) {
+        this.applyWhiteout(parts.slice(0, -1), name, entry);
+        return;
+      }
+      if (parts.length === 0) {
+        this.applyRootEntry(entry);
+        return;
+      }
+      const dir = this.resolveDir(parts.slice(0, -1), true, entry.path)!;
+      await this.writeEntry(joinRel(dir, name), entry, body);
+    } catch (error) {
+      if (error instanceof StorageError) throw error;
+      const message = error instanceof Error ? error.message : String(error);
+      throw new SystemError(`extracting ${JSON.stringify(entry.path)}: ${message}`, errorCode(error));
+    }
+  }
+
+  /** Sets the deferred directory times. */
+  finish(): void {
+    this.removeHardLinkStore();
+    for (const [rel, mtimeNs] of this.dirTimes) {
+      try {
+        setTimes(this.host(rel), mtimeNs, mtimeNs);
+      } catch (error) {
+        if (errorCode(error) !== "ENOENT") throw error;
+      }
+    }
+  }
+
+  /** Removes the temporary home of .wh..wh.plnk files; links made to them stay. */
+  removeHardLinkStore(): void {
+    if (this.hardLinkStoreDir === undefined) return;
+    rmSync(this.host(this.hardLinkStoreDir), { recursive: true, force: true });
+    this.forgetBelow(this.hardLinkStoreDir);
+    this.hardLinkStoreDir = undefined;
+  }
+
+  private host(rel: string): string {
+    return rel === "" ? this.root : `${this.root}/${rel}`;
+  }
+
+  /**
+   * Resolves directory components inside the root, following symlinks with the root as "/".
+   * Missing components of the entry's own path are created (0755) when create is set; a
+   * symlink whose target is missing fails. Returns the resolved relative path, or null when
+   * create is off and the directory does not exist.
+   */
+  private resolveDir(parts: string[], create: boolean, entryPath: string): string | null {
+    const direct = parts.join("/");
+    if (this.knownDirs.has(direct)) return direct;
+    const resolved: string[] = [];
+    const pending: Array<{ name: string; fromLink: boolean }> = [];
+    for (let i = parts.length - 1; i >= 0; i--) pending.push({ name: parts[i]!, fromLink: false });
+    let linksFollowed = 0;
+    while (pending.length > 0) {
+      const { name, fromLink } = pending.pop()!;
+      if (name === "" || name === ".") continue;
+      if (name === "..") {
+        resolved.pop();
+        continue;
+      }
+      const candidate = joinRel(resolved.join("/"), name);
+      if (this.knownDirs.has(candidate)) {
+        resolved.push(name);
+        continue;
+      }
+      let stats;
+      try {
+        stats = lstatSync(this.host(candidate));
+      } catch (error) {
+        if (errorCode(error) !== "ENOENT") throw error;
+        if (!create) return null;
+        if (fromLink) throw new ArchiveError(`open /${cleanComponents(entryPath).join("/")}: no such file or directory`);
+        mkdirSync(this.host(candidate), 0o755);
+        this.knownDirs.set(candidate, this.knownDirs.get(resolved.join("/")) ?? false);
+        resolved.push(name);
+        continue;
+      }
+      if (stats.isDirectory()) {
+        this.knownDirs.set(candidate, (stats.mode & S_ISGID) !== 0);
+        resolved.push(name);
+      } else if (stats.isSymbolicLink()) {
+        if (++linksFollowed > MAX_SYMLINKS) throw new ArchiveError(`${JSON.stringify(entryPath)}: too many levels of symbolic links`);
+        const target = readlinkSync(this.host(candidate));
+        if (target.startsWith("/")) resolved.length = 0;
+        const targetParts = target.split("/");
+        for (let i = targetParts.length - 1; i >= 0; i--) pending.push({ name: targetParts[i]!, fromLink: true });
+      } else {
+        if (!create) return null;
+        throw new ArchiveError(`${JSON.stringify(entryPath)}: /${candidate} is not a directory`);
+      }
+    }
+    return resolved.join("/");
+  }
+
+  private async writeEntry(rel: string, entry: TarEntry, body: ByteSource): Promise<void> {
+    switch (entry.type) {
+      case "file":
+        await this.writeFile(rel, entry, body);
+        break;
+      case "dir":
+        this.writeDir(rel, entry);
+        break;
+      case "symlink":
+        this.replaceWith(rel, () => symlinkSync(entry.linkTarget, this.host(rel)));
+        this.finishNode(rel, entry, true);
+        break;
+      case "hardlink":
+        this.writeHardLink(rel, entry);
+        break;
+      case "char":
+      case "block":
+      case "fifo": {
+        const type = entry.type;
+        this.replaceWith(rel, () => mknod(this.host(rel), type, entry.mode & 0o777, entry.devMajor, entry.devMinor));
+        this.finishNode(rel, entry, true);
+        break;
+      }
+    }
+    this.markWritten(rel);
+  }
+
+  /** Runs create; when something is in the way, removes it (not following symlinks) and retries once. */
+  private replaceWith<T>(rel: string, create: () => T): T {
+    try {
+      return create();
+    } catch (error) {
+      if (errorCode(error) !== "EEXIST") throw error;
+    }
+    this.removePath(rel);
+    return create();
+  }
+
+  private async writeFile(rel: string, entry: TarEntry, body: ByteSource): Promise<void> {
+    const path = this.host(rel);
+    const [uid, gid] = this.hostOwner(entry);
+    const fd = this.replaceWith(rel, () => openSync(path, CREATE_FILE_FLAGS, entry.mode & 0o777));
+    try {
+      for await (const chunk of body) {
+        let offset = 0;
+        while (offset < chunk.length) offset += writeSync(fd, chunk, offset, chunk.length - offset);
+      }
+      const parentSetgid = this.knownDirs.get(parentRel(rel)) ?? true;
+      if (uid !== this.euid || gid !== this.egid || parentSetgid) fchownSync(fd, uid, gid);
+      if (this.needsChmod(entry.mode, parentSetgid)) fchmodSync(fd, entry.mode & 0o7777);
+    } finally {
+      closeSync(fd);
+    }
+    this.setXattrs(path, entry);
+    setTimes(path, entry.mtimeNs, entry.mtimeNs);
+  }
+
+  private writeDir(rel: string, entry: TarEntry): void {
+    const path = this.host(rel);
+    let created = true;
+    try {
+      mkdirSync(path, entry.mode & 0o777);
+    } catch (error) {
+      if (errorCode(error) !== "EEXIST") throw error;
+      if (lstatSync(path).isDirectory()) created = false;
+      else {
+        unlinkSync(path);
+        mkdirSync(path, entry.mode & 0o777);
+      }
+    }
+    this.finishNode(rel, entry, created);
+    this.knownDirs.set(rel, (entry.mode & S_ISGID) !== 0);
+  }
+
+  /** Owner, mode, xattrs and times of a node made by path (not a regular file). */
+  private finishNode(rel: string, entry: TarEntry, created: boolean): void {
+    const path = this.host(rel);
+    const [uid, gid] = this.hostOwner(entry);
+    const parentSetgid = rel === "" ? false : (this.knownDirs.get(parentRel(rel)) ?? true);
+    if (!created || uid !== this.euid || gid !== this.egid || parentSetgid) lchownSync(path, uid, gid);
+    if (entry.type !== "symlink" && (!created || this.needsChmod(entry.mode, parentSetgid))) chmodSync(path, entry.mode & 0o7777);
+    this.setXattrs(path, entry);
+    if (entry.type === "dir") this.dirTimes.set(rel, entry.mtimeNs);
+    else setTimes(path, entry.mtimeNs, entry.mtimeNs);
+  }
+
+  /** True when the mode given at creation (after umask, inheritance and chown) may differ from the entry's. */
+  private needsChmod(mode: number, parentSetgid: boolean): boolean {
+    return (mode & 0o7000) !== 0 || (mode & this.umask) !== 0 || parentSetgid;
+  }
+
+  private applyRootEntry(entry: TarEntry): void {
+    if (entry.type !== "dir") throw new ArchiveError(`invalid tar entry ${JSON.stringify(entry.path)}: a ${entry.type} cannot replace the layer root`);
+    // overlay keeps the 0555 of a new layer's diff/ root (spec §4.2).
+    if (this.options.whiteouts === "overlay") return;
+    this.finishNode("", entry, false);
+    this.knownDirs.set("", (entry.mode & S_ISGID) !== 0);
+  }
+
+  private writeHardLink(rel: string, entry: TarEntry): void {
+    const target = this.resolveHardLinkTarget(entry);
+    if (target === rel) return;
+    try {
+      this.replaceWith(rel, () => linkSync(this.host(target), this.host(rel)));
+    } catch (error) {
+      const code = errorCode(error);
+      if (code === "ENOENT") throw new ArchiveError(`hard link ${JSON.stringify(entry.path)}: target ${JSON.stringify(entry.linkTarget)} does not exist in the layer`);
+      if (code === "EPERM") throw new ArchiveError(`hard link ${JSON.stringify(entry.path)}: target ${JSON.stringify(entry.linkTarget)} is a directory`);
+      throw error;
+    }
+  }
+
+  /** The link target cleaned and resolved inside the root; the final component is not followed. */
+  private resolveHardLinkTarget(entry: TarEntry): string {
+    const parts = cleanComponents(entry.linkTarget);
+    const missing = () => new ArchiveError(`hard link ${JSON.stringify(entry.path)}: target ${JSON.stringify(entry.linkTarget)} does not exist in the layer`);
+    if (parts.length === 0) throw missing();
+    if (parts[0] === HARDLINK_STORE) {
+      const stored = this.hardLinkStore.get(parts.slice(1).join("/"));
+      if (stored === undefined) throw missing();
+      return stored;
+    }
+    const dir = this.resolveDir(parts.slice(0, -1), false, entry.linkTarget);
+    if (dir === null) throw missing();
+    return joinRel(dir, parts[parts.length - 1]!);
+  }
+
+  /** Extracts a .wh..wh.plnk/ file into a temporary directory inside the root, as a link target only. */
+  private async storeHardLinkTarget(key: string, entry: TarEntry, body: ByteSource): Promise<void> {
+    if (this.hardLinkStoreDir === undefined) {
+      const made = mkdtempSync(`${this.root}/${HARDLINK_STORE}-apply-`);
+      this.hardLinkStoreDir = made.slice(this.root.length + 1);
+      this.knownDirs.set(this.hardLinkStoreDir, false);
+    }
+    const rel = joinRel(this.hardLinkStoreDir, String(this.hardLinkStore.size));
+    await this.writeFile(rel, entry, body);
+    this.hardLinkStore.set(key, rel);
+  }
+
+  private applyWhiteout(dirParts: string[], name: string, entry: TarEntry): void {
+    if (name === OPAQUE_MARKER) {
+      this.applyOpaque(dirParts, entry);
+      return;
+    }
+    const hidden = name.slice(WHITEOUT_PREFIX.length);
+    if (hidden === "" || hidden === "." || hidden === "..") return;
+    if (this.options.whiteouts === "remove") {
+      const dir = this.resolveDir(dirParts, false, entry.path);
+      if (dir !== null) this.removePath(joinRel(dir, hidden));
+      return;
+    }
+    const rel = joinRel(this.resolveDir(dirParts, true, entry.path)!, hidden);
+    this.replaceWith(rel, () => mknod(this.host(rel), "char", 0, 0, 0));
+    const [uid, gid] = this.hostOwner(entry);
+    if (uid !== this.euid || gid !== this.egid || this.knownDirs.get(parentRel(rel)) !== false) lchownSync(this.host(rel), uid, gid);
+    setTimes(this.host(rel), entry.mtimeNs, entry.mtimeNs);
+  }
+
+  private applyOpaque(dirParts: string[], entry: TarEntry): void {
+    if (this.options.whiteouts === "overlay") {
+      const dir = this.resolveDir(dirParts, true, entry.path)!;
+      setXattr(this.host(dir), OVERLAY_OPAQUE_XATTR, new TextEncoder().encode("y"));
+      return;
+    }
+    const dir = this.resolveDir(dirParts, false, entry.path);
+    if (dir !== null) this.removeUnwritten(dir);
+  }
+
+  /** Removes everything below dir that this stream has not written (walking into written directories). */
+  private removeUnwritten(dir: string): void {
+    for (const child of readdirSync(this.host(dir), { withFileTypes: true })) {
+      const rel = joinRel(dir, child.name);
+      if (!this.written.has(rel)) this.removePath(rel, child.isDirectory());
+      else if (child.isDirectory()) this.removeUnwritten(rel);
+    }
+  }
+
+  /** Removes whatever is at rel (a whole subtree for a directory); a missing path is fine. */
+  private removePath(rel: string, isDirectory?: boolean): void {
+    const path = this.host(rel);
+    if (isDirectory === undefined) {
+      try {
+        isDirectory = lstatSync(path).isDirectory();
+      } catch (error) {
+        if (errorCode(error) === "ENOENT") return;
+        throw error;
+      }
+    }
+    if (isDirectory) {
+      rmSync(path, { recursive: true, force: true });
+      this.forgetBelow(rel);
+    } else {
+      unlinkSync(path);
+    }
+  }
+
+  /** Drops cached knowledge about a removed directory and everything below it. */
+  private forgetBelow(rel: string): void {
+    const prefix = `${rel}/`;
+    for (const key of this.knownDirs.keys()) if (key === rel || key.startsWith(prefix)) this.knownDirs.delete(key);
+    for (const key of this.dirTimes.keys()) if (key === rel || key.startsWith(prefix)) this.dirTimes.delete(key);
+  }
+
+  private markWritten(rel: string): void {
+    if (this.options.whiteouts !== "remove") return;
+    for (let path = rel; path !== "" && !this.written.has(path); path = parentRel(path)) this.written.add(path);
+  }
+
+  private hostOwner(entry: TarEntry): [number, number] {
+    const uid = toHost(this.options.idMaps.uidMap, entry.uid);
+    if (uid < 0) throw new ArchiveError(`${JSON.stringify(entry.path)}: container UID ${entry.uid} is not covered by the layer's UID map`);
+    const gid = toHost(this.options.idMaps.gidMap, entry.gid);
+    if (gid < 0) throw new ArchiveError(`${JSON.stringify(entry.path)}: container GID ${entry.gid} is not covered by the layer's GID map`);
+    return [uid, gid];
+  }
+
+  private setXattrs(path: string, entry: TarEntry): void {
+    for (const [name, value] of entry.xattrs) {
+      try {
+        setXattr(path, name, value);
+      } catch (error) {
+        const code = errorCode(error);
+        if (code !== "ENOTSUP" && code !== "EOPNOTSUPP") throw error;
+      }
+    }
+  }
+}
