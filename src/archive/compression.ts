@@ -1,0 +1,323 @@
+/**
+ * Compression detection (spec/cli.md §4.1), decompression and compression of byte streams,
+ * byte counting with sha256, and sinks for files and standard output.
+ *
+ * gzip and zstd run in-process through the web DecompressionStream/CompressionStream (faster
+ * in Bun than node:zlib streams, and node's zstd stream silently accepts truncated input);
+ * bzip2 and xz input is piped through the `bzip2 -dc` / `xz -dc` programs.
+ */
+import fs from "node:fs";
+import { ArchiveError, NotSupportedError, StorageError, SystemError } from "../errors.ts";
+import { Compression, type ByteSink, type ByteSource } from "./types.ts";
+
+const MAGIC: { compression: Compression; bytes: number[] }[] = [
+  { compression: Compression.Bzip2, bytes: [0x42, 0x5a, 0x68] },
+  { compression: Compression.Gzip, bytes: [0x1f, 0x8b, 0x08] },
+  { compression: Compression.Xz, bytes: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00] },
+  { compression: Compression.Zstd, bytes: [0x28, 0xb5, 0x2f, 0xfd] },
+];
+const SNIFF_LENGTH = 6;
+
+/** The compression whose magic number starts `head` (spec §4.1); None for anything else. */
+export function detectCompression(head: Uint8Array): Compression {
+  for (const { compression, bytes } of MAGIC) {
+    if (head.length >= bytes.length && bytes.every((b, i) => head[i] === b)) return compression;
+  }
+  return Compression.None;
+}
+
+/** The name containers-storage uses for a compression in messages ("gzip", "zstd", ...). */
+export function compressionName(compression: Compression): string {
+  switch (compression) {
+    case Compression.Bzip2:
+      return "bzip2";
+    case Compression.Gzip:
+      return "gzip";
+    case Compression.Xz:
+      return "xz";
+    case Compression.Zstd:
+      return "zstd";
+    default:
+      return "none";
+  }
+}
+
+/** Replays already-read chunks, then the rest of the iterator; returning early releases the iterator. */
+async function* replay(head: Uint8Array[], iterator: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    yield* head;
+    for (;;) {
+      const result = await iterator.next();
+      if (result.done) return;
+      yield result.value;
+    }
+  } finally {
+    await iterator.return?.();
+  }
+}
+
+/** Sniffs the first bytes (spec §4.1) and returns the decompressed stream. Empty input -> Compression.None, empty stream. */
+export async function openDecompressed(source: ByteSource): Promise<{ compression: Compression; stream: ByteSource }> {
+  const iterator = source[Symbol.asyncIterator]();
+  const head: Uint8Array[] = [];
+  let headLength = 0;
+  while (headLength < SNIFF_LENGTH) {
+    const result = await iterator.next();
+    if (result.done) break;
+    head.push(result.value);
+    headLength += result.value.length;
+  }
+  const first = head.length === 1 ? head[0]! : Buffer.concat(head);
+  const compression = detectCompression(first);
+  const input = replay(head, iterator);
+  switch (compression) {
+    case Compression.Gzip:
+      return { compression, stream: decompressInProcess(input, "gzip") };
+    case Compression.Zstd:
+      return { compression, stream: decompressInProcess(input, "zstd") };
+    case Compression.Bzip2:
+    case Compression.Xz: {
+      const program = compressionName(compression);
+      const executable = Bun.which(program);
+      if (executable === null) {
+        await input.return(undefined);
+        throw new NotSupportedError(`decompressing ${program} input needs the "${program}" program, which was not found in PATH`);
+      }
+      return { compression, stream: decompressWithProgram(input, program, executable) };
+    }
+    default:
+      return { compression, stream: input };
+  }
+}
+
+/** A ReadableStream over an async iterator that remembers an error raised by the iterator itself. */
+function readableOf(input: AsyncIterator<Uint8Array>, failure: { error?: unknown }): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const result = await input.next();
+        if (result.done) controller.close();
+        else controller.enqueue(result.value);
+      } catch (error) {
+        failure.error = error;
+        controller.error(error);
+      }
+    },
+    async cancel() {
+      await input.return?.();
+    },
+  });
+}
+
+function decompressionError(kind: string, error: unknown): ArchiveError {
+  const message = error instanceof Error ? error.message : String(error);
+  return new ArchiveError(`decompressing ${kind} input: ${message.split("\n")[0]}`);
+}
+
+async function* decompressInProcess(input: AsyncGenerator<Uint8Array>, kind: "gzip" | "zstd"): AsyncGenerator<Uint8Array> {
+  const failure: { error?: unknown } = {};
+  const decompressor = new DecompressionStream(kind) as unknown as ReadableWritablePair<Uint8Array, Uint8Array>;
+  const output = readableOf(input, failure).pipeThrough(decompressor);
+  try {
+    for await (const chunk of output as unknown as AsyncIterable<Uint8Array>) yield chunk;
+  } catch (error) {
+    if (failure.error !== undefined) throw failure.error;
+    if (error instanceof StorageError) throw error;
+    throw decompressionError(kind, error);
+  }
+}
+
+async function* decompressWithProgram(input: AsyncGenerator<Uint8Array>, program: string, executable: string): AsyncGenerator<Uint8Array> {
+  const child = Bun.spawn([executable, "-dc"], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  let inputError: unknown;
+  const feeding = (async () => {
+    try {
+      for await (const chunk of input) {
+        child.stdin.write(chunk);
+        await child.stdin.flush();
+      }
+    } catch (error) {
+      inputError = error;
+    } finally {
+      try {
+        await child.stdin.end();
+      } catch {
+        // the program exited early; its status tells why
+      }
+    }
+  })();
+  let finished = false;
+  try {
+    for await (const chunk of child.stdout as unknown as AsyncIterable<Uint8Array>) yield chunk;
+    await feeding;
+    const status = await child.exited;
+    if (inputError !== undefined && inputError instanceof StorageError) throw inputError;
+    if (status !== 0) {
+      const stderr = (await new Response(child.stderr).text()).trim().split("\n")[0] ?? "";
+      throw new ArchiveError(`decompressing ${program} input: ${stderr || `${program} exited with status ${status}`}`);
+    }
+    if (inputError !== undefined) throw inputError;
+    finished = true;
+  } finally {
+    if (!finished) {
+      child.kill();
+      await input.return(undefined).catch(() => {});
+    }
+  }
+}
+
+/** Wraps a sink so that bytes written are compressed with gzip or zstd (None: passthrough); close() closes the sink too. */
+export function compressingSink(sink: ByteSink, compression: Compression): ByteSink {
+  if (compression === Compression.None) return sink;
+  if (compression !== Compression.Gzip && compression !== Compression.Zstd) {
+    throw new NotSupportedError(`unsupported compression format ${compression === Compression.Bzip2 ? "tar.bz2" : "tar.xz"}`);
+  }
+  const compressor = new CompressionStream(compression === Compression.Gzip ? "gzip" : "zstd");
+  const writer = compressor.writable.getWriter();
+  let sinkError: unknown;
+  const pumping = (async () => {
+    for await (const chunk of compressor.readable as unknown as AsyncIterable<Uint8Array>) await sink.write(chunk);
+  })().catch((error) => {
+    sinkError = error;
+    void writer.abort(error).catch(() => {});
+  });
+  const failIfBroken = () => {
+    if (sinkError !== undefined) throw sinkError;
+  };
+  return {
+    async write(chunk) {
+      failIfBroken();
+      try {
+        await writer.ready;
+      } catch (error) {
+        failIfBroken();
+        throw error;
+      }
+      writer.write(chunk as Uint8Array<ArrayBuffer>).catch(() => {});
+    },
+    async close() {
+      failIfBroken();
+      await writer.close();
+      await pumping;
+      failIfBroken();
+      await sink.close();
+    },
+  };
+}
+
+/** Passes a stream through while counting bytes and computing sha256; summary() after the end. */
+export function measure(source: ByteSource): { stream: ByteSource; summary(): { digest: string; size: number } } {
+  const hasher = new Bun.CryptoHasher("sha256");
+  let size = 0;
+  let digest: string | undefined;
+  async function* counted(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of source) {
+      hasher.update(chunk);
+      size += chunk.length;
+      yield chunk;
+    }
+    digest = `sha256:${hasher.digest("hex")}`;
+  }
+  return {
+    stream: counted(),
+    summary() {
+      if (digest === undefined) throw new Error("measure: summary() asked before the stream ended");
+      return { digest, size };
+    },
+  };
+}
+
+const ERRNO_TEXT: Record<string, string> = {
+  ENOENT: "no such file or directory",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EISDIR: "is a directory",
+  ENOTDIR: "not a directory",
+  EROFS: "read-only file system",
+  ENOSPC: "no space left on device",
+  EPIPE: "broken pipe",
+  EEXIST: "file exists",
+};
+
+/** A SystemError worded like Go's *PathError: "<op> <path>: <reason>". */
+function systemError(op: string, path: string, error: unknown): SystemError {
+  const code = (error as { code?: string }).code;
+  const reason = (code && ERRNO_TEXT[code]) ?? (error instanceof Error ? error.message : String(error));
+  return new SystemError(`${op} ${path}: ${reason}`, code);
+}
+
+const FILE_BUFFER_SIZE = 1 << 20;
+
+/** A sink that creates (or truncates) a file and writes to it synchronously, coalescing small chunks. */
+export function fileSink(path: string): ByteSink {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, "w", 0o644);
+  } catch (error) {
+    throw systemError("open", path, error);
+  }
+  let buffer = new Uint8Array(FILE_BUFFER_SIZE);
+  let used = 0;
+  const writeAll = (bytes: Uint8Array) => {
+    try {
+      let done = 0;
+      while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
+    } catch (error) {
+      throw systemError("write", path, error);
+    }
+  };
+  const flush = () => {
+    if (used > 0) writeAll(buffer.subarray(0, used));
+    used = 0;
+  };
+  return {
+    write(chunk) {
+      if (chunk.length >= FILE_BUFFER_SIZE / 4) {
+        flush();
+        writeAll(chunk);
+        return;
+      }
+      if (used + chunk.length > buffer.length) flush();
+      buffer.set(chunk, used);
+      used += chunk.length;
+    },
+    async close() {
+      try {
+        flush();
+      } finally {
+        buffer = new Uint8Array(0);
+        fs.closeSync(fd);
+      }
+    },
+  };
+}
+
+const STDOUT_FLUSH_THRESHOLD = 1 << 20;
+
+/** A sink for standard output; waits for the pipe to drain every megabyte. close() flushes but leaves fd 1 open. */
+export function stdoutSink(): ByteSink {
+  const writer = Bun.stdout.writer({ highWaterMark: STDOUT_FLUSH_THRESHOLD });
+  let buffered = 0;
+  const flush = async () => {
+    buffered = 0;
+    try {
+      await writer.flush();
+    } catch (error) {
+      throw systemError("write", "/dev/stdout", error);
+    }
+  };
+  return {
+    async write(chunk) {
+      try {
+        writer.write(chunk);
+      } catch (error) {
+        throw systemError("write", "/dev/stdout", error);
+      }
+      buffered += chunk.length;
+      if (buffered >= STDOUT_FLUSH_THRESHOLD) await flush();
+    },
+    async close() {
+      await flush();
+    },
+  };
+}

@@ -1,0 +1,394 @@
+/**
+ * Tar header blocks and PAX records: parsing one 512-byte header block (v7, ustar, star, GNU,
+ * with octal or base-256 numbers) and formatting ustar blocks and PAX record data. Stream
+ * handling lives in tar.ts; this module only turns bytes into values and back.
+ */
+import { ArchiveError } from "../errors.ts";
+import type { EntryType } from "./types.ts";
+
+export const BLOCK_SIZE = 512;
+
+/** Typeflag bytes this codec knows. */
+export const TypeFlag = {
+  RegularOld: 0, // '\0'
+  Regular: 0x30, // '0'
+  HardLink: 0x31,
+  Symlink: 0x32,
+  Char: 0x33,
+  Block: 0x34,
+  Dir: 0x35,
+  Fifo: 0x36,
+  Contiguous: 0x37,
+  PaxExtended: 0x78, // 'x'
+  PaxGlobal: 0x67, // 'g'
+  GnuLongName: 0x4c, // 'L'
+  GnuLongLink: 0x4b, // 'K'
+} as const;
+
+/** The fields of one header block as stored (before PAX or GNU long names are folded in). */
+export interface HeaderFields {
+  name: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeNs: bigint;
+  typeflag: number;
+  linkname: string;
+  uname: string;
+  gname: string;
+  devMajor: number;
+  devMinor: number;
+}
+
+const utf8 = new TextDecoder("utf-8");
+const utf8Encoder = new TextEncoder();
+const NS_PER_SECOND = 1_000_000_000n;
+
+/** "archive/tar: invalid tar header" plus where, the message Go's reader gives for a bad block. */
+export function invalidHeader(offset: number, why: string): ArchiveError {
+  return new ArchiveError(`archive/tar: invalid tar header (${why} at byte offset ${offset})`);
+}
+
+function fieldString(block: Uint8Array, start: number, length: number): string {
+  if (block[start] === 0) return "";
+  let end = start;
+  const limit = start + length;
+  while (end < limit && block[end] !== 0) end++;
+  return utf8.decode(block.subarray(start, end));
+}
+
+function isPadding(byte: number | undefined): boolean {
+  return byte === 0x20 || byte === 0;
+}
+
+/** Parses an octal or base-256 numeric field; returns null when the field is malformed. */
+function fieldNumber(block: Uint8Array, start: number, length: number): bigint | number | null {
+  const first = block[start]!;
+  if (first & 0x80) return base256(block, start, length);
+  let i = start;
+  let end = start + length;
+  while (i < end && isPadding(block[i])) i++;
+  while (end > i && isPadding(block[end - 1])) end--;
+  let value = 0;
+  for (; i < end; i++) {
+    const c = block[i]!;
+    if (c === 0) break;
+    if (c < 0x30 || c > 0x37) return null;
+    value = value * 8 + (c - 0x30);
+  }
+  return value;
+}
+
+function base256(block: Uint8Array, start: number, length: number): bigint | null {
+  const negative = (block[start]! & 0x40) !== 0;
+  const invert = negative ? 0xff : 0;
+  let value = 0n;
+  for (let i = 0; i < length; i++) {
+    let c = block[start + i]! ^ invert;
+    if (i === 0) c &= 0x7f;
+    value = (value << 8n) | BigInt(c);
+  }
+  if (value >= 1n << 63n) return null;
+  return negative ? -value - 1n : value;
+}
+
+function asSafeNumber(value: bigint | number | null): number | null {
+  if (value === null || typeof value === "number") return value;
+  if (value < BigInt(Number.MIN_SAFE_INTEGER) || value > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  return Number(value);
+}
+
+function hasMagic(block: Uint8Array, magic: readonly number[], at: number): boolean {
+  for (let i = 0; i < magic.length; i++) if (block[at + i] !== magic[i]) return false;
+  return true;
+}
+
+const USTAR_MAGIC = [0x75, 0x73, 0x74, 0x61, 0x72, 0x00]; // "ustar\0"
+const GNU_MAGIC = [0x75, 0x73, 0x74, 0x61, 0x72, 0x20, 0x20, 0x00]; // "ustar  \0" (magic + version)
+const STAR_TRAILER = [0x74, 0x61, 0x72, 0x00]; // "tar\0" at 508
+
+/**
+ * Parses one header block. Returns "zero" for an all-zero block (end-of-archive marker) and
+ * throws ArchiveError when the checksum or a numeric field is wrong.
+ */
+export function parseHeaderBlock(block: Uint8Array, offset: number): HeaderFields | "zero" {
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK_SIZE; i++) {
+    const c = i >= 148 && i < 156 ? 0x20 : block[i]!;
+    unsigned += c;
+    signed += c > 127 ? c - 256 : c;
+  }
+  if (unsigned === 256) {
+    let allZero = true;
+    for (let i = 148; i < 156; i++) if (block[i] !== 0) allZero = false;
+    if (allZero) return "zero";
+  }
+  const stored = asSafeNumber(fieldNumber(block, 148, 8));
+  if (stored === null || (stored !== unsigned && stored !== signed)) throw invalidHeader(offset, "checksum mismatch");
+
+  const isUstar = hasMagic(block, USTAR_MAGIC, 257);
+  const isGnu = !isUstar && hasMagic(block, GNU_MAGIC, 257);
+  const number = (start: number, length: number, what: string): number => {
+    const value = asSafeNumber(fieldNumber(block, start, length));
+    if (value === null) throw invalidHeader(offset, `bad ${what} field`);
+    return value;
+  };
+  const mtime = fieldNumber(block, 136, 12);
+  if (mtime === null) throw invalidHeader(offset, "bad mtime field");
+
+  let name = fieldString(block, 0, 100);
+  let uname = "";
+  let gname = "";
+  let devMajor = 0;
+  let devMinor = 0;
+  if (isUstar || isGnu) {
+    uname = fieldString(block, 265, 32);
+    gname = fieldString(block, 297, 32);
+    devMajor = number(329, 8, "devmajor");
+    devMinor = number(337, 8, "devminor");
+  }
+  if (isUstar) {
+    const prefixLength = hasMagic(block, STAR_TRAILER, 508) ? 131 : 155;
+    const prefix = fieldString(block, 345, prefixLength);
+    if (prefix !== "") name = `${prefix}/${name}`;
+  }
+  return {
+    name,
+    mode: number(100, 8, "mode"),
+    uid: number(108, 8, "uid"),
+    gid: number(116, 8, "gid"),
+    size: number(124, 12, "size"),
+    mtimeNs: BigInt(mtime) * NS_PER_SECOND,
+    typeflag: block[156]!,
+    linkname: fieldString(block, 157, 100),
+    uname,
+    gname,
+    devMajor,
+    devMinor,
+  };
+}
+
+/** Body length that follows a header: header-only types carry no data whatever their size field says. */
+export function dataLength(typeflag: number, size: number): number {
+  switch (typeflag) {
+    case TypeFlag.HardLink:
+    case TypeFlag.Symlink:
+    case TypeFlag.Char:
+    case TypeFlag.Block:
+    case TypeFlag.Dir:
+    case TypeFlag.Fifo:
+      return 0;
+    default:
+      return size;
+  }
+}
+
+/** The entry type for a typeflag, or null for one this codec does not handle. */
+export function entryTypeOf(typeflag: number, name: string): EntryType | null {
+  switch (typeflag) {
+    case TypeFlag.RegularOld:
+      return name.endsWith("/") ? "dir" : "file";
+    case TypeFlag.Regular:
+    case TypeFlag.Contiguous:
+      return "file";
+    case TypeFlag.HardLink:
+      return "hardlink";
+    case TypeFlag.Symlink:
+      return "symlink";
+    case TypeFlag.Char:
+      return "char";
+    case TypeFlag.Block:
+      return "block";
+    case TypeFlag.Dir:
+      return "dir";
+    case TypeFlag.Fifo:
+      return "fifo";
+    default:
+      return null;
+  }
+}
+
+/** PAX records of one extended header: text values by key, xattr values as raw bytes. */
+export interface PaxRecords {
+  values: Map<string, string>;
+  xattrs: Map<string, Uint8Array>;
+}
+
+const XATTR_PREFIX = "SCHILY.xattr.";
+
+/** Parses the data of a PAX 'x' or 'g' header ("<length> <key>=<value>\n" records). */
+export function parsePaxRecords(data: Uint8Array, offset: number): PaxRecords {
+  const values = new Map<string, string>();
+  const xattrs = new Map<string, Uint8Array>();
+  let pos = 0;
+  while (pos < data.length) {
+    if (data[pos] === 0) break; // some writers pad the record data with NULs
+    let length = 0;
+    let i = pos;
+    while (i < data.length && data[i]! >= 0x30 && data[i]! <= 0x39) length = length * 10 + (data[i++]! - 0x30);
+    const recordEnd = pos + length;
+    if (i === pos || data[i] !== 0x20 || length === 0 || recordEnd > data.length || data[recordEnd - 1] !== 0x0a) {
+      throw invalidHeader(offset, "malformed PAX record");
+    }
+    const keyStart = i + 1;
+    let equals = keyStart;
+    while (equals < recordEnd && data[equals] !== 0x3d) equals++;
+    if (equals >= recordEnd || equals === keyStart) throw invalidHeader(offset, "malformed PAX record");
+    const key = utf8.decode(data.subarray(keyStart, equals));
+    const value = data.subarray(equals + 1, recordEnd - 1);
+    if (key.startsWith(XATTR_PREFIX)) xattrs.set(key.slice(XATTR_PREFIX.length), value.slice());
+    else values.set(key, utf8.decode(value));
+    pos = recordEnd;
+  }
+  return { values, xattrs };
+}
+
+/** Parses a PAX time value ("1700000000", "1700000000.123456789", "-1.5") to nanoseconds. */
+export function parsePaxTime(text: string, offset: number): bigint {
+  const match = /^(-?)(\d+)(?:\.(\d*))?$/.exec(text);
+  if (!match) throw invalidHeader(offset, `bad PAX time ${JSON.stringify(text)}`);
+  const fraction = (match[3] ?? "").slice(0, 9).padEnd(9, "0");
+  const magnitude = BigInt(match[2]!) * NS_PER_SECOND + BigInt(fraction);
+  return match[1] ? -magnitude : magnitude;
+}
+
+/** Parses a PAX decimal integer value; returns null when it is not one. */
+export function parsePaxInteger(text: string): number | null {
+  if (!/^-?\d+$/.test(text)) return null;
+  const value = Number(text);
+  return Number.isSafeInteger(value) ? value : null;
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+
+/** True when every character is ASCII (and so fits a ustar field byte for byte). */
+export function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+function putString(block: Uint8Array, start: number, length: number, text: string): void {
+  const end = Math.min(text.length, length);
+  for (let i = 0; i < end; i++) block[start + i] = text.charCodeAt(i) & 0x7f;
+}
+
+function fitsOctal(value: number, length: number): boolean {
+  return value >= 0 && value < 8 ** (length - 1);
+}
+
+/** Zero-padded octal digits filling all but the last byte of the field, which stays NUL. */
+function putOctal(block: Uint8Array, start: number, length: number, value: number): void {
+  let v = value;
+  for (let i = start + length - 2; i >= start; i--) {
+    block[i] = 0x30 + (v % 8);
+    v = Math.floor(v / 8);
+  }
+  block[start + length - 1] = 0;
+}
+
+function putBase256(block: Uint8Array, start: number, length: number, value: bigint): void {
+  let v = value < 0n ? (1n << BigInt(length * 8)) + value : value;
+  for (let i = start + length - 1; i > start; i--) {
+    block[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  block[start] = value < 0n ? 0xff : 0x80;
+}
+
+/** A number field: octal when it fits, else base-256 (the PAX record, when there is one, carries the value too). */
+function putNumber(block: Uint8Array, start: number, length: number, value: number, paxCarriesIt: boolean): void {
+  if (fitsOctal(value, length)) putOctal(block, start, length, value);
+  else if (paxCarriesIt) putOctal(block, start, length, 0);
+  else putBase256(block, start, length, BigInt(value));
+}
+
+/** Values for one ustar block, already reduced to what the fields can hold. */
+export interface BlockValues {
+  name: string;
+  prefix: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeSeconds: number;
+  typeflag: number;
+  linkname: string;
+  uname: string;
+  gname: string;
+  devMajor: number;
+  devMinor: number;
+  /** Numeric fields whose real value travels in a PAX record (written as 0 here). */
+  paxNumbers: Set<"uid" | "gid" | "size" | "mtime">;
+}
+
+/** Formats a ustar header block ("ustar\0" "00") with its checksum. */
+export function formatUstarBlock(v: BlockValues, into: Uint8Array = new Uint8Array(BLOCK_SIZE)): Uint8Array {
+  const block = into;
+  putString(block, 0, 100, v.name);
+  putOctal(block, 100, 8, v.mode);
+  putNumber(block, 108, 8, v.uid, v.paxNumbers.has("uid"));
+  putNumber(block, 116, 8, v.gid, v.paxNumbers.has("gid"));
+  putNumber(block, 124, 12, v.size, v.paxNumbers.has("size"));
+  putNumber(block, 136, 12, v.mtimeSeconds, v.paxNumbers.has("mtime"));
+  block[156] = v.typeflag;
+  putString(block, 157, 100, v.linkname);
+  block.set(USTAR_MAGIC, 257);
+  block[263] = 0x30;
+  block[264] = 0x30;
+  putString(block, 265, 32, v.uname);
+  putString(block, 297, 32, v.gname);
+  putNumber(block, 329, 8, v.devMajor, false);
+  putNumber(block, 337, 8, v.devMinor, false);
+  putString(block, 345, 155, v.prefix);
+  let sum = 0;
+  for (let i = 0; i < BLOCK_SIZE; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]!;
+  putOctal(block, 148, 7, sum);
+  block[155] = 0x20;
+  return block;
+}
+
+/**
+ * Splits a name into ustar prefix and name fields, or returns null when it cannot be split
+ * (Go's writer does the same before falling back to PAX).
+ */
+export function splitUstarName(name: string): { prefix: string; name: string } | null {
+  if (name.length <= 100) return { prefix: "", name };
+  let length = name.length;
+  if (length > 156) length = 156;
+  else if (name.endsWith("/")) length--;
+  const slash = name.lastIndexOf("/", length - 1);
+  const nameLength = name.length - slash - 1;
+  if (slash <= 0 || nameLength > 100 || nameLength === 0 || slash > 155) return null;
+  return { prefix: name.slice(0, slash), name: name.slice(slash + 1) };
+}
+
+/** Encodes PAX records, sorted by key, into the data of an 'x' header. */
+export function formatPaxRecords(records: Map<string, string | Uint8Array>): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (const key of [...records.keys()].sort()) {
+    const raw = records.get(key)!;
+    const value = typeof raw === "string" ? utf8Encoder.encode(raw) : raw;
+    const keyBytes = utf8Encoder.encode(key);
+    const rest = keyBytes.length + value.length + 3; // ' ', '=', '\n'
+    let length = rest + String(rest).length;
+    if (String(length).length !== String(rest).length) length = rest + String(length).length;
+    const head = utf8Encoder.encode(`${length} ${key}=`);
+    const record = new Uint8Array(length);
+    record.set(head, 0);
+    record.set(value, head.length);
+    record[length - 1] = 0x0a;
+    parts.push(record);
+    total += length;
+  }
+  const data = new Uint8Array(total);
+  let pos = 0;
+  for (const part of parts) {
+    data.set(part, pos);
+    pos += part.length;
+  }
+  return data;
+}

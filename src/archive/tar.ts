@@ -1,0 +1,519 @@
+/**
+ * Streaming tar reader and writer. The reader understands v7, ustar, star, GNU (long names,
+ * long links, base-256 numbers) and PAX (extended and global headers, SCHILY.xattr.*), is
+ * tolerant of archives without end-of-archive blocks, and yields entry bodies as views of the
+ * incoming chunks without buffering them. It can hand everything that is not file content to
+ * a LayoutRecorder for byte-exact re-export (layout.ts). The writer produces ustar with PAX
+ * records where ustar cannot hold a value, the way Go's archive/tar does by default.
+ */
+import { ArchiveError } from "../errors.ts";
+import type { LayoutRecorder } from "./layout.ts";
+import {
+  BLOCK_SIZE,
+  TypeFlag,
+  dataLength,
+  entryTypeOf,
+  formatPaxRecords,
+  formatUstarBlock,
+  invalidHeader,
+  isAscii,
+  parseHeaderBlock,
+  parsePaxInteger,
+  parsePaxRecords,
+  parsePaxTime,
+  splitUstarName,
+  type HeaderFields,
+  type PaxRecords,
+} from "./tar-header.ts";
+import type { ByteSink, ByteSource, EntryType, TarEntry } from "./types.ts";
+
+export interface TarItem {
+  entry: TarEntry;
+  body: ByteSource;
+}
+
+const EMPTY = new Uint8Array(0);
+const EMPTY_BODY: ByteSource = {
+  async *[Symbol.asyncIterator]() {},
+};
+/** PAX and GNU extension headers larger than this are refused (Go's limit too). */
+const MAX_EXTENSION_SIZE = 1 << 20;
+
+function unexpectedEof(where: string, offset: number): ArchiveError {
+  return new ArchiveError(`unexpected EOF: the tar stream ends inside ${where} at byte offset ${offset}`);
+}
+
+function paddingOf(size: number): number {
+  return (BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE;
+}
+
+/** Pulls bytes from a source: zero-copy pieces, or exact-length reads that copy only when a read spans chunks. */
+class InputCursor {
+  private chunk: Uint8Array = EMPTY;
+  private position = 0;
+  private ended = false;
+  /** Bytes consumed so far. */
+  offset = 0;
+
+  constructor(private readonly iterator: AsyncIterator<Uint8Array>) {}
+
+  private async pull(): Promise<boolean> {
+    while (!this.ended) {
+      const result = await this.iterator.next();
+      if (result.done) {
+        this.ended = true;
+        break;
+      }
+      if (result.value.length > 0) {
+        this.chunk = result.value;
+        this.position = 0;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** The next up to `max` bytes as a view of the input, or null at the end. */
+  async next(max: number): Promise<Uint8Array | null> {
+    if (this.position >= this.chunk.length && !(await this.pull())) return null;
+    const end = Math.min(this.chunk.length, this.position + max);
+    const piece = this.chunk.subarray(this.position, end);
+    this.offset += end - this.position;
+    this.position = end;
+    return piece;
+  }
+
+  /** Exactly `length` bytes; null when the input ends before the first byte; throws when it ends in between. */
+  async read(length: number, what: string): Promise<Uint8Array | null> {
+    if (this.chunk.length - this.position >= length) {
+      const view = this.chunk.subarray(this.position, this.position + length);
+      this.position += length;
+      this.offset += length;
+      return view;
+    }
+    const start = this.offset;
+    const first = await this.next(length);
+    if (first === null) return null;
+    if (first.length === length) return first;
+    const whole = new Uint8Array(length);
+    whole.set(first);
+    let filled = first.length;
+    while (filled < length) {
+      const piece = await this.next(length - filled);
+      if (piece === null) throw unexpectedEof(what, start);
+      whole.set(piece, filled);
+      filled += piece.length;
+    }
+    return whole;
+  }
+
+  /** Consumes exactly `length` bytes, passing each piece to `visit`. */
+  async skip(length: number, what: string, visit?: (piece: Uint8Array) => void): Promise<void> {
+    let left = length;
+    while (left > 0) {
+      const piece = await this.next(left);
+      if (piece === null) throw unexpectedEof(what, this.offset);
+      visit?.(piece);
+      left -= piece.length;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.ended) {
+      this.ended = true;
+      await this.iterator.return?.();
+    }
+  }
+}
+
+/** Where a reader is within one entry's body; shared by the body iterator and the reader loop. */
+interface BodyState {
+  remaining: number;
+  crc: number;
+  live: boolean;
+}
+
+function bodyIterator(input: InputCursor, state: BodyState, path: string, recording: boolean): ByteSource {
+  return {
+    async *[Symbol.asyncIterator]() {
+      if (!state.live) throw new ArchiveError(`tar entry ${JSON.stringify(path)}: content read after moving to the next entry`);
+      while (state.remaining > 0) {
+        const piece = await input.next(state.remaining);
+        if (piece === null) throw unexpectedEof(`the content of ${JSON.stringify(path)}`, input.offset);
+        state.remaining -= piece.length;
+        if (recording) state.crc = Bun.hash.crc32(piece, state.crc);
+        yield piece;
+      }
+    },
+  };
+}
+
+/** Extension headers read so far that apply to the next real entry. */
+interface PendingExtensions {
+  pax?: PaxRecords;
+  longName?: string;
+  longLink?: string;
+}
+
+function cString(data: Uint8Array): string {
+  const nul = data.indexOf(0);
+  return new TextDecoder().decode(nul < 0 ? data : data.subarray(0, nul));
+}
+
+function applyPax(entry: TarEntry, fields: HeaderFields, records: PaxRecords, global: boolean, offset: number): void {
+  for (const [key, value] of records.values) {
+    if (key.startsWith("GNU.sparse.")) throw new ArchiveError(`archive/tar: sparse files are not supported (entry at byte offset ${offset})`);
+    if (value === "") continue;
+    switch (key) {
+      case "path":
+        if (!global) entry.path = value;
+        break;
+      case "linkpath":
+        if (!global) entry.linkTarget = value;
+        break;
+      case "size": {
+        const size = parsePaxInteger(value);
+        if (size === null || size < 0) throw invalidHeader(offset, `bad PAX size ${JSON.stringify(value)}`);
+        if (!global) fields.size = size;
+        break;
+      }
+      case "uid":
+      case "gid": {
+        const id = parsePaxInteger(value);
+        if (id === null || id < 0) throw invalidHeader(offset, `bad PAX ${key} ${JSON.stringify(value)}`);
+        entry[key] = id;
+        break;
+      }
+      case "uname":
+        entry.uname = value;
+        break;
+      case "gname":
+        entry.gname = value;
+        break;
+      case "mtime":
+        entry.mtimeNs = parsePaxTime(value, offset);
+        break;
+    }
+  }
+  for (const [name, value] of records.xattrs) entry.xattrs.set(name, value);
+}
+
+/**
+ * Reads entries one by one; the body of an entry must be consumed (or is skipped automatically)
+ * before the next. After the end-of-archive blocks, the rest of the stream is read (and recorded)
+ * too, so that a measure() around the source sees every byte.
+ */
+export async function* readTar(source: ByteSource, options: { recorder?: LayoutRecorder } = {}): AsyncGenerator<TarItem> {
+  const input = new InputCursor(source[Symbol.asyncIterator]());
+  const recorder = options.recorder;
+  const record = recorder ? (piece: Uint8Array) => recorder.raw(piece) : undefined;
+  const deliver = async () => {
+    if (recorder?.hasPendingChunks) await recorder.deliver();
+  };
+  let globals: PaxRecords | undefined;
+  let pending: PendingExtensions = {};
+  try {
+    for (;;) {
+      await deliver();
+      const headerOffset = input.offset;
+      const block = await input.read(BLOCK_SIZE, "a header");
+      if (block === null) {
+        if (pending.pax || pending.longName !== undefined || pending.longLink !== undefined) throw unexpectedEof("an extended header's entry", headerOffset);
+        break;
+      }
+      record?.(block);
+      const fields = parseHeaderBlock(block, headerOffset);
+      if (fields === "zero") {
+        const second = await input.read(BLOCK_SIZE, "the end-of-archive blocks");
+        if (second === null) break;
+        record?.(second);
+        if (parseHeaderBlock(second, headerOffset + BLOCK_SIZE) !== "zero") throw invalidHeader(headerOffset + BLOCK_SIZE, "a header after a zero block");
+        for (;;) {
+          const rest = await input.next(Number.MAX_SAFE_INTEGER);
+          if (rest === null) break;
+          record?.(rest);
+          await deliver();
+        }
+        break;
+      }
+
+      const typeflag = fields.typeflag;
+      if (typeflag === TypeFlag.PaxExtended || typeflag === TypeFlag.PaxGlobal || typeflag === TypeFlag.GnuLongName || typeflag === TypeFlag.GnuLongLink) {
+        if (fields.size > MAX_EXTENSION_SIZE) throw invalidHeader(headerOffset, "extension header larger than 1 MiB");
+        const data = (await input.read(fields.size, "an extension header")) ?? EMPTY;
+        if (data.length < fields.size) throw unexpectedEof("an extension header", headerOffset);
+        record?.(data);
+        await input.skip(paddingOf(fields.size), "an extension header", record);
+        if (typeflag === TypeFlag.PaxExtended) pending.pax = parsePaxRecords(data, headerOffset);
+        else if (typeflag === TypeFlag.PaxGlobal) globals = mergeGlobals(globals, parsePaxRecords(data, headerOffset));
+        else if (typeflag === TypeFlag.GnuLongName) pending.longName = cString(data);
+        else pending.longLink = cString(data);
+        continue;
+      }
+
+      const entry: TarEntry = {
+        path: pending.longName ?? fields.name,
+        type: "file",
+        mode: fields.mode & 0o7777,
+        uid: fields.uid,
+        gid: fields.gid,
+        uname: fields.uname,
+        gname: fields.gname,
+        size: 0,
+        mtimeNs: fields.mtimeNs,
+        linkTarget: pending.longLink ?? fields.linkname,
+        devMajor: fields.devMajor,
+        devMinor: fields.devMinor,
+        xattrs: new Map(),
+      };
+      if (globals) applyPax(entry, fields, globals, true, headerOffset);
+      if (pending.pax) applyPax(entry, fields, pending.pax, false, headerOffset);
+      pending = {};
+
+      const type: EntryType | null = entryTypeOf(typeflag, entry.path);
+      if (type === null) {
+        throw new ArchiveError(`archive/tar: unsupported entry type ${JSON.stringify(String.fromCharCode(typeflag))} for ${JSON.stringify(entry.path)}`);
+      }
+      entry.type = type;
+      const length = dataLength(typeflag, fields.size);
+
+      if (type === "file" && length > 0) {
+        entry.size = length;
+        const state: BodyState = { remaining: length, crc: 0, live: true };
+        try {
+          yield { entry, body: bodyIterator(input, state, entry.path, recorder !== undefined) };
+        } finally {
+          state.live = false;
+        }
+        if (state.remaining > 0) {
+          await input.skip(state.remaining, `the content of ${JSON.stringify(entry.path)}`, recorder ? (piece) => (state.crc = Bun.hash.crc32(piece, state.crc)) : undefined);
+          state.remaining = 0;
+        }
+        recorder?.file(entry.path, length, state.crc);
+      } else {
+        yield { entry, body: EMPTY_BODY };
+        await input.skip(length, `the content of ${JSON.stringify(entry.path)}`, record);
+      }
+      await input.skip(paddingOf(length), `the padding after ${JSON.stringify(entry.path)}`, record);
+    }
+    if (recorder) await recorder.finish();
+  } finally {
+    await input.close();
+  }
+}
+
+function mergeGlobals(previous: PaxRecords | undefined, next: PaxRecords): PaxRecords {
+  if (!previous) return next;
+  const values = new Map(previous.values);
+  for (const [key, value] of next.values) {
+    if (value === "") values.delete(key);
+    else values.set(key, value);
+  }
+  const xattrs = new Map(previous.xattrs);
+  for (const [key, value] of next.xattrs) xattrs.set(key, value);
+  return { values, xattrs };
+}
+
+// ---------------------------------------------------------------------------------------
+// Writer
+
+const TYPEFLAG_OF: Record<EntryType, number> = {
+  file: TypeFlag.Regular,
+  hardlink: TypeFlag.HardLink,
+  symlink: TypeFlag.Symlink,
+  char: TypeFlag.Char,
+  block: TypeFlag.Block,
+  dir: TypeFlag.Dir,
+  fifo: TypeFlag.Fifo,
+};
+
+const OUTPUT_BUFFER_SIZE = 256 * 1024;
+/** Body pieces at least this large go to the sink as they are instead of being copied. */
+const DIRECT_WRITE_SIZE = 64 * 1024;
+const MAX_OCTAL_8 = 0o7777777;
+const MAX_OCTAL_12 = 0o77777777777;
+
+function toAscii(text: string): string {
+  return isAscii(text) ? text : text.replace(/[^\x00-\x7f]/g, "");
+}
+
+/** Seconds rounded to the nearest second (ties up), as Go's writer stores mtime in ustar. */
+function roundedSeconds(ns: bigint): number {
+  const shifted = ns + 500_000_000n;
+  let seconds = shifted / 1_000_000_000n;
+  if (shifted < 0n && seconds * 1_000_000_000n !== shifted) seconds -= 1n;
+  return Number(seconds);
+}
+
+/**
+ * Writes a tar stream to a sink: ustar headers, PAX records where ustar cannot hold a value.
+ * Chunks handed to the sink are never reused by the writer, and body chunks of a ByteSource
+ * may be passed on as they are, so sources must not reuse their buffers either.
+ */
+export class TarWriter {
+  private buffer = new Uint8Array(OUTPUT_BUFFER_SIZE);
+  private used = 0;
+
+  constructor(private readonly sink: ByteSink) {}
+
+  /**
+   * Writes header(s), then the body (exactly entry.size bytes for files; body may be a ByteSource
+   * or Uint8Array) and padding.
+   */
+  async add(entry: TarEntry, body?: ByteSource | Uint8Array): Promise<void> {
+    const size = entry.type === "file" ? entry.size : 0;
+    const pax = new Map<string, string | Uint8Array>();
+    const paxNumbers = new Set<"uid" | "gid" | "size" | "mtime">();
+
+    let name = entry.path;
+    let prefix = "";
+    if (!isAscii(name) || name.length > 100) {
+      const split = isAscii(name) ? splitUstarName(name) : null;
+      if (split) ({ prefix, name } = split);
+      else {
+        pax.set("path", entry.path);
+        name = toAscii(name).slice(0, 100);
+      }
+    }
+    let linkname = entry.type === "symlink" || entry.type === "hardlink" ? entry.linkTarget : "";
+    if (!isAscii(linkname) || linkname.length > 100) {
+      pax.set("linkpath", linkname);
+      linkname = toAscii(linkname).slice(0, 100);
+    }
+    let uname = entry.uname;
+    if (!isAscii(uname) || uname.length > 32) {
+      pax.set("uname", uname);
+      uname = toAscii(uname).slice(0, 32);
+    }
+    let gname = entry.gname;
+    if (!isAscii(gname) || gname.length > 32) {
+      pax.set("gname", gname);
+      gname = toAscii(gname).slice(0, 32);
+    }
+    for (const key of ["uid", "gid"] as const) {
+      if (entry[key] < 0 || entry[key] > MAX_OCTAL_8) {
+        pax.set(key, String(entry[key]));
+        paxNumbers.add(key);
+      }
+    }
+    if (size > MAX_OCTAL_12) {
+      pax.set("size", String(size));
+      paxNumbers.add("size");
+    }
+    const mtimeSeconds = roundedSeconds(entry.mtimeNs);
+    if (mtimeSeconds < 0 || mtimeSeconds > MAX_OCTAL_12) {
+      pax.set("mtime", String(mtimeSeconds));
+      paxNumbers.add("mtime");
+    }
+    for (const [key, value] of entry.xattrs) pax.set(`SCHILY.xattr.${key}`, value);
+
+    if (pax.size > 0) await this.writePaxHeader(entry.path, formatPaxRecords(pax));
+    const block = await this.reserve(BLOCK_SIZE);
+    formatUstarBlock(
+      {
+        name,
+        prefix,
+        mode: entry.mode & 0o7777,
+        uid: paxNumbers.has("uid") ? 0 : entry.uid,
+        gid: paxNumbers.has("gid") ? 0 : entry.gid,
+        size,
+        mtimeSeconds,
+        typeflag: TYPEFLAG_OF[entry.type],
+        linkname,
+        uname,
+        gname,
+        devMajor: entry.devMajor,
+        devMinor: entry.devMinor,
+        paxNumbers,
+      },
+      block,
+    );
+    if (size > 0) await this.writeBody(entry.path, size, body);
+    await this.writeZeros(paddingOf(size));
+  }
+
+  /** Two 512-byte zero blocks, no padding to 10240 (spec §4.4). Does not close the sink. */
+  async finish(): Promise<void> {
+    await this.writeZeros(2 * BLOCK_SIZE);
+    await this.flush();
+  }
+
+  private async writePaxHeader(path: string, data: Uint8Array): Promise<void> {
+    const slash = path.replace(/\/+$/, "").lastIndexOf("/");
+    const headerName = toAscii(slash < 0 ? `PaxHeaders.0/${path}` : `${path.slice(0, slash)}/PaxHeaders.0/${path.slice(slash + 1)}`)
+      .slice(0, 100)
+      .replace(/\/+$/, "");
+    formatUstarBlock(
+      {
+        name: headerName,
+        prefix: "",
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        size: data.length,
+        mtimeSeconds: 0,
+        typeflag: TypeFlag.PaxExtended,
+        linkname: "",
+        uname: "",
+        gname: "",
+        devMajor: 0,
+        devMinor: 0,
+        paxNumbers: new Set(),
+      },
+      await this.reserve(BLOCK_SIZE),
+    );
+    await this.writeBytes(data);
+    await this.writeZeros(paddingOf(data.length));
+  }
+
+  private async writeBody(path: string, size: number, body: ByteSource | Uint8Array | undefined): Promise<void> {
+    let written = 0;
+    const tooLong = () => new ArchiveError(`tar entry ${JSON.stringify(path)}: content is longer than its size ${size}`);
+    if (body instanceof Uint8Array) {
+      if (body.length > size) throw tooLong();
+      await this.writeBytes(body);
+      written = body.length;
+    } else if (body) {
+      for await (const piece of body) {
+        if (written + piece.length > size) throw tooLong();
+        await this.writeBytes(piece);
+        written += piece.length;
+      }
+    }
+    if (written !== size) throw new ArchiveError(`tar entry ${JSON.stringify(path)}: content is ${written} bytes, shorter than its size ${size}`);
+  }
+
+  /** A zeroed view of `length` (≤ buffer size) bytes in the output buffer, flushing first when needed. */
+  private async reserve(length: number): Promise<Uint8Array> {
+    if (this.used + length > this.buffer.length) await this.flush();
+    const view = this.buffer.subarray(this.used, this.used + length);
+    this.used += length;
+    return view;
+  }
+
+  /** Hands the filled part of the buffer to the sink; the sink may keep it, so a fresh (zeroed) buffer follows. */
+  private async flush(): Promise<void> {
+    if (this.used === 0) return;
+    const full = this.buffer.subarray(0, this.used);
+    this.buffer = new Uint8Array(OUTPUT_BUFFER_SIZE);
+    this.used = 0;
+    await this.sink.write(full);
+  }
+
+  private async writeBytes(bytes: Uint8Array): Promise<void> {
+    if (bytes.length >= DIRECT_WRITE_SIZE) {
+      await this.flush();
+      await this.sink.write(bytes);
+      return;
+    }
+    if (this.used + bytes.length > this.buffer.length) await this.flush();
+    this.buffer.set(bytes, this.used);
+    this.used += bytes.length;
+  }
+
+  /** Unused buffer space is always zero (buffers are fresh and filled front to back), so zeros only advance. */
+  private async writeZeros(length: number): Promise<void> {
+    if (this.used + length > this.buffer.length) await this.flush();
+    this.used += length;
+  }
+}
