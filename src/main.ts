@@ -52,7 +52,20 @@ function debugLog(enabled: boolean, message: string): void {
 async function main(argv: string[]): Promise<number> {
   const out = new Output();
   const stderr = (s: string) => void process.stderr.write(s);
-  const parsed = dispatch(programName(), argv, COMMANDS, { stdout: out.text, stderr });
+  // Phase A of spec §1.4: with no store option before the command, the configuration file and
+  // environment supply the defaults (shown in command help), and options after the command override them.
+  let configError: unknown;
+  const defaultGlobals = (globals: ParsedOptions, given: Set<string>): ParsedOptions => {
+    if (STORE_OPTIONS.some((o) => given.has(o))) return globals;
+    try {
+      const configured = resolveStoreOptions({ storageOpts: [] }, false);
+      return { ...globals, graph: configured.graphRoot, run: configured.runRoot, "storage-driver": configured.driver, "storage-opt": configured.driverOptions };
+    } catch (e) {
+      configError = e;
+      return globals;
+    }
+  };
+  const parsed = dispatch(programName(), argv, COMMANDS, { stdout: out.text, stderr }, { defaultGlobals });
   if (parsed.kind === "exit") {
     await out.flush();
     return parsed.code;
@@ -61,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
   const debug = globals.debug === true;
   let store: Store;
   try {
-    const explicit = STORE_OPTIONS.some((o) => parsed.globalsBeforeCommand.has(o));
+    if (configError) throw configError;
     const options = resolveStoreOptions(
       {
         graph: globals.graph as string | undefined,
@@ -69,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
         driver: globals["storage-driver"] as string | undefined,
         storageOpts: (globals["storage-opt"] as string[] | undefined) ?? [],
       },
-      explicit,
+      true,
     );
     store = await openStore(options);
     debugLog(debug, `Root: ${store.graphRoot}`);

@@ -55,9 +55,8 @@ export function readConfig(path: string): ConfigValues {
   try {
     parsed = Bun.TOML.parse(text);
   } catch (e) {
-    const err = e as Error & { line?: number; column?: number };
-    const where = err.line !== undefined ? `:${err.line}${err.column !== undefined ? `:${err.column}` : ""}` : "";
-    throw new InitError(`${path}${where}: invalid TOML: ${err.message}`);
+    const message = (e as Error).message.replace(/^TOML Parse error: /, "");
+    throw new InitError(`${path}:${tomlErrorLine(text)}: invalid TOML: ${message}`);
   }
   const storage = parsed?.storage ?? {};
   const driver: string | undefined = typeof storage.driver === "string" && storage.driver !== "" ? storage.driver : undefined;
@@ -75,6 +74,22 @@ export function readConfig(path: string): ConfigValues {
     if (typeof value === "string" || typeof value === "boolean" || typeof value === "number") values.driverOptions.push(`${prefix}.${key}=${value}`);
   }
   return values;
+}
+
+/**
+ * The line of a TOML syntax error. Bun's parser does not say where it failed, so this finds the
+ * first line at which the text read so far stops parsing (for a construct spanning lines, its first line).
+ */
+function tomlErrorLine(text: string): number {
+  const lines = text.split("\n");
+  for (let n = 1; n <= lines.length; n++) {
+    try {
+      Bun.TOML.parse(lines.slice(0, n).join("\n"));
+    } catch {
+      return n;
+    }
+  }
+  return lines.length;
 }
 
 function asStringList(value: unknown, path: string, key: string): string[] {

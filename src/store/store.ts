@@ -92,29 +92,33 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   }
   const db = openDatabase(join(options.graphRoot, "oci-storage.db"));
   const catalog = new Catalog(db);
-  const driverName = chooseDriver(catalog, db, options);
+  const driverName = chooseDriver(catalog, options);
   const mounter = new Mounter(options.runRoot);
   const driver = createDriver(driverName, { graphRoot: options.graphRoot, runRoot: options.runRoot, options: options.driverOptions, mounter });
   await driver.init();
+  recordDriver(catalog, db, options, driverName);
   const store = new Store(options, db, catalog, driver, mounter);
   await store.recover();
   return store;
 }
 
-/** An existing store keeps its driver; a new one records the driver asked for or the default. */
-function chooseDriver(catalog: Catalog, db: Database, options: StoreOptions): string {
+/** An existing store keeps its driver; a new one gets the driver asked for or the default. */
+function chooseDriver(catalog: Catalog, options: StoreOptions): string {
   const asked = options.driver === undefined ? undefined : canonicalDriverName(options.driver);
-  return immediate(db, () => {
+  const recorded = catalog.getInfo("driver");
+  if (recorded !== undefined && asked !== undefined && asked !== recorded) {
+    throw new InitError(`the store at ${options.graphRoot} uses the ${recorded} driver, not ${asked}; use -s ${recorded} or another --graph`);
+  }
+  return recorded ?? asked ?? defaultDriverName();
+}
+
+/** Records a new store's driver once it has started, so that a driver that fails to start is never recorded. */
+function recordDriver(catalog: Catalog, db: Database, options: StoreOptions, name: string): void {
+  if (catalog.getInfo("driver") === name) return;
+  immediate(db, () => {
     const recorded = catalog.getInfo("driver");
-    if (recorded !== undefined) {
-      if (asked !== undefined && asked !== recorded) {
-        throw new InitError(`the store at ${options.graphRoot} uses the ${recorded} driver, not ${asked}; use -s ${recorded} or another --graph`);
-      }
-      return recorded;
-    }
-    const name = asked ?? defaultDriverName();
+    if (recorded !== undefined && recorded !== name) throw new InitError(`the store at ${options.graphRoot} uses the ${recorded} driver, not ${name}`);
     catalog.setInfo("driver", name);
-    return name;
   });
 }
 

@@ -1,0 +1,155 @@
+/** End-to-end: the command line itself — usage, errors, exit codes, configuration phases — through the compiled binary. */
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TestStore, runBinary } from "../helpers/cli.ts";
+
+const work = mkdtempSync(join(tmpdir(), "oci-cli-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** A config file pointing at stores inside the temp dir, so phase A never touches system paths. */
+function config(name: string, body: string): string {
+  const path = join(work, `${name}.conf`);
+  writeFileSync(path, body);
+  return path;
+}
+
+describe("command line", () => {
+  test("no arguments prints usage and exits 1; --help exits 0", () => {
+    const none = runBinary([]);
+    expect(none.code).toBe(1);
+    expect(none.stdout).toStartWith("Usage: oci-storage command [options [...]]\n\nCommands:\n\n");
+    expect(none.stdout).toContain("  create-layer                  Create a new layer\n");
+    const help = runBinary(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("--storage-driver, -s");
+  });
+
+  test("unknown commands and options are named; option errors exit 125", () => {
+    const unknown = runBinary(["frobnicate"]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toBe("frobnicate: unrecognized command.\n");
+    const s = new TestStore("vfs");
+    const bad = s.cli(["layers", "--bogus"]);
+    expect(bad.code).toBe(125);
+    expect(bad.stderr).toStartWith("flag provided but not defined: --bogus\nSee 'oci-storage layers --help'.\n");
+    const badBool = s.cli(["layers", "--json=yes"]);
+    expect(badBool.code).toBe(125);
+    expect(badBool.stderr).toContain('invalid boolean value "yes" for  --json');
+    const global = runBinary(["--bogus", "layers"]);
+    expect(global.code).toBe(1);
+    expect(global.stderr).toContain("flag provided but not defined: --bogus");
+    s.destroy();
+  });
+
+  test("command --help prints usage and exits 125", () => {
+    const r = runBinary(["create-layer", "--help"]);
+    expect(r.code).toBe(125);
+    expect(r.stdout).toBe("Usage: oci-storage create-layer [options [...]] [parentLayerNameOrID]\n\nCreate a new layer\n\nOptions:\n");
+    expect(r.stderr).toContain("--name, -n=[]");
+  });
+
+  test("argument counts are checked before the store is opened", () => {
+    const s = new TestStore("vfs");
+    const few = s.cli(["get-image-data", "x"]);
+    expect(few.code).toBe(1);
+    expect(few.stdout).toStartWith("get-image-data: more arguments required.\n");
+    const many = s.cli(["create-layer", "a", "b"]);
+    expect(many.code).toBe(1);
+    expect(many.stdout).toStartWith("create-layer: too many arguments ([a b]).\n");
+    expect(existsSync(s.graph)).toBe(false);
+    s.destroy();
+  });
+
+  test("grouped short flags, --flag=value and options after the first argument being arguments", () => {
+    const s = new TestStore("vfs");
+    s.ok(["create-layer", "-i", "L", "-n", "x"]);
+    expect(s.ok(["layers", "-jt"])).toStartWith('[{"id":"L"');
+    expect(s.ok(["layers", "--json=false"])).toBe("L\n\tname: x\n");
+    const r = s.cli(["layer", "x", "--json"]);
+    expect(r.code).toBe(1); // "--json" is a second reference that does not resolve
+    expect(r.stdout).toBe("ID: L\nName: x\n");
+    s.destroy();
+  });
+
+  test("errors are one line without a stack trace; --debug adds details", () => {
+    const s = new TestStore("vfs");
+    const r = s.cli(["layer-parent-owners-does-not-exist"]);
+    expect(r.stdout).toBe("layer-parent-owners-does-not-exist: unrecognized command.\n");
+    const plain = s.cli(["applydiff", "nope"], { stdin: "" });
+    expect(plain.stderr).toBe("layer not known\n");
+    const debug = runBinary(["--debug", ...s.globals, "layers"]);
+    expect(debug.stderr).toContain(`level=debug msg="Root: ${s.graph}"`);
+    s.destroy();
+  });
+
+  test("version prints this tool's version, build and SQLite version", () => {
+    const s = new TestStore("vfs");
+    const text = s.ok(["version"]);
+    expect(text).toMatch(/^Version: \d+\.\d+\.\d+\nBuild: \S+\nBun: [\d.]+\nSQLite: 3\.\d+\.\d+\nSchema: \d+\n$/);
+    const json = s.json(["version", "-j"]);
+    expect(json[0]).toEqual(["Version", expect.any(String)]);
+    s.destroy();
+  });
+
+  test("status prints the store's pairs on stderr, JSON on stdout", () => {
+    const s = new TestStore("vfs");
+    const r = s.cli(["status"]);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(`Root: ${s.graph}\nRun Root: ${s.run}\nDriver Name: vfs\nDriver Options: []\n`);
+    expect(s.json(["status", "-j"])).toEqual([
+      ["Root", s.graph],
+      ["Run Root", s.run],
+      ["Driver Name", "vfs"],
+      ["Driver Options", "[]"],
+    ]);
+    s.destroy();
+  });
+
+  test("unknown drivers and bad storage options fail initialisation", () => {
+    const dir = join(work, "drv");
+    const r = runBinary(["--graph", dir, "--run", `${dir}-run`, "-s", "bogus", "layers"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe(`error initializing: failed to GetDriver graph bogus ${dir}: driver not supported\n`);
+    const opt = runBinary(["--graph", dir, "--run", `${dir}-run`, "-s", "vfs", "--storage-opt", "novalue", "layers"]);
+    expect(opt.stdout).toBe("error initializing: unable to parse key/value option: novalue\n");
+    const vfsOpt = runBinary(["--graph", dir, "--run", `${dir}-run`, "-s", "vfs", "--storage-opt", "vfs.mountopt=nodev", "layers"]);
+    expect(vfsOpt.stdout).toBe("error initializing: vfs driver does not support mount options\n");
+  });
+
+  test("an existing store keeps its driver; asking for another one is a clear error", () => {
+    const s = new TestStore("vfs");
+    s.ok(["create-layer", "-i", "L"]);
+    const other = runBinary(["--graph", s.graph, "--run", s.run, "-s", "overlay", "layers"]);
+    expect(other.code).toBe(1);
+    expect(other.stdout).toContain("uses the vfs driver, not overlay");
+    expect(runBinary(["--graph", s.graph, "--run", s.run, "layers"]).stdout).toBe("L\n");
+    s.destroy();
+  });
+
+  test("phase A: config file and environment apply when no store option precedes the command", () => {
+    const graph = join(work, "a-graph");
+    const run = join(work, "a-run");
+    const conf = config("a", `[storage]\ndriver = "vfs"\ngraphroot = "${graph}"\nrunroot = "${run}"\n`);
+    const env = { OCI_STORAGE_CONF: conf };
+    expect(runBinary(["create-layer", "-i", "fromconf"], { env }).code).toBe(0);
+    expect(runBinary(["layers"], { env }).stdout).toBe("fromconf\n");
+    // Options after the command override the file.
+    const other = join(work, "a-other");
+    expect(runBinary(["layers", "--graph", other, "--run", `${other}-run`], { env }).stdout).toBe("");
+    // STORAGE_OPTS replaces the option list and is checked by the driver.
+    const bad = runBinary(["layers"], { env: { ...env, STORAGE_OPTS: "vfs.bogus=1" } });
+    expect(bad.stdout).toBe("error initializing: vfs driver does not support vfs.bogus options\n");
+    // Phase B: a store option before the command ignores the file and the environment.
+    const b = runBinary(["--graph", graph, "--run", run, "layers"], { env: { ...env, STORAGE_OPTS: "vfs.bogus=1" } });
+    expect(b.stdout).toBe("fromconf\n");
+  });
+
+  test("a malformed config file is named with its line", () => {
+    const conf = config("bad", '[storage]\ndriver = "vfs"\ngraphroot =\n');
+    const r = runBinary(["layers"], { env: { OCI_STORAGE_CONF: conf } });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toStartWith(`error initializing: ${conf}:3: invalid TOML`);
+  });
+});
