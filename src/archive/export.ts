@@ -1,0 +1,225 @@
+/**
+ * Writes a list of changes of a directory tree as a layer tar (spec/cli.md §4.4), and turns
+ * files of a tree into tar entries (reused by drivers that read their own upper directories).
+ */
+import { closeSync, constants, lstatSync, openSync, readFileSync, readlinkSync, readSync, type BigIntStats } from "node:fs";
+import { ArchiveError } from "../errors.ts";
+import { toContainer, type IdMaps } from "../idmap.ts";
+import { devMajorMinor, getXattr, listXattrs } from "../sys/libc.ts";
+import { compareBytewise } from "./changes.ts";
+import { TarWriter } from "./tar.ts";
+import { ChangeKind, type ByteSink, type ByteSource, type Change, type EntryType, type TarEntry } from "./types.ts";
+
+const NS_PER_SECOND = 1_000_000_000n;
+/** Files up to this size are read in one piece; larger ones are streamed in chunks of this size. */
+const FILE_CHUNK_BYTES = 1024 * 1024;
+const WHITEOUT_PREFIX = ".wh.";
+
+/**
+ * Writes the changes as an uncompressed tar (spec §4.4): entries sorted by path, parent dirs included as dir entries,
+ * names relative without "./", dirs end with "/", uname/gname from /etc/passwd and /etc/group, deletions as empty
+ * whiteout files `.wh.NAME`, owners mapped back to container IDs, hard links within the export as tar hard links.
+ */
+export async function exportChanges(upper: string, changes: Change[], sink: ByteSink, maps: IdMaps): Promise<void> {
+  const writer = new TarWriter(sink);
+  const links = new HardLinkTracker();
+  for (const change of withParentDirectories(changes)) {
+    const rel = change.path.replace(/^\/+/, "");
+    if (rel === "") continue;
+    if (change.kind === ChangeKind.Delete) {
+      await writer.add(whiteoutEntry(rel, BigInt(Date.now()) * 1_000_000n));
+      continue;
+    }
+    const stats = lstatOrNull(`${upper}/${rel}`);
+    if (stats === null) continue;
+    const entry = entryFromStat(upper, rel, maps, stats);
+    if (entry === null) continue;
+    if (links.linkTarget(entry, stats) !== undefined) await writer.add(entry);
+    else await writer.add(entry, entry.type === "file" ? fileBody(`${upper}/${rel}`, entry.size) : undefined);
+  }
+  await writer.finish();
+}
+
+/** Changes sorted by path, with a Modify for every ancestor directory that is not listed itself. */
+function withParentDirectories(changes: Change[]): Change[] {
+  const listed = new Set(changes.map((change) => change.path));
+  const all = [...changes];
+  for (const change of changes) {
+    for (let slash = change.path.lastIndexOf("/"); slash > 0; slash = change.path.lastIndexOf("/", slash - 1)) {
+      const parent = change.path.slice(0, slash);
+      if (listed.has(parent)) break;
+      listed.add(parent);
+      all.push({ path: parent, kind: ChangeKind.Modify });
+    }
+  }
+  return all.sort((a, b) => compareBytewise(a.path, b.path));
+}
+
+function lstatOrNull(path: string): BigIntStats | null {
+  try {
+    return lstatSync(path, { bigint: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
+}
+
+/** The whiteout for a deleted path: an empty regular file DIR/.wh.NAME, mode 0, owned by 0:0. */
+export function whiteoutEntry(rel: string, mtimeNs: bigint): TarEntry {
+  const slash = rel.lastIndexOf("/");
+  const path = `${rel.slice(0, slash + 1)}${WHITEOUT_PREFIX}${rel.slice(slash + 1)}`;
+  return { path, type: "file", mode: 0, uid: 0, gid: 0, uname: "", gname: "", size: 0, mtimeNs: roundToSecond(mtimeNs), linkTarget: "", devMajor: 0, devMinor: 0, xattrs: new Map() };
+}
+
+/** Remembers regular files with several links; later names of the same inode become tar hard links. */
+export class HardLinkTracker {
+  private readonly firstNames = new Map<string, string>();
+
+  /** Turns entry into a hard link when its inode was written before (returns the target); else remembers it. */
+  linkTarget(entry: TarEntry, stats: BigIntStats): string | undefined {
+    if (entry.type === "dir" || stats.nlink < 2n) return undefined;
+    const inode = `${stats.dev}:${stats.ino}`;
+    const first = this.firstNames.get(inode);
+    if (first === undefined) {
+      this.firstNames.set(inode, entry.path);
+      return undefined;
+    }
+    entry.type = "hardlink";
+    entry.linkTarget = first;
+    entry.size = 0;
+    return first;
+  }
+}
+
+/**
+ * The tar entry for root/relPath (relPath without a leading "/"): type, mode with setuid/setgid/sticky, owner
+ * mapped to container IDs, names from the host's passwd/group, mtime rounded to the second (as Go's tar writer
+ * does without an explicit format), link target, device numbers and the exported xattrs. null for sockets.
+ */
+export function entryFromStat(root: string, relPath: string, maps: IdMaps, stats?: BigIntStats): TarEntry | null {
+  const path = `${root}/${relPath}`;
+  stats ??= lstatSync(path, { bigint: true });
+  const type = entryType(stats);
+  if (type === null) return null;
+  const hostUid = Number(stats.uid);
+  const hostGid = Number(stats.gid);
+  const uid = toContainer(maps.uidMap, hostUid);
+  if (uid < 0) throw new ArchiveError(`/${relPath} is owned by host UID ${hostUid}, which the layer's UID map does not cover`);
+  const gid = toContainer(maps.gidMap, hostGid);
+  if (gid < 0) throw new ArchiveError(`/${relPath} is owned by host GID ${hostGid}, which the layer's GID map does not cover`);
+  const [devMajor, devMinor] = type === "char" || type === "block" ? devMajorMinor(stats.rdev) : [0, 0];
+  return {
+    path: type === "dir" ? `${relPath}/` : relPath,
+    type,
+    mode: Number(stats.mode) & 0o7777,
+    uid,
+    gid,
+    uname: hostNames().users.get(hostUid) ?? "",
+    gname: hostNames().groups.get(hostGid) ?? "",
+    size: type === "file" ? Number(stats.size) : 0,
+    mtimeNs: roundToSecond(stats.mtimeNs),
+    linkTarget: type === "symlink" ? readlinkSync(path) : "",
+    devMajor,
+    devMinor,
+    xattrs: exportedXattrs(path),
+  };
+}
+
+function entryType(stats: BigIntStats): EntryType | null {
+  if (stats.isFile()) return "file";
+  if (stats.isDirectory()) return "dir";
+  if (stats.isSymbolicLink()) return "symlink";
+  if (stats.isCharacterDevice()) return "char";
+  if (stats.isBlockDevice()) return "block";
+  if (stats.isFIFO()) return "fifo";
+  return null;
+}
+
+function roundToSecond(ns: bigint): bigint {
+  const half = NS_PER_SECOND / 2n;
+  const shifted = ns >= 0n ? ns + half : ns - half;
+  return (shifted / NS_PER_SECOND) * NS_PER_SECOND;
+}
+
+/** The xattrs containers-storage exports: security.capability and user.*, sorted by name. */
+function exportedXattrs(path: string): Map<string, Uint8Array> {
+  const xattrs = new Map<string, Uint8Array>();
+  const names = listXattrs(path).filter((name) => name === "security.capability" || name.startsWith("user."));
+  for (const name of names.sort()) {
+    const value = getXattr(path, name);
+    if (value !== null) xattrs.set(name, value);
+  }
+  return xattrs;
+}
+
+/**
+ * Exactly size bytes of the file at path: small files in one piece, larger ones as a stream. A file that
+ * shrank meanwhile is padded with zeros and one that grew is cut, so the tar stays well-formed.
+ */
+export function fileBody(path: string, size: number): Uint8Array | ByteSource {
+  if (size <= FILE_CHUNK_BYTES) {
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      return readExactly(fd, size);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return streamFile(path, size);
+}
+
+async function* streamFile(path: string, size: number): AsyncGenerator<Uint8Array> {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    for (let remaining = size; remaining > 0; ) {
+      const chunk = readExactly(fd, Math.min(remaining, FILE_CHUNK_BYTES));
+      remaining -= chunk.length;
+      yield chunk;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readExactly(fd: number, length: number): Uint8Array {
+  const buffer = Buffer.allocUnsafe(length);
+  for (let filled = 0; filled < length; ) {
+    const read = readSync(fd, buffer, filled, length - filled, null);
+    if (read === 0) {
+      buffer.fill(0, filled);
+      break;
+    }
+    filled += read;
+  }
+  return buffer;
+}
+
+interface HostNames {
+  users: Map<number, string>;
+  groups: Map<number, string>;
+}
+
+let cachedHostNames: HostNames | undefined;
+
+/** User and group names by ID from /etc/passwd and /etc/group, read once; the first line for an ID wins. */
+function hostNames(): HostNames {
+  cachedHostNames ??= { users: readIdFile("/etc/passwd"), groups: readIdFile("/etc/group") };
+  return cachedHostNames;
+}
+
+function readIdFile(path: string): Map<number, string> {
+  const names = new Map<number, string>();
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return names;
+  }
+  for (const line of text.split("\n")) {
+    const fields = line.split(":");
+    if (fields.length < 3 || fields[0] === "" || line.startsWith("#")) continue;
+    const id = Number(fields[2]);
+    if (Number.isInteger(id) && fields[2] !== "" && !names.has(id)) names.set(id, fields[0]!);
+  }
+  return names;
+}
