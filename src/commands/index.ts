@@ -2,11 +2,13 @@
 import type { CommandDef } from "./command.ts";
 import { container, containers, createContainer, getContainerDir, getContainerRunDir } from "./containers.ts";
 import { applyDiff, changes, diff, diffSize } from "./content.ts";
+import { copy } from "./copy.ts";
 import { dataCommands } from "./data.ts";
 import { deleteAny, deleteContainer, deleteImage, deleteLayer, exists } from "./delete.ts";
 import { createImage, image, images, imagesByDigest } from "./images.ts";
 import { createLayer, importLayer, layer, layers } from "./layers.ts";
 import { mount, mounted, unmount } from "./mount.ts";
+import { containerParentOwners, layerParentOwners } from "./parent-owners.ts";
 import { addNames, getNames, metadata, setMetadata, setNames } from "./names.ts";
 import { shutdown, status, version, wipe } from "./store-commands.ts";
 
@@ -23,7 +25,9 @@ export const COMMANDS: CommandDef[] = [
   setContainerData!,
   getContainerDir,
   getContainerRunDir,
+  containerParentOwners,
   containers,
+  copy,
   createLayer,
   importLayer,
   createImage,
@@ -46,6 +50,7 @@ export const COMMANDS: CommandDef[] = [
   images,
   imagesByDigest,
   layer,
+  layerParentOwners,
   listLayerData!,
   getLayerData!,
   setLayerData!,

@@ -6,7 +6,8 @@
  */
 import type { Database } from "bun:sqlite";
 import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
+import { type CopyEndpoint, copyPath } from "../archive/copy.ts";
 import { nowNs } from "../cli/format.ts";
 import { compressingSink } from "../archive/compression.ts";
 import { reproduceTar } from "../archive/layout.ts";
@@ -763,6 +764,32 @@ export class Store {
   /** The mount point of a mounted layer, if any. */
   mountPointOf(layerId: string): string | undefined {
     return this.mounter.mountPoint(layerId);
+  }
+
+  // ---- copying ------------------------------------------------------------------------------
+
+  /** Copies a host path or a path in a layer to a host path or a path in a layer; layers are mounted for the copy. */
+  async copyPath(from: { layer?: string; path: string }, to: { layer?: string; path: string }, chown?: { uid: number; gid: number }): Promise<void> {
+    const mountedHere: string[] = [];
+    const open = (side: { layer?: string; path: string }): CopyEndpoint => {
+      if (side.layer === undefined) return { root: "/", path: resolvePath(side.path), maps: NO_ID_MAPS };
+      const layer = this.findLayer(side.layer);
+      if (!layer) throw new LayerUnknownError(`error finding layer "${side.layer}": layer not known`);
+      const root = this.mount(layer.id, {});
+      mountedHere.push(layer.id);
+      return { root, path: side.path, maps: { uidMap: layer.uidMap, gidMap: layer.gidMap } };
+    };
+    try {
+      const source = open(from);
+      const target = open(to);
+      try {
+        await copyPath(source, target, chown);
+      } catch (e) {
+        throw new StorageError(`error copying "${join(source.root, source.path)}" to "${join(target.root, target.path)}": ${(e as Error).message}`);
+      }
+    } finally {
+      for (const id of mountedHere) this.mounter.unmount(id, false);
+    }
   }
 
   // ---- store-wide -----------------------------------------------------------------------------

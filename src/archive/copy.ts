@@ -1,0 +1,150 @@
+/**
+ * Copying paths between trees (the `copy` command) as a tar stream from one tree into
+ * another: the writing side is the same confined extraction that applies layers, so a copy
+ * into a layer can never write outside it, and owners move through both trees' ID maps.
+ */
+import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
+import { StorageError } from "../errors.ts";
+import type { IdMaps } from "../idmap.ts";
+import { applyLayerTar, cleanComponents } from "./apply.ts";
+import { HardLinkTracker, entryFromStat, fileBody } from "./export.ts";
+import { TarWriter } from "./tar.ts";
+import type { ByteSink, ByteSource } from "./types.ts";
+
+/** One side of a copy: a tree root (a mounted layer, or "/" for the host), a path in it, and its ID maps. */
+export interface CopyEndpoint {
+  root: string;
+  path: string;
+  maps: IdMaps;
+}
+
+/** A one-slot in-memory pipe: writes wait until the reader has taken the previous chunk. */
+function pipe(): { sink: ByteSink; source: ByteSource } {
+  const chunks: Uint8Array[] = [];
+  let closed = false;
+  let wakeReader: (() => void) | undefined;
+  let wakeWriter: (() => void) | undefined;
+  const sink: ByteSink = {
+    async write(chunk) {
+      chunks.push(chunk.slice());
+      wakeReader?.();
+      if (chunks.length > 4) await new Promise<void>((resolve) => (wakeWriter = resolve));
+    },
+    async close() {
+      closed = true;
+      wakeReader?.();
+    },
+  };
+  const source: ByteSource = {
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        const chunk = chunks.shift();
+        if (chunk) {
+          wakeWriter?.();
+          wakeWriter = undefined;
+          yield chunk;
+          continue;
+        }
+        if (closed) return;
+        await new Promise<void>((resolve) => (wakeReader = resolve));
+        wakeReader = undefined;
+      }
+    },
+  };
+  return { sink, source };
+}
+
+/** Resolves a path inside root as a chroot would: symlinks met on the way are resolved inside root. */
+export function resolveInside(root: string, path: string): string {
+  const parts = cleanComponents(path);
+  const resolved: string[] = [];
+  let hops = 0;
+  while (parts.length > 0) {
+    const part = parts.shift()!;
+    const candidate = [...resolved, part];
+    let stats;
+    try {
+      stats = lstatSync(`${root}/${candidate.join("/")}`);
+    } catch {
+      resolved.push(part, ...parts);
+      break;
+    }
+    if (!stats.isSymbolicLink()) {
+      resolved.push(part);
+      continue;
+    }
+    if (++hops > 40) throw new StorageError(`too many levels of symbolic links in ${path}`);
+    const target = readlinkSync(`${root}/${candidate.join("/")}`);
+    const base = target.startsWith("/") ? [] : resolved;
+    parts.unshift(...cleanComponents([...base, target].join("/")));
+    resolved.length = 0;
+  }
+  return resolved.join("/");
+}
+
+/** Writes the tree (or file) at from as tar entries named under `as`, optionally re-owned. */
+async function writeTree(from: CopyEndpoint, fromRel: string, as: string, sink: ByteSink, chown?: { uid: number; gid: number }): Promise<void> {
+  const writer = new TarWriter(sink);
+  const links = new HardLinkTracker();
+  const emit = async (rel: string, name: string, stats: BigIntStats) => {
+    const entry = entryFromStat(from.root, rel, from.maps, stats);
+    if (!entry) return;
+    entry.path = entry.type === "dir" ? `${name}/` : name;
+    if (chown) {
+      entry.uid = chown.uid;
+      entry.gid = chown.gid;
+    }
+    if (links.linkTarget(entry, stats) !== undefined) await writer.add(entry);
+    else await writer.add(entry, entry.type === "file" ? fileBody(`${from.root}/${rel}`, entry.size) : undefined);
+  };
+  const walk = async (rel: string, name: string) => {
+    for (const child of readdirSync(`${from.root}/${rel}`).sort()) {
+      const childRel = rel ? `${rel}/${child}` : child;
+      const childName = name ? `${name}/${child}` : child;
+      const stats = lstatSync(`${from.root}/${childRel}`, { bigint: true });
+      await emit(childRel, childName, stats);
+      if (stats.isDirectory()) await walk(childRel, childName);
+    }
+  };
+  const stats = lstatSync(`${from.root}/${fromRel}`, { bigint: true });
+  if (stats.isDirectory()) {
+    if (as !== "") await emit(fromRel, as, stats);
+    await walk(fromRel, as);
+  } else {
+    await emit(fromRel, as, stats);
+  }
+  await writer.finish();
+  await sink.close();
+}
+
+/**
+ * Copies `from` to `to` with the semantics of containers-storage's copy: a directory's contents go into the
+ * destination directory (made if missing, merged otherwise); a file becomes the destination file.
+ */
+export async function copyPath(from: CopyEndpoint, to: CopyEndpoint, chown?: { uid: number; gid: number }): Promise<void> {
+  const fromRel = resolveInside(from.root, from.path);
+  const fromHost = `${from.root}/${fromRel}`;
+  let fromStats;
+  try {
+    fromStats = lstatSync(fromHost);
+  } catch {
+    throw new StorageError(`stat ${fromHost}: no such file or directory`);
+  }
+  const parts = cleanComponents(to.path);
+  const name = parts.pop() ?? "";
+  const parent = resolveInside(to.root, parts.join("/"));
+  const toRel = parent === "" ? name : name === "" ? parent : `${parent}/${name}`;
+  const toHost = `${to.root}/${toRel}`;
+  let existing;
+  try {
+    existing = lstatSync(toHost);
+  } catch {
+    existing = undefined;
+  }
+  if (!fromStats.isDirectory() && existing?.isDirectory()) {
+    throw new StorageError(`cannot overwrite directory "${toHost}" with non-directory "${fromHost}"`);
+  }
+  const { sink, source } = pipe();
+  const writing = writeTree(from, fromRel, toRel, sink, chown);
+  await Promise.all([writing, applyLayerTar(to.root, source, { whiteouts: "remove", idMaps: to.maps })]);
+}
