@@ -53,7 +53,7 @@ export const container: CommandDef = {
     else {
       for (const c of found) {
         const lines = [`ID: ${c.id}`, ...c.names.map((n) => `Name: ${n}`), `Image: ${c.image}`];
-        const image = ctx.store.records.getImage(c.image);
+        const image = c.image ? ctx.store.findImage(c.image) : undefined;
         for (const n of image?.names ?? []) lines.push(`Image name: ${n}`);
         try {
           lines.push(`Size: ${await ctx.store.containerSize(c)}`);

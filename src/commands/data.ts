@@ -11,23 +11,20 @@ import { JSON_OPTION, inputBytes, printJson, stringOption, wantsJson } from "./c
 interface DataOwner {
   id: string;
   items: BigDataInfo[];
+  /** Set when the owner lives in a read-only image store. */
+  fromReadOnlyStore?: string;
 }
 
 /** Resolves the owner of data items of a kind, with the error containers-storage gives for each kind. */
 function resolveOwner(ctx: CommandContext, kind: ObjectKind, ref: string): DataOwner {
-  if (kind === "layer") {
-    const layer = ctx.store.findLayer(ref);
-    if (!layer) throw new LayerUnknownError();
-    return { id: layer.id, items: ctx.store.records.bigDataOf("layer", layer.id) };
+  const record = kind === "layer" ? ctx.store.findLayer(ref) : kind === "image" ? ctx.store.findImage(ref) : ctx.store.findContainer(ref);
+  if (!record) {
+    if (kind === "layer") throw new LayerUnknownError();
+    if (kind === "image") throw new ImageUnknownError(`locating image with ID "${ref}": image not known`);
+    throw new ContainerUnknownError();
   }
-  if (kind === "image") {
-    const image = ctx.store.findImage(ref);
-    if (!image) throw new ImageUnknownError(`locating image with ID "${ref}": image not known`);
-    return { id: image.id, items: image.bigData };
-  }
-  const container = ctx.store.findContainer(ref);
-  if (!container) throw new ContainerUnknownError();
-  return { id: container.id, items: container.bigData };
+  const fromReadOnlyStore = "fromReadOnlyStore" in record ? record.fromReadOnlyStore : undefined;
+  return { id: record.id, items: ctx.store.bigDataItems(kind, record), fromReadOnlyStore };
 }
 
 function missingItem(kind: ObjectKind, name: string, id: string): StorageError {
@@ -64,7 +61,7 @@ export function dataCommands(kind: ObjectKind): CommandDef[] {
       const owner = resolveOwner(ctx, kind, ctx.args[0]!);
       const out = stringOption(ctx, "file");
       if (out !== undefined) writeFileSync(out, "");
-      const data = ctx.store.bigData(kind, owner.id, ctx.args[1]!);
+      const data = ctx.store.bigData(kind, owner, ctx.args[1]!);
       if (!data) throw missingItem(kind, ctx.args[1]!, owner.id);
       if (out !== undefined) writeFileSync(out, data);
       else await ctx.stdoutBytes(data);
@@ -80,6 +77,9 @@ export function dataCommands(kind: ObjectKind): CommandDef[] {
     options: [{ names: ["file", "f"], type: "string", description: "Read data from file" }],
     async run(ctx) {
       const owner = resolveOwner(ctx, kind, ctx.args[0]!);
+      if (owner.fromReadOnlyStore !== undefined) {
+        throw kind === "image" ? new ImageUnknownError(`locating image with ID "${owner.id}": image not known`) : new LayerUnknownError();
+      }
       ctx.store.setBigData(kind, owner.id, ctx.args[1]!, await inputBytes(ctx));
       return 0;
     },

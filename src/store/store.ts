@@ -4,8 +4,8 @@
  * invariants: rows are written before content exists and marked complete after it is on
  * disk, deletion marks first, and the next writer cleans up after crashed ones.
  */
-import type { Database } from "bun:sqlite";
-import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { Database } from "bun:sqlite";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join, resolve as resolvePath } from "node:path";
 import { type CopyEndpoint, copyPath } from "../archive/copy.ts";
 import { nowNs } from "../cli/format.ts";
@@ -37,9 +37,10 @@ import { Catalog } from "./catalog.ts";
 import { SCHEMA_VERSION, immediate, openDatabase } from "./database.ts";
 import { sha256Digest, validateDigest } from "./digest.ts";
 import { generateId, validateId } from "./ids.ts";
+import { crashPoint } from "./crash-points.ts";
 import { isTokenAlive, processToken } from "./liveness.ts";
 import type { StoreOptions } from "./options.ts";
-import type { ContainerRecord, ImageRecord, LayerRecord, ObjectKind } from "./records.ts";
+import type { BigDataInfo, ContainerRecord, ImageRecord, LayerRecord, ObjectKind } from "./records.ts";
 
 export interface CreateLayerOptions {
   id?: string;
@@ -82,8 +83,11 @@ function unique(items: string[]): string[] {
   return [...new Set(items)];
 }
 
-/** Opens the store described by options, creating its directories and database on first use. */
-export async function openStore(options: StoreOptions): Promise<Store> {
+/**
+ * Opens the store described by options, creating its directories and database on first use.
+ * Unless recover is false (for `check`), the work of crashed writers is cleaned up first.
+ */
+export async function openStore(options: StoreOptions, { recover = true }: { recover?: boolean } = {}): Promise<Store> {
   for (const dir of [options.graphRoot, options.runRoot]) {
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -99,7 +103,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   await driver.init();
   recordDriver(catalog, db, options, driverName);
   const store = new Store(options, db, catalog, driver, mounter);
-  await store.recover();
+  if (recover) await store.recover();
   return store;
 }
 
@@ -123,8 +127,35 @@ function recordDriver(catalog: Catalog, db: Database, options: StoreOptions, nam
   });
 }
 
+/** Graph roots of read-only image stores named by driver options (`<driver>.imagestore=`, `.additionalimagestore=`). */
+export function imageStorePaths(driverOptions: string[]): string[] {
+  const paths: string[] = [];
+  for (const option of driverOptions) {
+    const eq = option.indexOf("=");
+    const key = option.slice(0, eq).toLowerCase();
+    const bare = key.slice(key.lastIndexOf(".") + 1);
+    if (bare === "imagestore" || bare === "additionalimagestore") paths.push(...option.slice(eq + 1).split(",").filter(Boolean));
+  }
+  return paths;
+}
+
+/** Another store's catalog, opened read-only; its layers and images are visible, never written. */
+interface ReadOnlyStore {
+  root: string;
+  catalog: Catalog;
+}
+
+/** Where a found object lives: the writable catalog, or a read-only store's. */
+interface Located {
+  kind: ObjectKind;
+  id: string;
+  catalog: Catalog;
+  readOnly: boolean;
+}
+
 export class Store {
   private readonly token = processToken();
+  private readOnlyStoresCache: ReadOnlyStore[] | undefined;
 
   constructor(
     readonly options: StoreOptions,
@@ -153,6 +184,11 @@ export class Store {
 
   get driverName(): string {
     return this.driver.name;
+  }
+
+  /** The run root's mount counts, for `check`. */
+  get mounts(): Mounter {
+    return this.mounter;
   }
 
   close(): void {
@@ -184,10 +220,51 @@ export class Store {
 
   // ---- resolving references ----------------------------------------------------------------
 
-  /** The layer a reference names (ID, name or unique prefix), or undefined. */
+  /** The read-only image stores, opened on first use. */
+  private get readOnlyStores(): ReadOnlyStore[] {
+    if (this.readOnlyStoresCache) return this.readOnlyStoresCache;
+    this.readOnlyStoresCache = [];
+    for (const root of imageStorePaths(this.options.driverOptions)) {
+      if (!existsSync(root)) throw new InitError(`image store ${root}: no such directory`);
+      const path = join(root, "oci-storage.db");
+      if (!existsSync(path)) continue;
+      let db: Database;
+      try {
+        db = new Database(path, { readonly: true, strict: true });
+      } catch (e) {
+        throw new InitError(`image store ${root}: ${(e as Error).message}`);
+      }
+      this.readOnlyStoresCache.push({ root, catalog: new Catalog(db) });
+    }
+    return this.readOnlyStoresCache;
+  }
+
+  /** The catalog a record came from. */
+  private catalogOf(record: { fromReadOnlyStore?: string }): Catalog {
+    if (record.fromReadOnlyStore === undefined) return this.catalog;
+    return this.readOnlyStores.find((s) => s.root === record.fromReadOnlyStore)!.catalog;
+  }
+
+  /** A layer by exact ID in the writable store, else in a read-only one. */
+  private layerById(id: string): LayerRecord | undefined {
+    const own = this.catalog.getLayer(id);
+    if (own) return own;
+    for (const ro of this.readOnlyStores) {
+      const layer = ro.catalog.getLayer(id);
+      if (layer) return { ...layer, fromReadOnlyStore: ro.root };
+    }
+    return undefined;
+  }
+
+  /** The layer a reference names (ID, name or unique prefix), or undefined; read-only stores are searched last. */
   findLayer(ref: string): LayerRecord | undefined {
     const id = this.catalog.resolve("layer", ref);
-    return id === undefined ? undefined : this.catalog.getLayer(id);
+    if (id !== undefined) return this.catalog.getLayer(id);
+    for (const ro of this.readOnlyStores) {
+      const roId = ro.catalog.resolve("layer", ref);
+      if (roId !== undefined) return { ...ro.catalog.getLayer(roId)!, fromReadOnlyStore: ro.root };
+    }
+    return undefined;
   }
 
   /** The layer a reference names; LayerUnknownError when there is none. */
@@ -199,7 +276,12 @@ export class Store {
 
   findImage(ref: string): ImageRecord | undefined {
     const id = this.catalog.resolve("image", ref);
-    return id === undefined ? undefined : this.catalog.getImage(id);
+    if (id !== undefined) return this.catalog.getImage(id);
+    for (const ro of this.readOnlyStores) {
+      const roId = ro.catalog.resolve("image", ref);
+      if (roId !== undefined) return { ...ro.catalog.getImage(roId)!, fromReadOnlyStore: ro.root };
+    }
+    return undefined;
   }
 
   image(ref: string): ImageRecord {
@@ -220,25 +302,26 @@ export class Store {
     return container;
   }
 
-  /** Looks a reference up as layer, then image, then container (spec §2.4). */
-  findAny(ref: string): { kind: ObjectKind; id: string } | undefined {
-    const layer = this.catalog.resolve("layer", ref);
-    if (layer !== undefined) return { kind: "layer", id: layer };
-    const image = this.catalog.resolve("image", ref);
-    if (image !== undefined) return { kind: "image", id: image };
+  /** Looks a reference up as layer, then image, then container (spec §2.4), read-only stores after the writable one per kind. */
+  findAny(ref: string): Located | undefined {
+    const layer = this.findLayer(ref);
+    if (layer) return { kind: "layer", id: layer.id, catalog: this.catalogOf(layer), readOnly: layer.fromReadOnlyStore !== undefined };
+    const image = this.findImage(ref);
+    if (image) return { kind: "image", id: image.id, catalog: this.catalogOf(image), readOnly: image.fromReadOnlyStore !== undefined };
     const container = this.catalog.resolve("container", ref, { byLayer: true });
-    if (container !== undefined) return { kind: "container", id: container };
+    if (container !== undefined) return { kind: "container", id: container, catalog: this.catalog, readOnly: false };
     return undefined;
   }
 
   // ---- listings ----------------------------------------------------------------------------
 
+  /** Layers in creation order: the writable store's, then each read-only store's. */
   layers(): LayerRecord[] {
-    return this.catalog.listLayers();
+    return [...this.catalog.listLayers(), ...this.readOnlyStores.flatMap((ro) => ro.catalog.listLayers().map((l) => ({ ...l, fromReadOnlyStore: ro.root })))];
   }
 
   images(): ImageRecord[] {
-    return this.catalog.listImages();
+    return [...this.catalog.listImages(), ...this.readOnlyStores.flatMap((ro) => ro.catalog.listImages().map((i) => ({ ...i, fromReadOnlyStore: ro.root })))];
   }
 
   containers(): ContainerRecord[] {
@@ -265,7 +348,7 @@ export class Store {
   namesOf(ref: string): string[] {
     const found = this.findAny(ref);
     if (!found) throw new LayerUnknownError();
-    return this.catalog.namesOf(found.kind, found.id);
+    return found.catalog.namesOf(found.kind, found.id);
   }
 
   /** Adds names (or replaces them all) on the object a reference names; names move from other objects of its kind. */
@@ -273,6 +356,8 @@ export class Store {
     return this.tx(() => {
       const found = this.findAny(ref);
       if (!found) throw new LayerUnknownError();
+      // Unlike containers-storage 1.43, objects of read-only stores are never given a writable twin.
+      if (found.readOnly) throw found.kind === "image" ? new ImageUnknownError() : new LayerUnknownError();
       const current = this.catalog.namesOf(found.kind, found.id);
       const next = unique(mode === "add" ? [...current, ...names] : names);
       this.catalog.setNames(found.kind, found.id, next);
@@ -287,13 +372,13 @@ export class Store {
 
   metadataOf(ref: string): string | undefined {
     const found = this.findAny(ref);
-    return found ? this.catalog.getMetadata(found.kind, found.id) : undefined;
+    return found ? found.catalog.getMetadata(found.kind, found.id) : undefined;
   }
 
   setMetadata(ref: string, metadata: string): void {
     this.tx(() => {
       const found = this.findAny(ref);
-      if (!found) throw new NotAnyObjectError();
+      if (!found || found.readOnly) throw new NotAnyObjectError();
       this.catalog.setMetadata(found.kind, found.id, metadata);
     });
   }
@@ -342,13 +427,15 @@ export class Store {
 
   /** Makes the layer's content; on failure removes row and content again. */
   private async buildLayer(layer: LayerRecord, fill?: (layer: LayerRecord) => Promise<void>): Promise<void> {
+    crashPoint("after-row-insert");
     try {
-      const parent = layer.parent ? this.catalog.getLayer(layer.parent) : undefined;
+      const parent = layer.parent ? this.layerById(layer.parent) : undefined;
       await this.driver.create(layer.id, {
         parent: parent?.id,
         idMaps: { uidMap: layer.uidMap, gidMap: layer.gidMap },
         parentIdMaps: parent ? { uidMap: parent.uidMap, gidMap: parent.gidMap } : NO_ID_MAPS,
       });
+      crashPoint("after-content-created");
       if (fill) await fill(layer);
     } catch (e) {
       await this.abandonLayer(layer.id);
@@ -363,6 +450,7 @@ export class Store {
   }
 
   private markComplete(id: string): void {
+    crashPoint("before-complete");
     this.tx(() => this.catalog.setLayerState(id, "complete", ""));
   }
 
@@ -388,6 +476,7 @@ export class Store {
     const result = await this.driver.applyDiff(layer.id, layer.parent || undefined, source, { uidMap: layer.uidMap, gidMap: layer.gidMap }, (chunk) => {
       const n = seq++;
       this.tx(() => this.catalog.addLayoutChunk(layer.id, n, chunk));
+      crashPoint("mid-apply");
     });
     this.tx(() => this.catalog.recordApplied(layer.id, { ...result, hasLayout: true }));
   }
@@ -440,7 +529,7 @@ export class Store {
     if (wanted === Compression.Xz) throw new NotSupportedError("unsupported compression format tar.xz");
     const out = compressingSink(sink, wanted);
     if (layer.hasLayout && request.fromIsParent) {
-      await reproduceTar(this.catalog.layoutChunks(layer.id), this.driver.contentDir(layer.id), out);
+      await reproduceTar(this.catalogOf(layer).layoutChunks(layer.id), this.driver.contentDir(layer.id), out);
     } else {
       await this.driver.diff(request, out);
     }
@@ -456,7 +545,9 @@ export class Store {
   /** Marks a layer as being deleted, removes its content, then its row. */
   private async destroyLayer(id: string): Promise<void> {
     this.tx(() => this.catalog.setLayerState(id, "deleting", this.token));
+    crashPoint("after-delete-mark");
     await this.removeLayerContent(id);
+    crashPoint("after-content-removed");
     this.tx(() => {
       this.catalog.deleteObject("layer", id);
       for (const image of this.catalog.imagesUsingLayer(id)) {
@@ -488,9 +579,14 @@ export class Store {
 
   // ---- layer data ---------------------------------------------------------------------------
 
-  /** Reads a named data item of a layer, image or container. */
-  bigData(kind: ObjectKind, id: string, name: string): Uint8Array | undefined {
-    return this.catalog.getBigData(kind, id, name);
+  /** The data items of a layer, image or container record. */
+  bigDataItems(kind: ObjectKind, record: { id: string; fromReadOnlyStore?: string }): BigDataInfo[] {
+    return this.catalogOf(record).bigDataOf(kind, record.id);
+  }
+
+  /** Reads a named data item of a layer, image or container record. */
+  bigData(kind: ObjectKind, record: { id: string; fromReadOnlyStore?: string }, name: string): Uint8Array | undefined {
+    return this.catalogOf(record).getBigData(kind, record.id, name);
   }
 
   /** Stores a data item; image items named manifest* also feed the image's digests (spec §3.2.6). */
@@ -568,7 +664,7 @@ export class Store {
       const id = pending.pop()!;
       if (seen.has(id)) continue;
       seen.add(id);
-      const layer = this.catalog.getLayer(id);
+      const layer = this.layerById(id);
       if (!layer) throw new LayerUnknownError(`locating layer with ID "${id}": layer not known`);
       total += layer.diffDigest ? layer.diffSize : await this.diffSize(id);
       if (layer.parent) pending.push(layer.parent);
@@ -626,11 +722,12 @@ export class Store {
       if (this.catalog.containerExists(id)) throw new IdInUseError();
       this.checkNamesFree("container", names);
     });
-    if (image.topLayer && !this.catalog.getLayer(image.topLayer)) throw new LayerUnknownError();
+    if (image.topLayer && !this.layerById(image.topLayer)) throw new LayerUnknownError();
     const layer = this.beginLayer({ names: [], parent: image.topLayer || undefined, idMaps: options.idMaps });
     await this.buildLayer(layer);
     const flags: Record<string, unknown> = { MountLabel: "", ProcessLabel: "" };
     if (options.volatile) flags.Volatile = true;
+    crashPoint("before-complete");
     try {
       this.tx(() => {
         if (this.catalog.containerExists(id)) throw new IdInUseError();
@@ -682,6 +779,7 @@ export class Store {
   private async destroyContainer(container: ContainerRecord, dirs: "userdata" | "whole"): Promise<void> {
     if (this.catalog.getLayer(container.layer)) await this.destroyLayer(container.layer);
     else if (dirs === "userdata") throw new NotALayerError();
+    crashPoint("mid-container-delete");
     this.tx(() => this.catalog.deleteObject("container", container.id));
     for (const base of [this.graphRoot, this.runRoot]) {
       const dir = join(base, `${this.driverName}-containers`, container.id);
@@ -815,14 +913,10 @@ export class Store {
   /** Deletes every container, image and layer (newest layers first). */
   async wipe(): Promise<void> {
     for (const container of this.containers().reverse()) await this.destroyContainer(container, "whole");
-    for (const image of this.images().reverse()) this.tx(() => this.catalog.deleteObject("image", image.id));
-    for (const layer of this.layers().reverse()) await this.destroyLayer(layer.id);
+    for (const image of this.catalog.listImages().reverse()) this.tx(() => this.catalog.deleteObject("image", image.id));
+    for (const layer of this.catalog.listLayers().reverse()) await this.destroyLayer(layer.id);
   }
 
-  /** Direct access for the few commands that read images and containers by ID. */
-  get records(): Catalog {
-    return this.catalog;
-  }
 }
 
 /** Total size of the regular files below a directory. */
