@@ -78,7 +78,7 @@ export async function openDecompressed(source: ByteSource): Promise<{ compressio
     case Compression.Bzip2:
     case Compression.Xz: {
       const program = compressionName(compression);
-      const executable = Bun.which(program);
+      const executable = Bun.which(program, { PATH: process.env.PATH ?? "" });
       if (executable === null) {
         await input.return(undefined);
         throw new NotSupportedError(`decompressing ${program} input needs the "${program}" program, which was not found in PATH`);
@@ -129,20 +129,36 @@ async function* decompressInProcess(input: AsyncGenerator<Uint8Array>, kind: "gz
 
 async function* decompressWithProgram(input: AsyncGenerator<Uint8Array>, program: string, executable: string): AsyncGenerator<Uint8Array> {
   const child = Bun.spawn([executable, "-dc"], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  const programError = (stderr: string, status: number) => {
+    const first = stderr.trim().split("\n")[0]?.replace(`${executable}:`, `${program}:`);
+    return new ArchiveError(`decompressing ${program} input: ${first || `${program} exited with status ${status}`}`);
+  };
   let inputError: unknown;
   const feeding = (async () => {
     try {
-      for await (const chunk of input) {
-        child.stdin.write(chunk);
-        await child.stdin.flush();
+      for (;;) {
+        let next: IteratorResult<Uint8Array>;
+        try {
+          next = await input.next();
+        } catch (error) {
+          inputError = error;
+          return;
+        }
+        if (next.done) return;
+        try {
+          child.stdin.write(next.value);
+          await child.stdin.flush();
+        } catch {
+          // The program exited early; its exit status tells why.
+          await input.return(undefined).catch(() => {});
+          return;
+        }
       }
-    } catch (error) {
-      inputError = error;
     } finally {
       try {
         await child.stdin.end();
       } catch {
-        // the program exited early; its status tells why
+        // already closed by the program's exit
       }
     }
   })();
@@ -151,17 +167,14 @@ async function* decompressWithProgram(input: AsyncGenerator<Uint8Array>, program
     for await (const chunk of child.stdout as unknown as AsyncIterable<Uint8Array>) yield chunk;
     await feeding;
     const status = await child.exited;
-    if (inputError !== undefined && inputError instanceof StorageError) throw inputError;
-    if (status !== 0) {
-      const stderr = (await new Response(child.stderr).text()).trim().split("\n")[0] ?? "";
-      throw new ArchiveError(`decompressing ${program} input: ${stderr || `${program} exited with status ${status}`}`);
-    }
     if (inputError !== undefined) throw inputError;
+    if (status !== 0) throw programError(await new Response(child.stderr).text(), status);
     finished = true;
   } finally {
     if (!finished) {
+      // The feeder stops at its next write (the pipe is closed) and then releases the input.
       child.kill();
-      await input.return(undefined).catch(() => {});
+      await child.exited;
     }
   }
 }
@@ -190,6 +203,8 @@ export function compressingSink(sink: ByteSink, compression: Compression): ByteS
       try {
         await writer.ready;
       } catch (error) {
+        // The compressor fails when the sink does; the sink's error is the one worth reporting.
+        await pumping;
         failIfBroken();
         throw error;
       }
@@ -197,8 +212,11 @@ export function compressingSink(sink: ByteSink, compression: Compression): ByteS
     },
     async close() {
       failIfBroken();
-      await writer.close();
-      await pumping;
+      try {
+        await writer.close();
+      } finally {
+        await pumping;
+      }
       failIfBroken();
       await sink.close();
     },

@@ -152,7 +152,7 @@ export class LayoutRecorder {
   }
 
   private closeChunk(): void {
-    this.ready.push(Bun.zstdCompressSync(this.buffer.subarray(0, this.used)));
+    this.ready.push(Bun.zstdCompressSync(this.buffer.subarray(0, this.used), { level: 1 }));
     if (this.buffer.length > CHUNK_SIZE + RECORD_OVERHEAD) this.buffer = new Uint8Array(CHUNK_SIZE + RECORD_OVERHEAD);
     this.startChunk();
   }

@@ -41,7 +41,6 @@ export interface HeaderFields {
   devMinor: number;
 }
 
-const utf8 = new TextDecoder("utf-8");
 const utf8Encoder = new TextEncoder();
 const NS_PER_SECOND = 1_000_000_000n;
 
@@ -50,12 +49,18 @@ export function invalidHeader(offset: number, why: string): ArchiveError {
   return new ArchiveError(`archive/tar: invalid tar header (${why} at byte offset ${offset})`);
 }
 
-function fieldString(block: Uint8Array, start: number, length: number): string {
+/** A NUL-terminated string field (UTF-8; Buffer's decoder is several times faster than TextDecoder here). */
+function fieldString(block: Buffer, start: number, length: number): string {
   if (block[start] === 0) return "";
-  let end = start;
   const limit = start + length;
-  while (end < limit && block[end] !== 0) end++;
-  return utf8.decode(block.subarray(start, end));
+  let end = block.indexOf(0, start);
+  if (end < 0 || end > limit) end = limit;
+  return block.toString("utf8", start, end);
+}
+
+/** Bytes as UTF-8 text, without TextDecoder's per-call overhead. */
+export function utf8Text(bytes: Uint8Array): string {
+  return (bytes instanceof Buffer ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)).toString("utf8");
 }
 
 function isPadding(byte: number | undefined): boolean {
@@ -108,25 +113,33 @@ const USTAR_MAGIC = [0x75, 0x73, 0x74, 0x61, 0x72, 0x00]; // "ustar\0"
 const GNU_MAGIC = [0x75, 0x73, 0x74, 0x61, 0x72, 0x20, 0x20, 0x00]; // "ustar  \0" (magic + version)
 const STAR_TRAILER = [0x74, 0x61, 0x72, 0x00]; // "tar\0" at 508
 
+/** The checksum some old writers computed with signed bytes. */
+function signedChecksum(block: Uint8Array): number {
+  let sum = 8 * 0x20;
+  for (let i = 0; i < BLOCK_SIZE; i++) {
+    if (i >= 148 && i < 156) continue;
+    const c = block[i]!;
+    sum += c > 127 ? c - 256 : c;
+  }
+  return sum;
+}
+
 /**
  * Parses one header block. Returns "zero" for an all-zero block (end-of-archive marker) and
  * throws ArchiveError when the checksum or a numeric field is wrong.
  */
-export function parseHeaderBlock(block: Uint8Array, offset: number): HeaderFields | "zero" {
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK_SIZE; i++) {
-    const c = i >= 148 && i < 156 ? 0x20 : block[i]!;
-    unsigned += c;
-    signed += c > 127 ? c - 256 : c;
-  }
-  if (unsigned === 256) {
+export function parseHeaderBlock(bytes: Uint8Array, offset: number): HeaderFields | "zero" {
+  const block = bytes instanceof Buffer ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, BLOCK_SIZE);
+  let unsigned = 8 * 0x20;
+  for (let i = 0; i < 148; i++) unsigned += block[i]!;
+  for (let i = 156; i < BLOCK_SIZE; i++) unsigned += block[i]!;
+  if (unsigned === 8 * 0x20) {
     let allZero = true;
     for (let i = 148; i < 156; i++) if (block[i] !== 0) allZero = false;
     if (allZero) return "zero";
   }
   const stored = asSafeNumber(fieldNumber(block, 148, 8));
-  if (stored === null || (stored !== unsigned && stored !== signed)) throw invalidHeader(offset, "checksum mismatch");
+  if (stored === null || (stored !== unsigned && stored !== signedChecksum(block))) throw invalidHeader(offset, "checksum mismatch");
 
   const isUstar = hasMagic(block, USTAR_MAGIC, 257);
   const isGnu = !isUstar && hasMagic(block, GNU_MAGIC, 257);
@@ -160,7 +173,7 @@ export function parseHeaderBlock(block: Uint8Array, offset: number): HeaderField
     uid: number(108, 8, "uid"),
     gid: number(116, 8, "gid"),
     size: number(124, 12, "size"),
-    mtimeNs: BigInt(mtime) * NS_PER_SECOND,
+    mtimeNs: toNanoseconds(mtime),
     typeflag: block[156]!,
     linkname: fieldString(block, 157, 100),
     uname,
@@ -168,6 +181,18 @@ export function parseHeaderBlock(block: Uint8Array, offset: number): HeaderField
     devMajor,
     devMinor,
   };
+}
+
+let lastSeconds: bigint | number = 0;
+let lastNanoseconds = 0n;
+
+/** Seconds to nanoseconds; consecutive headers usually share an mtime, so the last result is reused. */
+function toNanoseconds(seconds: bigint | number): bigint {
+  if (seconds !== lastSeconds) {
+    lastSeconds = seconds;
+    lastNanoseconds = BigInt(seconds) * NS_PER_SECOND;
+  }
+  return lastNanoseconds;
 }
 
 /** Body length that follows a header: header-only types carry no data whatever their size field says. */
@@ -236,10 +261,10 @@ export function parsePaxRecords(data: Uint8Array, offset: number): PaxRecords {
     let equals = keyStart;
     while (equals < recordEnd && data[equals] !== 0x3d) equals++;
     if (equals >= recordEnd || equals === keyStart) throw invalidHeader(offset, "malformed PAX record");
-    const key = utf8.decode(data.subarray(keyStart, equals));
+    const key = utf8Text(data.subarray(keyStart, equals));
     const value = data.subarray(equals + 1, recordEnd - 1);
     if (key.startsWith(XATTR_PREFIX)) xattrs.set(key.slice(XATTR_PREFIX.length), value.slice());
-    else values.set(key, utf8.decode(value));
+    else values.set(key, utf8Text(value));
     pos = recordEnd;
   }
   return { values, xattrs };
@@ -266,17 +291,12 @@ export function parsePaxInteger(text: string): number | null {
 
 /** True when every character is ASCII (and so fits a ustar field byte for byte). */
 export function isAscii(text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
-  return true;
+  return Buffer.byteLength(text, "utf8") === text.length;
 }
 
-function putString(block: Uint8Array, start: number, length: number, text: string): void {
-  const end = Math.min(text.length, length);
-  for (let i = 0; i < end; i++) block[start + i] = text.charCodeAt(i) & 0x7f;
-}
-
-function fitsOctal(value: number, length: number): boolean {
-  return value >= 0 && value < 8 ** (length - 1);
+/** Writes an ASCII string (callers reduce text to ASCII first) into a field, truncated to its length. */
+function putString(block: Buffer, start: number, length: number, text: string): void {
+  if (text !== "") block.write(text, start, Math.min(text.length, length), "latin1");
 }
 
 /** Zero-padded octal digits filling all but the last byte of the field, which stays NUL. */
@@ -298,14 +318,13 @@ function putBase256(block: Uint8Array, start: number, length: number, value: big
   block[start] = value < 0n ? 0xff : 0x80;
 }
 
-/** A number field: octal when it fits, else base-256 (the PAX record, when there is one, carries the value too). */
-function putNumber(block: Uint8Array, start: number, length: number, value: number, paxCarriesIt: boolean): void {
-  if (fitsOctal(value, length)) putOctal(block, start, length, value);
-  else if (paxCarriesIt) putOctal(block, start, length, 0);
+/** A number field: octal when it fits, else base-256. */
+function putNumber(block: Uint8Array, start: number, length: number, value: number): void {
+  if (value >= 0 && value < 8 ** (length - 1)) putOctal(block, start, length, value);
   else putBase256(block, start, length, BigInt(value));
 }
 
-/** Values for one ustar block, already reduced to what the fields can hold. */
+/** Values for one ustar block, already reduced to what the fields can hold (ASCII text; 0 where a PAX record carries a number). */
 export interface BlockValues {
   name: string;
   prefix: string;
@@ -320,19 +339,17 @@ export interface BlockValues {
   gname: string;
   devMajor: number;
   devMinor: number;
-  /** Numeric fields whose real value travels in a PAX record (written as 0 here). */
-  paxNumbers: Set<"uid" | "gid" | "size" | "mtime">;
 }
 
-/** Formats a ustar header block ("ustar\0" "00") with its checksum. */
-export function formatUstarBlock(v: BlockValues, into: Uint8Array = new Uint8Array(BLOCK_SIZE)): Uint8Array {
-  const block = into;
+/** Formats a ustar header block ("ustar\0" "00") with its checksum into a zeroed 512-byte view. */
+export function formatUstarBlock(v: BlockValues, into: Uint8Array): void {
+  const block = Buffer.from(into.buffer, into.byteOffset, BLOCK_SIZE);
   putString(block, 0, 100, v.name);
   putOctal(block, 100, 8, v.mode);
-  putNumber(block, 108, 8, v.uid, v.paxNumbers.has("uid"));
-  putNumber(block, 116, 8, v.gid, v.paxNumbers.has("gid"));
-  putNumber(block, 124, 12, v.size, v.paxNumbers.has("size"));
-  putNumber(block, 136, 12, v.mtimeSeconds, v.paxNumbers.has("mtime"));
+  putNumber(block, 108, 8, v.uid);
+  putNumber(block, 116, 8, v.gid);
+  putNumber(block, 124, 12, v.size);
+  putNumber(block, 136, 12, v.mtimeSeconds);
   block[156] = v.typeflag;
   putString(block, 157, 100, v.linkname);
   block.set(USTAR_MAGIC, 257);
@@ -340,14 +357,14 @@ export function formatUstarBlock(v: BlockValues, into: Uint8Array = new Uint8Arr
   block[264] = 0x30;
   putString(block, 265, 32, v.uname);
   putString(block, 297, 32, v.gname);
-  putNumber(block, 329, 8, v.devMajor, false);
-  putNumber(block, 337, 8, v.devMinor, false);
+  putNumber(block, 329, 8, v.devMajor);
+  putNumber(block, 337, 8, v.devMinor);
   putString(block, 345, 155, v.prefix);
-  let sum = 0;
-  for (let i = 0; i < BLOCK_SIZE; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]!;
+  let sum = 8 * 0x20;
+  for (let i = 0; i < 148; i++) sum += block[i]!;
+  for (let i = 156; i < BLOCK_SIZE; i++) sum += block[i]!;
   putOctal(block, 148, 7, sum);
   block[155] = 0x20;
-  return block;
 }
 
 /**

@@ -24,6 +24,7 @@ import {
   splitUstarName,
   type HeaderFields,
   type PaxRecords,
+  utf8Text,
 } from "./tar-header.ts";
 import type { ByteSink, ByteSource, EntryType, TarEntry } from "./types.ts";
 
@@ -32,24 +33,28 @@ export interface TarItem {
   body: ByteSource;
 }
 
-const EMPTY = new Uint8Array(0);
+const EMPTY = Buffer.alloc(0);
 const EMPTY_BODY: ByteSource = {
   async *[Symbol.asyncIterator]() {},
 };
 /** PAX and GNU extension headers larger than this are refused (Go's limit too). */
 const MAX_EXTENSION_SIZE = 1 << 20;
 
-function unexpectedEof(where: string, offset: number): ArchiveError {
-  return new ArchiveError(`unexpected EOF: the tar stream ends inside ${where} at byte offset ${offset}`);
+function unexpectedEof(where: string, offset: number, path?: string): ArchiveError {
+  const what = path === undefined ? where : `${where} ${JSON.stringify(path)}`;
+  return new ArchiveError(`unexpected EOF: the tar stream ends inside ${what} at byte offset ${offset}`);
 }
 
 function paddingOf(size: number): number {
   return (BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE;
 }
 
-/** Pulls bytes from a source: zero-copy pieces, or exact-length reads that copy only when a read spans chunks. */
+/**
+ * Pulls bytes from a source: zero-copy pieces, or exact-length reads that copy only when a read
+ * spans chunks. Chunks are viewed as Buffers so that header text decodes without TextDecoder.
+ */
 class InputCursor {
-  private chunk: Uint8Array = EMPTY;
+  private chunk: Buffer = EMPTY;
   private position = 0;
   private ended = false;
   /** Bytes consumed so far. */
@@ -64,8 +69,9 @@ class InputCursor {
         this.ended = true;
         break;
       }
-      if (result.value.length > 0) {
-        this.chunk = result.value;
+      const value = result.value;
+      if (value.length > 0) {
+        this.chunk = value instanceof Buffer ? value : Buffer.from(value.buffer, value.byteOffset, value.length);
         this.position = 0;
         return true;
       }
@@ -83,36 +89,49 @@ class InputCursor {
     return piece;
   }
 
+  /** Exactly `length` bytes when the current chunk holds them (no waiting), else undefined. */
+  take(length: number): Uint8Array | undefined {
+    if (this.chunk.length - this.position < length) return undefined;
+    const view = this.chunk.subarray(this.position, this.position + length);
+    this.position += length;
+    this.offset += length;
+    return view;
+  }
+
   /** Exactly `length` bytes; null when the input ends before the first byte; throws when it ends in between. */
-  async read(length: number, what: string): Promise<Uint8Array | null> {
-    if (this.chunk.length - this.position >= length) {
-      const view = this.chunk.subarray(this.position, this.position + length);
-      this.position += length;
-      this.offset += length;
-      return view;
-    }
+  async read(length: number, what: string, path?: string): Promise<Uint8Array | null> {
     const start = this.offset;
     const first = await this.next(length);
     if (first === null) return null;
     if (first.length === length) return first;
-    const whole = new Uint8Array(length);
+    const whole = Buffer.allocUnsafe(length);
     whole.set(first);
     let filled = first.length;
     while (filled < length) {
       const piece = await this.next(length - filled);
-      if (piece === null) throw unexpectedEof(what, start);
+      if (piece === null) throw unexpectedEof(what, start, path);
       whole.set(piece, filled);
       filled += piece.length;
     }
     return whole;
   }
 
+  /** Consumes `length` bytes if the current chunk holds them (passing them to `visit`); false when it does not. */
+  skipBuffered(length: number, visit?: (piece: Uint8Array) => void): boolean {
+    if (this.chunk.length - this.position < length) return false;
+    if (length > 0) {
+      const piece = this.take(length)!;
+      if (visit) visit(piece);
+    }
+    return true;
+  }
+
   /** Consumes exactly `length` bytes, passing each piece to `visit`. */
-  async skip(length: number, what: string, visit?: (piece: Uint8Array) => void): Promise<void> {
+  async skip(length: number, what: string, path: string | undefined, visit?: (piece: Uint8Array) => void): Promise<void> {
     let left = length;
     while (left > 0) {
       const piece = await this.next(left);
-      if (piece === null) throw unexpectedEof(what, this.offset);
+      if (piece === null) throw unexpectedEof(what, this.offset, path);
       visit?.(piece);
       left -= piece.length;
     }
@@ -139,7 +158,7 @@ function bodyIterator(input: InputCursor, state: BodyState, path: string, record
       if (!state.live) throw new ArchiveError(`tar entry ${JSON.stringify(path)}: content read after moving to the next entry`);
       while (state.remaining > 0) {
         const piece = await input.next(state.remaining);
-        if (piece === null) throw unexpectedEof(`the content of ${JSON.stringify(path)}`, input.offset);
+        if (piece === null) throw unexpectedEof("the content of", input.offset, path);
         state.remaining -= piece.length;
         if (recording) state.crc = Bun.hash.crc32(piece, state.crc);
         yield piece;
@@ -157,7 +176,7 @@ interface PendingExtensions {
 
 function cString(data: Uint8Array): string {
   const nul = data.indexOf(0);
-  return new TextDecoder().decode(nul < 0 ? data : data.subarray(0, nul));
+  return utf8Text(nul < 0 ? data : data.subarray(0, nul));
 }
 
 function applyPax(entry: TarEntry, fields: HeaderFields, records: PaxRecords, global: boolean, offset: number): void {
@@ -207,16 +226,13 @@ export async function* readTar(source: ByteSource, options: { recorder?: LayoutR
   const input = new InputCursor(source[Symbol.asyncIterator]());
   const recorder = options.recorder;
   const record = recorder ? (piece: Uint8Array) => recorder.raw(piece) : undefined;
-  const deliver = async () => {
-    if (recorder?.hasPendingChunks) await recorder.deliver();
-  };
   let globals: PaxRecords | undefined;
   let pending: PendingExtensions = {};
   try {
     for (;;) {
-      await deliver();
+      if (recorder?.hasPendingChunks) await recorder.deliver();
       const headerOffset = input.offset;
-      const block = await input.read(BLOCK_SIZE, "a header");
+      const block = input.take(BLOCK_SIZE) ?? (await input.read(BLOCK_SIZE, "a header"));
       if (block === null) {
         if (pending.pax || pending.longName !== undefined || pending.longLink !== undefined) throw unexpectedEof("an extended header's entry", headerOffset);
         break;
@@ -232,7 +248,7 @@ export async function* readTar(source: ByteSource, options: { recorder?: LayoutR
           const rest = await input.next(Number.MAX_SAFE_INTEGER);
           if (rest === null) break;
           record?.(rest);
-          await deliver();
+          if (recorder?.hasPendingChunks) await recorder.deliver();
         }
         break;
       }
@@ -243,7 +259,7 @@ export async function* readTar(source: ByteSource, options: { recorder?: LayoutR
         const data = (await input.read(fields.size, "an extension header")) ?? EMPTY;
         if (data.length < fields.size) throw unexpectedEof("an extension header", headerOffset);
         record?.(data);
-        await input.skip(paddingOf(fields.size), "an extension header", record);
+        await input.skip(paddingOf(fields.size), "an extension header", undefined, record);
         if (typeflag === TypeFlag.PaxExtended) pending.pax = parsePaxRecords(data, headerOffset);
         else if (typeflag === TypeFlag.PaxGlobal) globals = mergeGlobals(globals, parsePaxRecords(data, headerOffset));
         else if (typeflag === TypeFlag.GnuLongName) pending.longName = cString(data);
@@ -286,15 +302,17 @@ export async function* readTar(source: ByteSource, options: { recorder?: LayoutR
           state.live = false;
         }
         if (state.remaining > 0) {
-          await input.skip(state.remaining, `the content of ${JSON.stringify(entry.path)}`, recorder ? (piece) => (state.crc = Bun.hash.crc32(piece, state.crc)) : undefined);
+          const addToCrc = recorder ? (piece: Uint8Array) => (state.crc = Bun.hash.crc32(piece, state.crc)) : undefined;
+          if (!input.skipBuffered(state.remaining, addToCrc)) await input.skip(state.remaining, "the content of", entry.path, addToCrc);
           state.remaining = 0;
         }
         recorder?.file(entry.path, length, state.crc);
       } else {
         yield { entry, body: EMPTY_BODY };
-        await input.skip(length, `the content of ${JSON.stringify(entry.path)}`, record);
+        if (!input.skipBuffered(length, record)) await input.skip(length, "the content of", entry.path, record);
       }
-      await input.skip(paddingOf(length), `the padding after ${JSON.stringify(entry.path)}`, record);
+      const padding = paddingOf(length);
+      if (!input.skipBuffered(padding, record)) await input.skip(padding, "the padding after", entry.path, record);
     }
     if (recorder) await recorder.finish();
   } finally {
@@ -362,61 +380,64 @@ export class TarWriter {
    */
   async add(entry: TarEntry, body?: ByteSource | Uint8Array): Promise<void> {
     const size = entry.type === "file" ? entry.size : 0;
-    const pax = new Map<string, string | Uint8Array>();
-    const paxNumbers = new Set<"uid" | "gid" | "size" | "mtime">();
+    let pax: Map<string, string | Uint8Array> | undefined;
+    const needPax = (key: string, value: string | Uint8Array) => (pax ??= new Map()).set(key, value);
 
     let name = entry.path;
     let prefix = "";
-    if (!isAscii(name) || name.length > 100) {
+    if (name.length > 100 || !isAscii(name)) {
       const split = isAscii(name) ? splitUstarName(name) : null;
       if (split) ({ prefix, name } = split);
       else {
-        pax.set("path", entry.path);
+        needPax("path", entry.path);
         name = toAscii(name).slice(0, 100);
       }
     }
     let linkname = entry.type === "symlink" || entry.type === "hardlink" ? entry.linkTarget : "";
-    if (!isAscii(linkname) || linkname.length > 100) {
-      pax.set("linkpath", linkname);
+    if (linkname.length > 100 || !isAscii(linkname)) {
+      needPax("linkpath", linkname);
       linkname = toAscii(linkname).slice(0, 100);
     }
     let uname = entry.uname;
-    if (!isAscii(uname) || uname.length > 32) {
-      pax.set("uname", uname);
+    if (uname.length > 32 || !isAscii(uname)) {
+      needPax("uname", uname);
       uname = toAscii(uname).slice(0, 32);
     }
     let gname = entry.gname;
-    if (!isAscii(gname) || gname.length > 32) {
-      pax.set("gname", gname);
+    if (gname.length > 32 || !isAscii(gname)) {
+      needPax("gname", gname);
       gname = toAscii(gname).slice(0, 32);
     }
-    for (const key of ["uid", "gid"] as const) {
-      if (entry[key] < 0 || entry[key] > MAX_OCTAL_8) {
-        pax.set(key, String(entry[key]));
-        paxNumbers.add(key);
-      }
+    let { uid, gid } = entry;
+    if (uid < 0 || uid > MAX_OCTAL_8) {
+      needPax("uid", String(uid));
+      uid = 0;
     }
+    if (gid < 0 || gid > MAX_OCTAL_8) {
+      needPax("gid", String(gid));
+      gid = 0;
+    }
+    let sizeField = size;
     if (size > MAX_OCTAL_12) {
-      pax.set("size", String(size));
-      paxNumbers.add("size");
+      needPax("size", String(size));
+      sizeField = 0;
     }
-    const mtimeSeconds = roundedSeconds(entry.mtimeNs);
+    let mtimeSeconds = roundedSeconds(entry.mtimeNs);
     if (mtimeSeconds < 0 || mtimeSeconds > MAX_OCTAL_12) {
-      pax.set("mtime", String(mtimeSeconds));
-      paxNumbers.add("mtime");
+      needPax("mtime", String(mtimeSeconds));
+      mtimeSeconds = 0;
     }
-    for (const [key, value] of entry.xattrs) pax.set(`SCHILY.xattr.${key}`, value);
+    for (const [key, value] of entry.xattrs) needPax(`SCHILY.xattr.${key}`, value);
 
-    if (pax.size > 0) await this.writePaxHeader(entry.path, formatPaxRecords(pax));
-    const block = await this.reserve(BLOCK_SIZE);
+    if (pax) await this.writePaxHeader(entry.path, formatPaxRecords(pax));
     formatUstarBlock(
       {
         name,
         prefix,
         mode: entry.mode & 0o7777,
-        uid: paxNumbers.has("uid") ? 0 : entry.uid,
-        gid: paxNumbers.has("gid") ? 0 : entry.gid,
-        size,
+        uid,
+        gid,
+        size: sizeField,
         mtimeSeconds,
         typeflag: TYPEFLAG_OF[entry.type],
         linkname,
@@ -424,9 +445,8 @@ export class TarWriter {
         gname,
         devMajor: entry.devMajor,
         devMinor: entry.devMinor,
-        paxNumbers,
       },
-      block,
+      await this.reserve(BLOCK_SIZE),
     );
     if (size > 0) await this.writeBody(entry.path, size, body);
     await this.writeZeros(paddingOf(size));
@@ -458,7 +478,6 @@ export class TarWriter {
         gname: "",
         devMajor: 0,
         devMinor: 0,
-        paxNumbers: new Set(),
       },
       await this.reserve(BLOCK_SIZE),
     );

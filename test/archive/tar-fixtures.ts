@@ -71,6 +71,13 @@ export async function readAll(source: ByteSource, recorder?: LayoutRecorder): Pr
   return entries;
 }
 
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  return new Uint8Array(Buffer.concat(parts));
+}
+
+/** Time allowed to each test that runs tar, Python or compressors. */
+export const SLOW_TEST_TIMEOUT = 60_000;
+
 export function sha256(bytes: Uint8Array): string {
   return new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
 }

@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
 import { ArchiveError } from "../../src/errors.ts";
@@ -8,6 +8,7 @@ import { fileSink } from "../../src/archive/compression.ts";
 import {
   FIXTURES,
   collectBytes,
+  concatBytes,
   hex,
   memorySink,
   readAll,
@@ -18,8 +19,11 @@ import {
   sourceOf,
   tempDir,
   type ReadEntry,
+  SLOW_TEST_TIMEOUT,
 } from "./tar-fixtures.ts";
 
+// These tests run tar, Python and compressors; the default 5 s is tight on a busy machine.
+setDefaultTimeout(SLOW_TEST_TIMEOUT);
 afterAll(removeTempDirs);
 
 interface ExpectedEntry {
@@ -251,7 +255,7 @@ describe("archive ends and bad input", () => {
 
   test("an archive ending after one zero block is read completely", async () => {
     const { bytes, expected } = pythonArchive("ustar");
-    const oneBlock = new Uint8Array([...stripTrailer(bytes), ...new Uint8Array(512)]);
+    const oneBlock = concatBytes(stripTrailer(bytes), new Uint8Array(512));
     expect((await readAll(sourceOf(oneBlock))).length).toBe(expected.length);
   });
 
@@ -307,13 +311,13 @@ describe("archive ends and bad input", () => {
 
   test("a zero block followed by a header is rejected", async () => {
     const { bytes } = pythonArchive("ustar");
-    const withGap = new Uint8Array([...new Uint8Array(512), ...bytes]);
+    const withGap = concatBytes(new Uint8Array(512), bytes);
     expect((await rejection(readAll(sourceOf(withGap)))).message).toMatch(/^archive\/tar: invalid tar header/);
   });
 
   test("bytes after the end-of-archive blocks are read (so the whole stream is measured) and ignored", async () => {
     const { bytes, expected } = pythonArchive("ustar");
-    const extra = new Uint8Array([...bytes, ...new TextEncoder().encode("trailing junk")]);
+    const extra = concatBytes(bytes, new TextEncoder().encode("trailing junk"));
     let consumed = 0;
     const counting = {
       async *[Symbol.asyncIterator]() {
