@@ -5,7 +5,7 @@
  * holding a mount is killed, or someone unmounts behind our back, the next call sees the truth.
  */
 import { Database } from "bun:sqlite";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { SystemError } from "../errors.ts";
 import type { MountSpec } from "./driver.ts";
@@ -34,6 +34,23 @@ function run(argv: string[], cwd?: string): void {
   }
 }
 
+/** Runs one kernel (or FUSE program) mount described by a spec, with no counting. */
+export function mountNow(spec: Extract<MountSpec, { kind: "overlay" }>): void {
+  mkdirSync(spec.target, { recursive: true, mode: 0o700 });
+  if (spec.program) run([spec.program, "-o", spec.options, spec.target], spec.cwd);
+  else run(["mount", "-t", "overlay", "overlay", "-o", spec.options, spec.target], spec.cwd);
+}
+
+/** False when a mount point in the table no longer answers (a FUSE mount whose program was killed). */
+function answers(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== "ENOTCONN";
+  }
+}
+
 /** Mounts and unmounts driver mount specs, keeping per-layer counts in the run root. */
 export class Mounter {
   private readonly db: Database;
@@ -59,7 +76,7 @@ export class Mounter {
   private liveCount(layer: string, points?: Set<string>): number {
     const row = this.row(layer);
     if (!row || row.count <= 0) return 0;
-    if (row.kernel && !(points ?? kernelMountPoints()).has(row.path)) return 0;
+    if (row.kernel && (!(points ?? kernelMountPoints()).has(row.path) || !answers(row.path))) return 0;
     return row.count;
   }
 
@@ -70,15 +87,15 @@ export class Mounter {
       const count = this.liveCount(layer);
       if (count === 0) {
         if (spec.kind === "overlay") {
-          mkdirSync(spec.target, { recursive: true, mode: 0o700 });
-          if (kernelMountPoints().has(spec.target)) run(["umount", spec.target]);
-          if (spec.program) run([spec.program, "-o", spec.options, spec.target], spec.cwd);
-          else run(["mount", "-t", "overlay", "overlay", "-o", spec.options, spec.target], spec.cwd);
+          // A mount left by a process that died before counting it, or a dead FUSE mount.
+          if (kernelMountPoints().has(spec.target)) unmountPath(spec.target);
+          mountNow(spec);
         }
       }
       const existing = this.row(layer);
       const mountedPath = count > 0 && existing ? existing.path : path;
-      this.db.query("INSERT OR REPLACE INTO mounts (layer, path, count, kernel) VALUES (?, ?, ?, ?)").run(layer, mountedPath, count + 1, spec.kind === "overlay" ? 1 : 0);
+      const kernel = count > 0 && existing ? existing.kernel : spec.kind === "overlay" ? 1 : 0;
+      this.db.query("INSERT OR REPLACE INTO mounts (layer, path, count, kernel) VALUES (?, ?, ?, ?)").run(layer, mountedPath, count + 1, kernel);
       return mountedPath;
     });
   }
@@ -115,7 +132,7 @@ export class Mounter {
   mounted(): MountState[] {
     const points = kernelMountPoints();
     const rows = this.db.query("SELECT layer, path, count, kernel FROM mounts").all() as Array<MountState & { kernel: number }>;
-    return rows.filter((r) => r.count > 0 && (!r.kernel || points.has(r.path))).map(({ layer, path, count }) => ({ layer, path, count }));
+    return rows.filter((r) => r.count > 0 && (!r.kernel || (points.has(r.path) && answers(r.path)))).map(({ layer, path, count }) => ({ layer, path, count }));
   }
 
   /** Rows whose kernel mount has disappeared (for `check`). */

@@ -114,7 +114,7 @@ function chooseDriver(catalog: Catalog, options: StoreOptions): string {
   if (recorded !== undefined && asked !== undefined && asked !== recorded) {
     throw new InitError(`the store at ${options.graphRoot} uses the ${recorded} driver, not ${asked}; use -s ${recorded} or another --graph`);
   }
-  return recorded ?? asked ?? defaultDriverName();
+  return recorded ?? asked ?? defaultDriverName(options.graphRoot, options.runRoot);
 }
 
 /** Records a new store's driver once it has started, so that a driver that fails to start is never recorded. */
