@@ -1,0 +1,238 @@
+/**
+ * The vfs layer copy: a faithful copy of a directory tree (types, modes, owners, nanosecond
+ * times, xattrs, hard links, devices), optionally shifting owners between ID maps.
+ * fs.cpSync cannot do this (see docs/decisions/0003-vfs-copy.md).
+ */
+import * as fs from "node:fs";
+import { SystemError } from "../errors.ts";
+import { NO_ID_MAPS, sameMaps, toContainer, toHost, type IdMaps } from "../idmap.ts";
+import { devMajorMinor, getXattr, listXattrs, mknod, setTimes, setXattr, type CPath } from "../sys/libc.ts";
+
+/** A path that is a string, or raw bytes when a name in it is not valid UTF-8. */
+export type TreePath = string | Buffer;
+
+/**
+ * How file contents are copied: fs.copyFileSync one file at a time, or up to `inFlight` asynchronous
+ * copies (fs.promises.copyFile unless `copy` is given; `copy` must leave the file with src's mode).
+ */
+export type DataCopyMode =
+  | { kind: "sync" }
+  | { kind: "pool"; inFlight: number; copy?: (src: TreePath, dst: TreePath) => Promise<void> };
+
+/** The mode copyTree uses; chosen by measurement (docs/decisions/0003-vfs-copy.md). */
+export const DEFAULT_DATA_COPY: DataCopyMode = { kind: "sync" };
+
+export interface CopyTreeOptions {
+  /** ID maps of the source tree's owners (host IDs are turned into container IDs through these). */
+  from?: IdMaps;
+  /** ID maps of the destination (container IDs are turned into host IDs through these). */
+  to?: IdMaps;
+}
+
+const S_IFMT = 0o170000n;
+const S_IFREG = 0o100000n;
+const S_IFDIR = 0o040000n;
+const S_IFLNK = 0o120000n;
+const S_IFCHR = 0o020000n;
+const S_IFBLK = 0o060000n;
+const S_IFIFO = 0o010000n;
+const SETID_BITS = 0o6000;
+const SLASH = Buffer.from("/");
+
+/**
+ * Copies the tree at src into dst (dst may exist and be empty), keeping types, modes (incl. setuid/sgid/sticky),
+ * owners, nanosecond atime/mtime, xattrs (all namespaces readable: user., trusted., security.), hard links (inode map),
+ * symlinks (not followed), char/block devices and fifos; sockets are skipped. Owners are shifted from the source's
+ * ID maps to the destination's (src/idmap.ts: host -> container via `from`, container -> host via `to`) when they differ.
+ */
+export async function copyTree(src: string, dst: string, options: CopyTreeOptions = {}): Promise<void> {
+  await copyTreeWith(src, dst, options, DEFAULT_DATA_COPY);
+}
+
+/** copyTree with an explicit data copy mode (for benchmarks and tests). */
+export async function copyTreeWith(src: string, dst: string, options: CopyTreeOptions, mode: DataCopyMode): Promise<void> {
+  try {
+    const copier = new TreeCopier(options.from ?? NO_ID_MAPS, options.to ?? NO_ID_MAPS, mode);
+    await copier.copyRoot(src, dst);
+  } catch (error) {
+    if (error instanceof SystemError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new SystemError(`copying ${src} to ${dst}: ${(error as Error).message}`, code);
+  }
+}
+
+function join(parent: TreePath, name: TreePath): TreePath {
+  if (typeof parent === "string" && typeof name === "string") return `${parent}/${name}`;
+  return Buffer.concat([toBytes(parent), SLASH, toBytes(name)]);
+}
+
+function toBytes(path: TreePath): Buffer {
+  return typeof path === "string" ? Buffer.from(path) : path;
+}
+
+function show(path: TreePath): string {
+  return typeof path === "string" ? path : path.toString();
+}
+
+/** Directory entries; names that are not valid UTF-8 come back as raw bytes so they survive the copy. */
+function listDirectory(dir: TreePath): TreePath[] {
+  if (typeof dir !== "string") return fs.readdirSync(dir, { encoding: "buffer" });
+  const names = fs.readdirSync(dir);
+  if (!names.some((name) => name.includes("\uFFFD"))) return names;
+  return fs.readdirSync(dir, { encoding: "buffer" }).map((raw) => {
+    const text = raw.toString("utf8");
+    return Buffer.byteLength(text) === raw.length && Buffer.from(text).equals(raw) ? text : raw;
+  });
+}
+
+class TreeCopier {
+  private readonly shift: boolean;
+  private readonly processUid = process.geteuid?.() ?? 0;
+  private readonly processGid = process.getegid?.() ?? 0;
+  /** "dev:ino" of multiply-linked sources -> the first destination path (or its pending copy). */
+  private readonly firstLinks = new Map<string, TreePath | Promise<TreePath>>();
+  private inFlight = 0;
+  private readonly slotWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly from: IdMaps,
+    private readonly to: IdMaps,
+    private readonly mode: DataCopyMode,
+  ) {
+    this.shift = !sameMaps(from, to);
+  }
+
+  async copyRoot(src: string, dst: string): Promise<void> {
+    const rootStat = fs.lstatSync(src, { bigint: true });
+    if ((rootStat.mode & S_IFMT) !== S_IFDIR) throw new SystemError(`copying ${src} to ${dst}: source is not a directory`, "ENOTDIR");
+    try {
+      fs.mkdirSync(dst, 0o700);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    // No setgid on the root while filling it, so new entries are owned by this process's group.
+    fs.chmodSync(dst, 0o700);
+    await this.copyDirectoryContents(src, dst);
+    this.finishDirectory(src, dst, rootStat);
+  }
+
+  private async copyDirectory(src: TreePath, dst: TreePath, st: fs.BigIntStats): Promise<void> {
+    await this.copyDirectoryContents(src, dst);
+    this.finishDirectory(src, dst, st);
+  }
+
+  private async copyDirectoryContents(srcDir: TreePath, dstDir: TreePath): Promise<void> {
+    const pending: Promise<void>[] = [];
+    for (const name of listDirectory(srcDir)) {
+      const src = join(srcDir, name);
+      const dst = join(dstDir, name);
+      const st = fs.lstatSync(src, { bigint: true });
+      const type = st.mode & S_IFMT;
+      if (type === S_IFDIR) {
+        fs.mkdirSync(dst, 0o700);
+        const copied = this.copyDirectory(src, dst, st);
+        if (this.mode.kind === "pool") pending.push(copied);
+        else await copied;
+        continue;
+      }
+      if (st.nlink > 1n) {
+        const key = `${st.dev}:${st.ino}`;
+        const first = this.firstLinks.get(key);
+        if (first !== undefined) {
+          if (first instanceof Promise) pending.push(first.then((target) => fs.linkSync(target, dst)));
+          else fs.linkSync(first, dst);
+          continue;
+        }
+        if (type === S_IFREG && this.mode.kind === "pool") {
+          const copied = this.copyFileInPool(src, dst, st).then(() => dst);
+          this.firstLinks.set(key, copied);
+          pending.push(copied.then(() => undefined));
+          continue;
+        }
+        this.firstLinks.set(key, dst);
+      }
+      if (type === S_IFREG) {
+        if (this.mode.kind === "pool") pending.push(this.copyFileInPool(src, dst, st));
+        else {
+          fs.copyFileSync(src, dst);
+          this.finishFile(src, dst, st);
+        }
+      } else if (type === S_IFLNK) {
+        fs.symlinkSync(fs.readlinkSync(src, { encoding: "buffer" }), dst);
+        this.finishEntry(src, dst, st, false);
+      } else if (type === S_IFCHR || type === S_IFBLK) {
+        const [major, minor] = devMajorMinor(st.rdev);
+        mknod(dst, type === S_IFCHR ? "char" : "block", Number(st.mode & 0o7777n), major, minor);
+        this.finishEntry(src, dst, st, true);
+      } else if (type === S_IFIFO) {
+        mknod(dst, "fifo", Number(st.mode & 0o7777n), 0, 0);
+        this.finishEntry(src, dst, st, true);
+      }
+      // Sockets belong to a running process, not to a layer: skipped.
+    }
+    if (pending.length > 0) await Promise.all(pending);
+  }
+
+  private async copyFileInPool(src: TreePath, dst: TreePath, st: fs.BigIntStats): Promise<void> {
+    const mode = this.mode as Extract<DataCopyMode, { kind: "pool" }>;
+    if (this.inFlight >= mode.inFlight) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    this.inFlight++;
+    try {
+      await (mode.copy ? mode.copy(src, dst) : fs.promises.copyFile(src, dst));
+    } finally {
+      this.inFlight--;
+      this.slotWaiters.shift()?.();
+    }
+    this.finishFile(src, dst, st);
+  }
+
+  /** A copied regular file already has its mode (copyFile sets it); owner, xattrs and times remain. */
+  private finishFile(src: TreePath, dst: TreePath, st: fs.BigIntStats): void {
+    const mode = Number(st.mode & 0o7777n);
+    const chowned = this.applyOwner(src, dst, st, false);
+    // chown clears setuid/setgid, so they are put back afterwards.
+    if (chowned && (mode & SETID_BITS) !== 0) fs.chmodSync(dst, mode);
+    this.copyXattrs(src, dst);
+    setTimes(dst as CPath, st.atimeNs, st.mtimeNs);
+  }
+
+  /** Symlinks (chmod does not apply), devices and FIFOs (mknod's mode went through the umask). */
+  private finishEntry(src: TreePath, dst: TreePath, st: fs.BigIntStats, setMode: boolean): void {
+    this.applyOwner(src, dst, st, false);
+    if (setMode) fs.chmodSync(dst, Number(st.mode & 0o7777n));
+    this.copyXattrs(src, dst);
+    setTimes(dst as CPath, st.atimeNs, st.mtimeNs);
+  }
+
+  /** After its contents: owner, mode (the directory was made 0700), xattrs, then times (children changed mtime). */
+  private finishDirectory(src: TreePath, dst: TreePath, st: fs.BigIntStats): void {
+    this.applyOwner(src, dst, st, true);
+    fs.chmodSync(dst, Number(st.mode & 0o7777n));
+    this.copyXattrs(src, dst);
+    setTimes(dst as CPath, st.atimeNs, st.mtimeNs);
+  }
+
+  /** Sets the (shifted) owner unless a new entry already has it; true when chown was called. */
+  private applyOwner(src: TreePath, dst: TreePath, st: fs.BigIntStats, always: boolean): boolean {
+    let uid = Number(st.uid);
+    let gid = Number(st.gid);
+    if (this.shift) {
+      uid = toHost(this.to.uidMap, toContainer(this.from.uidMap, uid));
+      gid = toHost(this.to.gidMap, toContainer(this.from.gidMap, gid));
+      if (uid < 0 || gid < 0) {
+        throw new SystemError(`copying ${show(src)}: owner ${st.uid}:${st.gid} cannot be mapped to the destination's ID maps`, "EINVAL");
+      }
+    }
+    if (!always && uid === this.processUid && gid === this.processGid) return false;
+    fs.lchownSync(dst, uid, gid);
+    return true;
+  }
+
+  private copyXattrs(src: TreePath, dst: TreePath): void {
+    const names = listXattrs(src as CPath);
+    for (const name of names) {
+      const value = getXattr(src as CPath, name);
+      if (value !== null) setXattr(dst as CPath, name, value);
+    }
+  }
+}
