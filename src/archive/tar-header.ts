@@ -53,38 +53,65 @@ export function invalidHeader(offset: number, why: string): ArchiveError {
 function fieldString(block: Buffer, start: number, length: number): string {
   if (block[start] === 0) return "";
   const limit = start + length;
-  let end = block.indexOf(0, start);
-  if (end < 0 || end > limit) end = limit;
+  let end = start + 1;
+  while (end < limit && block[end] !== 0) end++;
   return block.toString("utf8", start, end);
 }
+
+/** Remembers the last value of a short field: owner names repeat from header to header. */
+class RepeatedField {
+  private readonly bytes: Uint8Array;
+  private length = -1;
+  private value = "";
+
+  constructor(
+    private readonly start: number,
+    private readonly size: number,
+  ) {
+    this.bytes = new Uint8Array(size);
+  }
+
+  read(block: Buffer): string {
+    const { start, size, bytes } = this;
+    let n = 0;
+    let same = true;
+    while (n < size && block[start + n] !== 0) {
+      if (same && bytes[n] !== block[start + n]) same = false;
+      n++;
+    }
+    if (same && n === this.length) return this.value;
+    this.value = n === 0 ? "" : block.toString("utf8", start, start + n);
+    this.length = n;
+    bytes.set(block.subarray(start, start + n));
+    return this.value;
+  }
+}
+
+const unameField = new RepeatedField(265, 32);
+const gnameField = new RepeatedField(297, 32);
 
 /** Bytes as UTF-8 text, without TextDecoder's per-call overhead. */
 export function utf8Text(bytes: Uint8Array): string {
   return (bytes instanceof Buffer ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)).toString("utf8");
 }
 
-function isPadding(byte: number | undefined): boolean {
-  return byte === 0x20 || byte === 0;
-}
-
-/** Parses an octal or base-256 numeric field; returns null when the field is malformed. */
-function fieldNumber(block: Uint8Array, start: number, length: number): bigint | number | null {
-  const first = block[start]!;
-  if (first & 0x80) return base256(block, start, length);
+/** A plain octal field (leading and trailing spaces or NULs allowed), or -1 when it is not one. */
+function octal(block: Uint8Array, start: number, length: number): number {
+  const end = start + length;
   let i = start;
-  let end = start + length;
-  while (i < end && isPadding(block[i])) i++;
-  while (end > i && isPadding(block[end - 1])) end--;
+  while (i < end && (block[i] === 0x20 || block[i] === 0)) i++;
   let value = 0;
   for (; i < end; i++) {
     const c = block[i]!;
-    if (c === 0) break;
-    if (c < 0x30 || c > 0x37) return null;
+    if (c < 0x30 || c > 0x37) break;
     value = value * 8 + (c - 0x30);
   }
+  if (i < end && block[i] === 0) return value;
+  for (; i < end; i++) if (block[i] !== 0x20 && block[i] !== 0) return -1;
   return value;
 }
 
+/** A base-256 field (GNU extension: high bit of the first byte set, two's complement). */
 function base256(block: Uint8Array, start: number, length: number): bigint | null {
   const negative = (block[start]! & 0x40) !== 0;
   const invert = negative ? 0xff : 0;
@@ -98,10 +125,24 @@ function base256(block: Uint8Array, start: number, length: number): bigint | nul
   return negative ? -value - 1n : value;
 }
 
-function asSafeNumber(value: bigint | number | null): number | null {
-  if (value === null || typeof value === "number") return value;
-  if (value < BigInt(Number.MIN_SAFE_INTEGER) || value > BigInt(Number.MAX_SAFE_INTEGER)) return null;
-  return Number(value);
+/** A numeric field as a safe integer; throws "invalid tar header" when malformed or too large. */
+function numberField(block: Uint8Array, start: number, length: number, what: string, offset: number): number {
+  const value = octal(block, start, length);
+  if (value >= 0) return value;
+  if (block[start]! & 0x80) {
+    const big = base256(block, start, length);
+    if (big !== null && big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(big);
+  }
+  throw invalidHeader(offset, `bad ${what} field`);
+}
+
+/** The mtime field in nanoseconds (base-256 values may exceed the safe integer range). */
+function mtimeField(block: Uint8Array, offset: number): bigint {
+  const seconds = octal(block, 136, 12);
+  if (seconds >= 0) return toNanoseconds(seconds);
+  const big = block[136]! & 0x80 ? base256(block, 136, 12) : null;
+  if (big === null) throw invalidHeader(offset, "bad mtime field");
+  return big * NS_PER_SECOND;
 }
 
 function hasMagic(block: Uint8Array, magic: readonly number[], at: number): boolean {
@@ -138,29 +179,21 @@ export function parseHeaderBlock(bytes: Uint8Array, offset: number): HeaderField
     for (let i = 148; i < 156; i++) if (block[i] !== 0) allZero = false;
     if (allZero) return "zero";
   }
-  const stored = asSafeNumber(fieldNumber(block, 148, 8));
-  if (stored === null || (stored !== unsigned && stored !== signedChecksum(block))) throw invalidHeader(offset, "checksum mismatch");
+  const stored = octal(block, 148, 8);
+  if (stored < 0 || (stored !== unsigned && stored !== signedChecksum(block))) throw invalidHeader(offset, "checksum mismatch");
 
   const isUstar = hasMagic(block, USTAR_MAGIC, 257);
   const isGnu = !isUstar && hasMagic(block, GNU_MAGIC, 257);
-  const number = (start: number, length: number, what: string): number => {
-    const value = asSafeNumber(fieldNumber(block, start, length));
-    if (value === null) throw invalidHeader(offset, `bad ${what} field`);
-    return value;
-  };
-  const mtime = fieldNumber(block, 136, 12);
-  if (mtime === null) throw invalidHeader(offset, "bad mtime field");
-
   let name = fieldString(block, 0, 100);
   let uname = "";
   let gname = "";
   let devMajor = 0;
   let devMinor = 0;
   if (isUstar || isGnu) {
-    uname = fieldString(block, 265, 32);
-    gname = fieldString(block, 297, 32);
-    devMajor = number(329, 8, "devmajor");
-    devMinor = number(337, 8, "devminor");
+    uname = unameField.read(block);
+    gname = gnameField.read(block);
+    devMajor = numberField(block, 329, 8, "devmajor", offset);
+    devMinor = numberField(block, 337, 8, "devminor", offset);
   }
   if (isUstar) {
     const prefixLength = hasMagic(block, STAR_TRAILER, 508) ? 131 : 155;
@@ -169,11 +202,11 @@ export function parseHeaderBlock(bytes: Uint8Array, offset: number): HeaderField
   }
   return {
     name,
-    mode: number(100, 8, "mode"),
-    uid: number(108, 8, "uid"),
-    gid: number(116, 8, "gid"),
-    size: number(124, 12, "size"),
-    mtimeNs: toNanoseconds(mtime),
+    mode: numberField(block, 100, 8, "mode", offset),
+    uid: numberField(block, 108, 8, "uid", offset),
+    gid: numberField(block, 116, 8, "gid", offset),
+    size: numberField(block, 124, 12, "size", offset),
+    mtimeNs: mtimeField(block, offset),
     typeflag: block[156]!,
     linkname: fieldString(block, 157, 100),
     uname,
@@ -183,11 +216,11 @@ export function parseHeaderBlock(bytes: Uint8Array, offset: number): HeaderField
   };
 }
 
-let lastSeconds: bigint | number = 0;
+let lastSeconds = 0;
 let lastNanoseconds = 0n;
 
 /** Seconds to nanoseconds; consecutive headers usually share an mtime, so the last result is reused. */
-function toNanoseconds(seconds: bigint | number): bigint {
+function toNanoseconds(seconds: number): bigint {
   if (seconds !== lastSeconds) {
     lastSeconds = seconds;
     lastNanoseconds = BigInt(seconds) * NS_PER_SECOND;
