@@ -212,7 +212,7 @@ const READ_SIZE = 1 << 20;
 
 /** Coalesces small pieces into large sink writes; every buffer handed to the sink is fresh. */
 class OutputBuffer {
-  private buffer = new Uint8Array(OUTPUT_BUFFER_SIZE);
+  private buffer = Buffer.allocUnsafe(OUTPUT_BUFFER_SIZE);
   private used = 0;
   written = 0;
 
@@ -243,7 +243,7 @@ class OutputBuffer {
   async flush(): Promise<void> {
     if (this.used === 0) return;
     const full = this.buffer.subarray(0, this.used);
-    this.buffer = new Uint8Array(OUTPUT_BUFFER_SIZE);
+    this.buffer = Buffer.allocUnsafe(OUTPUT_BUFFER_SIZE);
     this.used = 0;
     await this.sink.write(full);
   }
@@ -349,7 +349,7 @@ async function copyFileContent(out: OutputBuffer, fd: number, path: string, size
   await out.flush();
   let actual = 0;
   for (let position = 0; position < size; position += READ_SIZE) {
-    const piece = new Uint8Array(Math.min(READ_SIZE, size - position));
+    const piece = Buffer.allocUnsafe(Math.min(READ_SIZE, size - position));
     if (!readFully(fd, piece, position)) throw integrityFailure(path);
     actual = Bun.hash.crc32(piece, actual);
     await out.write(piece);
