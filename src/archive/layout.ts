@@ -63,7 +63,6 @@ export class LayoutRecorder {
   private used = 0;
   /** Position of the length field of the RAW record still being appended to, or -1. */
   private openRawAt = -1;
-  private openRawLength = 0;
   private total = 0;
   private readonly ready: Uint8Array[] = [];
   private finished = false;
@@ -82,24 +81,17 @@ export class LayoutRecorder {
     this.total += bytes.length;
     let from = 0;
     while (from < bytes.length) {
+      if (this.used >= CHUNK_SIZE - 5) this.closeChunk();
       if (this.openRawAt < 0) {
-        if (this.used + 5 >= CHUNK_SIZE) this.closeChunk();
         this.buffer[this.used] = RECORD_RAW;
         this.openRawAt = this.used + 1;
-        this.openRawLength = 0;
         this.used += 5;
       }
-      const room = CHUNK_SIZE - this.used;
-      if (room <= 0) {
-        this.closeChunk();
-        continue;
-      }
-      const take = Math.min(room, bytes.length - from);
+      const take = Math.min(CHUNK_SIZE - this.used, bytes.length - from);
       this.buffer.set(bytes.subarray(from, from + take), this.used);
       this.used += take;
-      this.openRawLength += take;
-      writeU32(this.buffer, this.openRawAt, this.openRawLength);
       from += take;
+      writeU32(this.buffer, this.openRawAt, this.used - this.openRawAt - 4);
     }
   }
 

@@ -243,29 +243,21 @@ export function dataLength(typeflag: number, size: number): number {
   }
 }
 
+const ENTRY_TYPES: Record<number, EntryType | undefined> = {
+  [TypeFlag.Regular]: "file",
+  [TypeFlag.Contiguous]: "file",
+  [TypeFlag.HardLink]: "hardlink",
+  [TypeFlag.Symlink]: "symlink",
+  [TypeFlag.Char]: "char",
+  [TypeFlag.Block]: "block",
+  [TypeFlag.Dir]: "dir",
+  [TypeFlag.Fifo]: "fifo",
+};
+
 /** The entry type for a typeflag, or null for one this codec does not handle. */
 export function entryTypeOf(typeflag: number, name: string): EntryType | null {
-  switch (typeflag) {
-    case TypeFlag.RegularOld:
-      return name.endsWith("/") ? "dir" : "file";
-    case TypeFlag.Regular:
-    case TypeFlag.Contiguous:
-      return "file";
-    case TypeFlag.HardLink:
-      return "hardlink";
-    case TypeFlag.Symlink:
-      return "symlink";
-    case TypeFlag.Char:
-      return "char";
-    case TypeFlag.Block:
-      return "block";
-    case TypeFlag.Dir:
-      return "dir";
-    case TypeFlag.Fifo:
-      return "fifo";
-    default:
-      return null;
-  }
+  if (typeflag === TypeFlag.RegularOld) return name.endsWith("/") ? "dir" : "file";
+  return ENTRY_TYPES[typeflag] ?? null;
 }
 
 /** PAX records of one extended header: text values by key, xattr values as raw bytes. */

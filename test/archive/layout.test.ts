@@ -86,11 +86,11 @@ describe("byte-exact reproduction", () => {
     }
   });
 
-  test("an archive without end-of-archive blocks, and one with junk after them, come back as they were", async () => {
+  test("an archive without end-of-archive blocks, and one with megabytes of junk after them, come back as they were", async () => {
     const { bytes } = gnuTarTree();
     let end = bytes.length;
     while (bytes.subarray(end - 512, end).every((b) => b === 0)) end -= 512;
-    for (const variant of [bytes.slice(0, end), concatBytes(bytes, new TextEncoder().encode("junk after the trailer"))]) {
+    for (const variant of [bytes.slice(0, end), concatBytes(bytes, crypto.getRandomValues(new Uint8Array(2_500_000)), new TextEncoder().encode("junk after the trailer"))]) {
       const root = path.join(tempDir(), "layer");
       const chunks = await extractAndRecord(variant, root);
       expect(sha256(await reproduce(chunks, root))).toBe(sha256(variant));
