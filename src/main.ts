@@ -24,12 +24,13 @@ class Output {
     if (this.pending.length === 0) return;
     const text = this.pending.join("");
     this.pending = [];
-    await Bun.write(Bun.stdout, text);
+    // Bun.write of nothing truncates a stdout redirected to a file (losing what was written before it).
+    if (text !== "") await Bun.write(Bun.stdout, text);
   };
 
   bytes = async (bytes: Uint8Array): Promise<void> => {
     await this.flush();
-    await Bun.write(Bun.stdout, bytes);
+    if (bytes.byteLength > 0) await Bun.write(Bun.stdout, bytes);
   };
 }
 
@@ -84,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
       },
       true,
     );
-    store = await openStore(options);
+    store = await openStore(options, { recover: parsed.command.recoversStore !== false });
     debugLog(debug, `Root: ${store.graphRoot}`);
     debugLog(debug, `Run Root: ${store.runRoot}`);
     debugLog(debug, `Driver Name: ${store.driverName}`);

@@ -44,6 +44,8 @@ export interface CommandDef {
   /** Infinity when extra arguments are accepted and ignored. */
   maxArgs: number;
   options: OptionDef[];
+  /** False for commands that must see the store as crashed writers left it (check); others open it after recovery. */
+  recoversStore?: boolean;
   /** Runs the command and returns the process exit status. */
   run(ctx: CommandContext): Promise<number>;
 }

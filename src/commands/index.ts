@@ -1,4 +1,5 @@
 /** Every command, in the order of the global usage listing (spec/cli.md §1.7). */
+import { check } from "./check.ts";
 import type { CommandDef } from "./command.ts";
 import { container, containers, createContainer, getContainerDir, getContainerRunDir } from "./containers.ts";
 import { applyDiff, changes, diff, diffSize } from "./content.ts";
@@ -67,4 +68,5 @@ export const COMMANDS: CommandDef[] = [
   status,
   version,
   wipe,
+  check,
 ];

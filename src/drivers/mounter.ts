@@ -8,6 +8,7 @@ import { Database } from "bun:sqlite";
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { SystemError } from "../errors.ts";
+import { crashPoint } from "../store/crash-points.ts";
 import type { MountSpec } from "./driver.ts";
 
 export interface MountState {
@@ -90,6 +91,7 @@ export class Mounter {
           // A mount left by a process that died before counting it, or a dead FUSE mount.
           if (kernelMountPoints().has(spec.target)) unmountPath(spec.target);
           mountNow(spec);
+          crashPoint("after-kernel-mount");
         }
       }
       const existing = this.row(layer);
@@ -140,6 +142,14 @@ export class Mounter {
     const points = kernelMountPoints();
     const rows = this.db.query("SELECT layer, path, count, kernel FROM mounts").all() as Array<MountState & { kernel: number }>;
     return rows.filter((r) => r.kernel && !points.has(r.path)).map(({ layer, path, count }) => ({ layer, path, count }));
+  }
+
+  /** Runs fn with every mount row while holding the run root's lock, so that no mount starts or ends meanwhile (for `check`). */
+  whileLocked<T>(fn: (rows: Array<MountState & { kernel: boolean }>) => T): T {
+    return this.locked(() => {
+      const rows = this.db.query("SELECT layer, path, count, kernel FROM mounts ORDER BY layer").all() as Array<MountState & { kernel: number }>;
+      return fn(rows.map((r) => ({ ...r, kernel: r.kernel !== 0 })));
+    });
   }
 
   close(): void {

@@ -170,8 +170,9 @@ export class Catalog {
     };
   }
 
-  getLayer(id: string): LayerRecord | undefined {
-    const r = this.q("SELECT * FROM layers WHERE id = ? AND state = 'complete'").get(id) as Row | null;
+  /** A complete layer, or with anyState a layer row in any state. */
+  getLayer(id: string, anyState = false): LayerRecord | undefined {
+    const r = this.q(anyState ? "SELECT * FROM layers WHERE id = ?" : "SELECT * FROM layers WHERE id = ? AND state = 'complete'").get(id) as Row | null;
     return r ? this.layerFromRow(r, this.namesOf("layer", id), this.bigDataOf("layer", id)) : undefined;
   }
 
@@ -213,9 +214,24 @@ export class Catalog {
     this.q("UPDATE layers SET state = ?, owner = ? WHERE id = ?").run(state, owner, id);
   }
 
-  /** Layers left 'creating' or 'deleting', with the token of the process that was working on them. */
-  unfinishedLayers(): Array<{ id: string; state: string; owner: string }> {
-    return this.q("SELECT id, state, owner FROM layers WHERE state != 'complete' ORDER BY seq DESC").all() as Array<{ id: string; state: string; owner: string }>;
+  /** Layers left 'creating' or 'deleting', with the token of the process that was working on them and what recovery does. */
+  unfinishedLayers(): Array<{ id: string; state: string; owner: string; onInterrupt: "remove" | "reset" }> {
+    return this.q("SELECT id, state, owner, on_interrupt AS onInterrupt FROM layers WHERE state != 'complete' ORDER BY seq DESC").all() as Array<{
+      id: string;
+      state: string;
+      owner: string;
+      onInterrupt: "remove" | "reset";
+    }>;
+  }
+
+  /** Says what recovery does if the layer's writer dies while it is 'creating': remove it, or reset it to empty. */
+  setLayerOnInterrupt(id: string, action: "remove" | "reset"): void {
+    this.q("UPDATE layers SET on_interrupt = ? WHERE id = ?").run(action, id);
+  }
+
+  /** Every layer row in any state, oldest first, for consistency checks. */
+  layerRows(): Array<{ id: string; parent: string; state: string; owner: string }> {
+    return this.q("SELECT id, COALESCE(parent, '') AS parent, state, owner FROM layers ORDER BY seq").all() as Array<{ id: string; parent: string; state: string; owner: string }>;
   }
 
   /** Records the values of a freshly applied tar and drops the layout of any earlier one. */
@@ -239,6 +255,11 @@ export class Catalog {
   /** Children of a layer (complete ones). */
   childLayers(id: string): string[] {
     return (this.q("SELECT id FROM layers WHERE parent = ? AND state = 'complete' ORDER BY seq").all(id) as Row[]).map((r) => r.id);
+  }
+
+  /** Children of a layer in any state: one being made on it (by another process) uses it too. */
+  childLayerRows(id: string): string[] {
+    return (this.q("SELECT id FROM layers WHERE parent = ? ORDER BY seq").all(id) as Row[]).map((r) => r.id);
   }
 
   // ---- layer layouts (byte-exact re-export data) ---------------------------------------

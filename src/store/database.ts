@@ -85,6 +85,9 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (layer, seq)
   ) WITHOUT ROWID;
   `,
+  // What recovery does with a 'creating' row whose writer died: remove a layer being made, or
+  // reset a complete layer that an applydiff was changing to an empty layer (keeping its record).
+  `ALTER TABLE layers ADD COLUMN on_interrupt TEXT NOT NULL DEFAULT 'remove' CHECK (on_interrupt IN ('remove', 'reset'));`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -191,6 +191,11 @@ export class Store {
     return this.mounter;
   }
 
+  /** The writable store's catalog, for `check` (src/store/check.ts); commands use the Store's methods. */
+  get catalogForCheck(): Catalog {
+    return this.catalog;
+  }
+
   close(): void {
     this.mounter.close();
     this.db.close();
@@ -542,9 +547,26 @@ export class Store {
     await this.driver.remove(id);
   }
 
-  /** Marks a layer as being deleted, removes its content, then its row. */
-  private async destroyLayer(id: string): Promise<void> {
-    this.tx(() => this.catalog.setLayerState(id, "deleting", this.token));
+  /**
+   * Marks a layer as being deleted, removes its content, then its row. The mark is only made
+   * while the layer is still complete and `check` passes, in one transaction, so that two
+   * processes never delete one layer and nothing starts using it between check and mark.
+   * Returns false when the layer was no longer there to delete.
+   */
+  private async destroyLayer(id: string, check?: () => void): Promise<boolean> {
+    const claimed = this.tx(() => {
+      if (!this.catalog.getLayer(id)) return false;
+      check?.();
+      this.catalog.setLayerState(id, "deleting", this.token);
+      return true;
+    });
+    if (!claimed) return false;
+    await this.removeClaimedLayer(id);
+    return true;
+  }
+
+  /** Removes the content and then the row of a layer this process has marked 'deleting'. */
+  private async removeClaimedLayer(id: string): Promise<void> {
     crashPoint("after-delete-mark");
     await this.removeLayerContent(id);
     crashPoint("after-content-removed");
@@ -559,7 +581,7 @@ export class Store {
 
   /** Why a layer may not be deleted safely, or undefined when it may (spec §3.5.3). */
   private layerInUse(id: string): StorageError | undefined {
-    const child = this.catalog.childLayers(id)[0];
+    const child = this.catalog.childLayerRows(id)[0];
     if (child) return new LayerInUseError(`used by layer ${child}: layer has children`);
     const image = this.catalog.imagesUsingLayer(id)[0];
     if (image) return new LayerInUseError(`layer ${id} used by image ${image}: layer is in use by an image`);
@@ -572,9 +594,11 @@ export class Store {
   async deleteLayer(ref: string): Promise<void> {
     const layer = this.findLayer(ref);
     if (!layer || layer.fromReadOnlyStore) throw new NotALayerError();
-    const busy = this.layerInUse(layer.id);
-    if (busy) throw busy;
-    await this.destroyLayer(layer.id);
+    const deleted = await this.destroyLayer(layer.id, () => {
+      const busy = this.layerInUse(layer.id);
+      if (busy) throw busy;
+    });
+    if (!deleted) throw new NotALayerError();
   }
 
   // ---- layer data ---------------------------------------------------------------------------
@@ -594,6 +618,10 @@ export class Store {
     if (name === "") throw new StorageError(`can't set empty name for ${kind} big data item: not a valid name for a big data item`);
     const digest = sha256Digest(data);
     this.tx(() => {
+      // The owner was resolved before the data was read; another process may have deleted it since.
+      if (kind === "layer" && !this.catalog.getLayer(id)) throw new LayerUnknownError();
+      if (kind === "image" && !this.catalog.imageExists(id)) throw new ImageUnknownError(`locating image with ID "${id}": image not known`);
+      if (kind === "container" && !this.catalog.containerExists(id)) throw new ContainerUnknownError();
       this.catalog.setBigData(kind, id, name, data, digest);
       if (kind === "image" && name.startsWith("manifest")) {
         const image = this.catalog.getImage(id)!;
@@ -677,15 +705,23 @@ export class Store {
    * which layers would go.
    */
   async deleteImage(ref: string, test: boolean): Promise<ImageDeletion> {
-    const image = this.findImage(ref);
-    if (!image || image.fromReadOnlyStore) throw new NotAnImageError();
-    const user = this.catalog.containersUsingImage(image.id)[0];
-    if (user) throw new ImageInUseError(`image used by ${user}: image is in use by a container`);
-    const removable = this.layersOnlyUsedBy(image);
-    if (!test) {
-      this.tx(() => this.catalog.deleteObject("image", image.id));
-      for (const id of removable) await this.destroyLayer(id);
-    }
+    const decide = () => {
+      const image = this.findImage(ref);
+      if (!image || image.fromReadOnlyStore) throw new NotAnImageError();
+      const user = this.catalog.containersUsingImage(image.id)[0];
+      if (user) throw new ImageInUseError(`image used by ${user}: image is in use by a container`);
+      return { image, removable: this.layersOnlyUsedBy(image) };
+    };
+    if (test) return { deletedLayers: decide().removable };
+    // Deciding, dropping the image and marking its layers happen in one transaction, so that no
+    // container or child layer can start using them in between.
+    const removable = this.tx(() => {
+      const { image, removable } = decide();
+      this.catalog.deleteObject("image", image.id);
+      for (const id of removable) this.catalog.setLayerState(id, "deleting", this.token);
+      return removable;
+    });
+    for (const id of removable) await this.removeClaimedLayer(id);
     return { deletedLayers: removable };
   }
 
@@ -694,7 +730,7 @@ export class Store {
     const usedElsewhere = (id: string) =>
       this.catalog.containerOfLayer(id) !== undefined ||
       this.catalog.imagesUsingLayer(id).some((other) => other !== image.id) ||
-      this.catalog.childLayers(id).some((child) => !removing.has(child));
+      this.catalog.childLayerRows(id).some((child) => !removing.has(child));
     const result: string[] = [];
     for (const mapped of image.mappedLayers) {
       if (!usedElsewhere(mapped)) {
@@ -731,6 +767,7 @@ export class Store {
     try {
       this.tx(() => {
         if (this.catalog.containerExists(id)) throw new IdInUseError();
+        if (!image.fromReadOnlyStore && !this.catalog.imageExists(image.id)) throw new ImageUnknownError(`locating image with ID "${imageRef}": image not known`);
         this.checkNamesFree("container", names);
         this.catalog.insertContainer({
           id,
@@ -777,10 +814,18 @@ export class Store {
 
   /** Removes a container's layer, record and directories ("userdata" only, as `delete` does, or the whole directory). */
   private async destroyContainer(container: ContainerRecord, dirs: "userdata" | "whole"): Promise<void> {
-    if (this.catalog.getLayer(container.layer)) await this.destroyLayer(container.layer);
-    else if (dirs === "userdata") throw new NotALayerError();
+    const stillThere = () => {
+      if (!this.catalog.containerExists(container.id)) throw new NotAContainerError();
+    };
+    const removedLayer = await this.destroyLayer(container.layer, stillThere);
+    // A layer row that is no longer complete is being deleted by another process, container and all.
+    if (!removedLayer && this.catalog.layerRowExists(container.layer)) throw new NotAContainerError();
+    if (!removedLayer && dirs === "userdata") throw new NotALayerError();
     crashPoint("mid-container-delete");
-    this.tx(() => this.catalog.deleteObject("container", container.id));
+    this.tx(() => {
+      stillThere();
+      this.catalog.deleteObject("container", container.id);
+    });
     for (const base of [this.graphRoot, this.runRoot]) {
       const dir = join(base, `${this.driverName}-containers`, container.id);
       rmSync(dirs === "whole" ? dir : join(dir, "userdata"), { recursive: true, force: true });
@@ -793,11 +838,14 @@ export class Store {
     if (container) return this.destroyContainer(container, "userdata");
     const image = this.findImage(ref);
     if (image && !image.fromReadOnlyStore) {
-      this.tx(() => this.catalog.deleteObject("image", image.id));
+      this.tx(() => {
+        if (!this.catalog.imageExists(image.id)) throw new LayerUnknownError();
+        this.catalog.deleteObject("image", image.id);
+      });
       return;
     }
     const layer = this.findLayer(ref);
-    if (layer && !layer.fromReadOnlyStore) return this.destroyLayer(layer.id);
+    if (layer && !layer.fromReadOnlyStore && (await this.destroyLayer(layer.id))) return;
     throw new LayerUnknownError();
   }
 
@@ -821,15 +869,21 @@ export class Store {
       }
     }
     if (!layer || layer.fromReadOnlyStore) throw new LayerUnknownError();
-    const existing = this.mounter.mountPoint(layer.id);
-    if (existing !== undefined) return this.mounter.mount(layer.id, { kind: "directory", path: existing });
-    const spec = this.driver.mountSpec(layer.id, {
-      readOnly: options.readOnly ?? false,
-      options: options.options ?? [],
-      volatile,
-      mountLabel: options.mountLabel ?? layer.mountLabel,
+    const found = layer;
+    // Mounting under the store's write lock: a deletion marks the layer either before (and the
+    // mount is refused) or after (and its unmount sees this mount), never in between.
+    return this.tx(() => {
+      if (!this.catalog.getLayer(found.id)) throw new LayerUnknownError();
+      const existing = this.mounter.mountPoint(found.id);
+      if (existing !== undefined) return this.mounter.mount(found.id, { kind: "directory", path: existing });
+      const spec = this.driver.mountSpec(found.id, {
+        readOnly: options.readOnly ?? false,
+        options: options.options ?? [],
+        volatile,
+        mountLabel: options.mountLabel ?? found.mountLabel,
+      });
+      return this.mounter.mount(found.id, spec);
     });
-    return this.mounter.mount(layer.id, spec);
   }
 
   /** The layer a mount-related reference means: container -> its layer, else layer; images optionally. */
