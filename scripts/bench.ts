@@ -1,0 +1,628 @@
+/**
+ * Benchmarks oci-storage against containers-storage 1.43 on the same real data
+ * (docs/benchmarks.md). The two tools run in turns (A B A B ...) on their own fresh stores;
+ * GNU tar extracting the same file is the reference for applying a layer. Prints, per
+ * workload, the median time of each tool, the median of the per-run ratios oci/cs with their
+ * spread, and the peak memory of each tool.
+ *
+ * Usage: bun scripts/bench.ts [--runs N] [--only NAME[,NAME...]] [--driver vfs|overlay]
+ *                             [--data DIR] [--tmp DIR] [--json FILE] [--no-build] [--keep]
+ */
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+
+type DriverName = "vfs" | "overlay";
+type ToolName = "oci" | "cs";
+type Participant = ToolName | "tar";
+
+interface Options {
+  runs: number;
+  only: string[];
+  driver: DriverName;
+  dataDir: string;
+  tmpRoot: string;
+  jsonFile: string | undefined;
+  build: boolean;
+  keep: boolean;
+}
+
+const REPO = resolve(import.meta.dir, "..");
+const TOOLS: Record<ToolName, string> = { oci: join(REPO, "dist", "oci-storage"), cs: "containers-storage" };
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      runs: { type: "string", default: "5" },
+      only: { type: "string", default: "" },
+      driver: { type: "string", default: "vfs" },
+      data: { type: "string", default: process.env.BENCH_DIR ? join(process.env.BENCH_DIR, "data") : join(REPO, ".bench", "data") },
+      tmp: { type: "string", default: process.env.BENCH_TMP ?? tmpdir() },
+      json: { type: "string" },
+      "no-build": { type: "boolean", default: false },
+      keep: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(readFileSync(import.meta.path, "utf8").split("\n").slice(1, 9).map((l) => l.replace(/^ \* ?/, "")).join("\n"));
+    process.exit(0);
+  }
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) fail(`--runs wants a positive whole number, not ${values.runs}`);
+  if (values.driver !== "vfs" && values.driver !== "overlay") fail(`--driver wants vfs or overlay, not ${values.driver}`);
+  return {
+    runs,
+    only: values.only.split(",").filter(Boolean),
+    driver: values.driver,
+    dataDir: resolve(values.data),
+    tmpRoot: resolve(values.tmp),
+    jsonFile: values.json,
+    build: !values["no-build"],
+    keep: values.keep,
+  };
+}
+
+function fail(message: string): never {
+  console.error(`bench: ${message}`);
+  process.exit(2);
+}
+
+function log(message: string): void {
+  console.error(`bench: ${message}`);
+}
+
+/** Runs a command untimed; throws with its stderr when it fails. */
+function run(argv: string[], input?: string): string {
+  const result = Bun.spawnSync(argv, { stdin: input ? Bun.file(input) : "ignore", stdout: "pipe", stderr: "pipe" });
+  if (result.exitCode !== 0) {
+    throw new Error(`${argv.join(" ")} exited ${result.exitCode}: ${result.stderr.toString().trim() || result.stdout.toString().trim()}`);
+  }
+  return result.stdout.toString();
+}
+
+/** Flushes dirty pages so that no command pays for the writes of the one before it. */
+function flushDisks(): void {
+  Bun.spawnSync(["sync"]);
+}
+
+interface Sample {
+  ms: number;
+  rssKb: number;
+}
+
+/** Times one command (wall clock around spawn and exit) and reads its peak RSS from GNU time. */
+function measure(argv: string[], scratch: string): Sample {
+  const rssFile = join(scratch, "rss");
+  const started = performance.now();
+  const result = Bun.spawnSync(["/usr/bin/time", "-f", "%M", "-o", rssFile, ...argv], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const ms = performance.now() - started;
+  if (result.exitCode !== 0) throw new Error(`${argv.join(" ")} exited ${result.exitCode}: ${result.stderr.toString().trim()}`);
+  const rssKb = Number(readFileSync(rssFile, "utf8").trim().split("\n").pop());
+  return { ms, rssKb };
+}
+
+/** A deterministic 64-hex-digit ID for a label, so setups need not parse command output. */
+function idFor(label: string): string {
+  return createHash("sha256").update(`oci-storage bench ${label}`).digest("hex");
+}
+
+/** One tool's store: its own graph and run roots under the benchmark's temp dir. */
+class StoreDir {
+  readonly graph: string;
+  readonly runRoot: string;
+
+  constructor(
+    readonly tool: ToolName,
+    readonly driver: DriverName,
+    readonly dir: string,
+  ) {
+    this.graph = join(dir, "graph");
+    this.runRoot = join(dir, "run");
+    mkdirSync(dir, { recursive: true });
+  }
+
+  argv(args: string[]): string[] {
+    return [TOOLS[this.tool], "-g", this.graph, "-R", this.runRoot, "-s", this.driver, ...args];
+  }
+
+  cli(...args: string[]): string {
+    return run(this.argv(args));
+  }
+
+  async cliAsync(...args: string[]): Promise<void> {
+    const proc = Bun.spawn(this.argv(args), { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+    if (code !== 0) throw new Error(`${args.join(" ")} exited ${code}: ${stderr.trim()}`);
+  }
+
+  /** Releases the driver (overlay keeps a private bind mount) and every leftover mount, then deletes the store. */
+  remove(): void {
+    Bun.spawnSync(this.argv(["shutdown"]), { stdout: "ignore", stderr: "ignore", timeout: 30_000 });
+    unmountBelow(this.dir);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Unmounts everything mounted at or below dir, deepest first. */
+function unmountBelow(dir: string): void {
+  const mounts = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[4]?.replace(/\\(\d{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))))
+    .filter((point): point is string => point !== undefined && (point === dir || point.startsWith(`${dir}/`)));
+  for (const point of mounts.sort((a, b) => b.length - a.length)) Bun.spawnSync(["umount", "-l", point]);
+}
+
+/** Files made by scripts/bench-data.sh. */
+interface Data {
+  baseTar: string;
+  baseGz: string;
+  baseZst: string;
+  upperTar: string;
+}
+
+const BASE = idFor("base");
+const UPPER = idFor("upper");
+const TOP = idFor("top");
+const LARGE_LAYERS = 1000;
+const LARGE_IMAGES = 300;
+const LARGE_CONTAINERS = 100;
+const CHAIN_LENGTH = 10;
+/** Commands run at once while populating the large store (both tools allow concurrent writers). */
+const POPULATE_PROCESSES = 4;
+
+async function inParallel(tasks: Array<() => Promise<void>>, width: number): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) await tasks[next++]!();
+  };
+  await Promise.all(Array.from({ length: width }, worker));
+}
+
+const largeLayerId = (i: number) => idFor(`large layer ${i}`);
+const largeLayerName = (i: number) => `layer-${Math.floor(i / CHAIN_LENGTH)}-${i % CHAIN_LENGTH}`;
+const largeImageId = (i: number) => idFor(`large image ${i}`);
+
+/** Shared, lazily built stores: one per tool, driver and kind, reused by the workloads that only read them. */
+class Stores {
+  private readonly made = new Map<string, StoreDir>();
+  readonly populateMs = new Map<string, number>();
+  private counter = 0;
+
+  constructor(
+    private readonly root: string,
+    private readonly data: Data,
+  ) {}
+
+  /** A new empty store (its database created by one untimed command). */
+  fresh(tool: ToolName, driver: DriverName): StoreDir {
+    const store = new StoreDir(tool, driver, join(this.root, `${tool}-${driver}-fresh-${this.counter++}`));
+    store.cli("layers");
+    return store;
+  }
+
+  /** A store with a 3-layer stack: base (the minbase tar), upper (the upper tar) and an empty top. */
+  base(tool: ToolName, driver: DriverName): StoreDir {
+    return this.memo(`${tool}-${driver}-base`, tool, driver, (store) => {
+      log(`${tool}: populating a ${driver} store with the 3-layer stack`);
+      store.cli("create-layer", "--id", BASE, "-n", "base");
+      store.cli("applydiff", "-f", this.data.baseTar, BASE);
+      store.cli("create-layer", "--id", UPPER, "-n", "upper", BASE);
+      store.cli("applydiff", "-f", this.data.upperTar, UPPER);
+      store.cli("create-layer", "--id", TOP, "-n", "top", UPPER);
+    });
+  }
+
+  /** A store with 1000 named layers (chains of 10), 300 images and 100 containers, made through the CLI. */
+  async large(tool: ToolName, driver: DriverName): Promise<StoreDir> {
+    const key = `${tool}-${driver}-large`;
+    const known = this.made.get(key);
+    if (known) return known;
+    const store = new StoreDir(tool, driver, join(this.root, key));
+    log(`${tool}: populating a ${driver} store with ${LARGE_LAYERS} layers, ${LARGE_IMAGES} images, ${LARGE_CONTAINERS} containers`);
+    const started = performance.now();
+    store.cli("layers");
+    const chains = Array.from({ length: LARGE_LAYERS / CHAIN_LENGTH }, (_, chain) => async () => {
+      for (let i = chain * CHAIN_LENGTH; i < (chain + 1) * CHAIN_LENGTH; i++) {
+        const parent = i % CHAIN_LENGTH === 0 ? [] : [largeLayerId(i - 1)];
+        await store.cliAsync("create-layer", "--id", largeLayerId(i), "-n", largeLayerName(i), ...parent);
+      }
+    });
+    await inParallel(chains, POPULATE_PROCESSES);
+    const images = Array.from({ length: LARGE_IMAGES }, (_, i) => () => {
+      const top = largeLayerId((i * 7) % LARGE_LAYERS);
+      const metadata = JSON.stringify({ index: i, created: "2026-11-29T00:00:00Z" });
+      return store.cliAsync("create-image", "--id", largeImageId(i), "-n", `image-${i}`, "-n", `registry.example/app-${i}:latest`, "-m", metadata, top);
+    });
+    await inParallel(images, POPULATE_PROCESSES);
+    const containers = Array.from({ length: LARGE_CONTAINERS }, (_, i) => () =>
+      store.cliAsync("create-container", "--id", idFor(`large container ${i}`), "-n", `ctr-${i}`, "-m", `{"index":${i}}`, largeImageId(i * 3)),
+    );
+    await inParallel(containers, POPULATE_PROCESSES);
+    this.populateMs.set(`${tool} ${driver}`, performance.now() - started);
+    this.made.set(key, store);
+    return store;
+  }
+
+  private memo(key: string, tool: ToolName, driver: DriverName, fill: (store: StoreDir) => void): StoreDir {
+    let store = this.made.get(key);
+    if (!store) {
+      store = new StoreDir(tool, driver, join(this.root, key));
+      fill(store);
+      this.made.set(key, store);
+    }
+    return store;
+  }
+
+  removeAll(): void {
+    for (const store of this.made.values()) store.remove();
+    this.made.clear();
+  }
+}
+
+/** What a workload must reach: median ratio oci/cs at most `ratio`, and oci/GNU tar at most `vsTar`. */
+interface Target {
+  ratio: number;
+  vsTar?: number;
+}
+
+const TARGETS = {
+  startup: { ratio: 1.5 },
+  work: { ratio: 0.8 },
+  mount: { ratio: 1.0 },
+  applyBase: { ratio: 0.8, vsTar: 1.2 },
+} satisfies Record<string, Target>;
+
+/** The command to time for one run, with untimed clean-up after it. */
+interface Round {
+  argv: string[];
+  after?: () => void;
+}
+
+interface Workload {
+  name: string;
+  description: string;
+  target: Target;
+  driver: DriverName;
+  /** Run each tool once untimed first (cheap workloads, to load the binary and caches). */
+  warmup: boolean;
+  /** Untimed preparation of one run for a tool; returns what to time. */
+  round(tool: ToolName): Round | Promise<Round>;
+  /** GNU tar doing the same work, timed in the same turns. */
+  reference?: () => Round;
+}
+
+function workloads(stores: Stores, data: Data, scratch: string, driver: DriverName): Workload[] {
+  const list: Workload[] = [];
+  let serial = 0;
+  const uniqueId = (label: string) => idFor(`${label} ${serial++}`);
+
+  const startup = (name: string, args: string[]): Workload => {
+    const made = new Map<ToolName, StoreDir>();
+    return {
+      name,
+      description: `\`${args.join(" ")}\` on an empty store`,
+      target: TARGETS.startup,
+      driver,
+      warmup: true,
+      round(tool) {
+        let store = made.get(tool);
+        if (!store) made.set(tool, (store = stores.fresh(tool, driver)));
+        return { argv: store.argv(args) };
+      },
+    };
+  };
+  list.push(startup("version", ["version"]), startup("layers-empty", ["layers"]));
+
+  const applyFresh = (name: string, file: string, target: Target, withReference: boolean): Workload => ({
+    name,
+    description: `applydiff of ${file.split("/").pop()} to a new layer in a fresh store`,
+    target,
+    driver,
+    warmup: false,
+    round(tool) {
+      const store = stores.fresh(tool, driver);
+      store.cli("create-layer", "--id", BASE);
+      return { argv: store.argv(["applydiff", "-f", file, BASE]), after: () => store.remove() };
+    },
+    reference: withReference
+      ? () => {
+          const dir = join(scratch, `tar-${serial++}`);
+          mkdirSync(dir);
+          return { argv: ["tar", "-xf", file, "-C", dir, "--numeric-owner"], after: () => rmSync(dir, { recursive: true, force: true }) };
+        }
+      : undefined,
+  });
+  list.push(
+    applyFresh("applydiff-tar", data.baseTar, TARGETS.applyBase, true),
+    applyFresh("applydiff-tar.gz", data.baseGz, TARGETS.work, false),
+    applyFresh("applydiff-tar.zst", data.baseZst, TARGETS.work, false),
+  );
+
+  list.push({
+    name: "applydiff-upper",
+    description: "applydiff of upper.tar (modify, add, delete, opaque) to a new child of the base layer",
+    target: TARGETS.work,
+    driver,
+    warmup: false,
+    round(tool) {
+      const store = stores.base(tool, driver);
+      const id = uniqueId("upper child");
+      store.cli("create-layer", "--id", id, BASE);
+      return { argv: store.argv(["applydiff", "-f", data.upperTar, id]), after: () => store.cli("delete-layer", id) };
+    },
+  });
+
+  const diff = (name: string, layer: string, flag: string, what: string): Workload => ({
+    name,
+    description: `diff ${flag} of ${what} to a file`,
+    target: TARGETS.work,
+    driver,
+    warmup: false,
+    round(tool) {
+      const store = stores.base(tool, driver);
+      const out = join(scratch, `diff-${serial++}`);
+      return { argv: store.argv(["diff", flag, "-f", out, layer]), after: () => rmSync(out, { force: true }) };
+    },
+  });
+  list.push(
+    diff("diff-base-tar", BASE, "-u", "the base layer (whole tree)"),
+    diff("diff-base-gzip", BASE, "-c", "the base layer (whole tree)"),
+    diff("diff-upper-tar", UPPER, "-u", "the upper layer against the base"),
+  );
+
+  const createOnBase = (name: string, on: DriverName): Workload => ({
+    name,
+    description: `create-layer with the populated base as parent (${on === "vfs" ? "copies the tree" : "overlay"})`,
+    target: TARGETS.work,
+    driver: on,
+    warmup: false,
+    round(tool) {
+      const store = stores.base(tool, on);
+      const id = uniqueId("child");
+      return { argv: store.argv(["create-layer", "--id", id, BASE]), after: () => store.cli("delete-layer", id) };
+    },
+  });
+  const mountStack = (name: string, on: DriverName): Workload => ({
+    name,
+    description: `mount of the top of a 3-layer stack (${on})`,
+    target: TARGETS.mount,
+    driver: on,
+    warmup: true,
+    round(tool) {
+      const store = stores.base(tool, on);
+      return { argv: store.argv(["mount", TOP]), after: () => store.cli("unmount", TOP) };
+    },
+  });
+  const unmountStack = (name: string, on: DriverName): Workload => ({
+    name,
+    description: `unmount of the top of a 3-layer stack (${on})`,
+    target: TARGETS.mount,
+    driver: on,
+    warmup: true,
+    round(tool) {
+      const store = stores.base(tool, on);
+      store.cli("mount", TOP);
+      return { argv: store.argv(["unmount", TOP]) };
+    },
+  });
+  list.push(createOnBase(`create-layer-${driver}`, driver), mountStack(`mount-${driver}`, driver), unmountStack(`unmount-${driver}`, driver));
+  if (driver === "vfs") list.push(createOnBase("create-layer-overlay", "overlay"), mountStack("mount-overlay", "overlay"), unmountStack("unmount-overlay", "overlay"));
+
+  const onLarge = (name: string, args: string[]): Workload => ({
+    name,
+    description: `\`${args.join(" ")}\` on the large store`,
+    target: TARGETS.work,
+    driver,
+    warmup: true,
+    round: async (tool) => ({ argv: (await stores.large(tool, driver)).argv(args) }),
+  });
+  list.push(
+    onLarge("large-layers", ["layers"]),
+    onLarge("large-layers-json", ["layers", "-j"]),
+    onLarge("large-images", ["images"]),
+    onLarge("large-containers", ["containers"]),
+    onLarge("large-exists", ["exists", largeLayerName(555)]),
+    onLarge("large-image", ["image", "image-150"]),
+    {
+      name: "large-create-layer",
+      description: "`create-layer -n NAME` on the large store",
+      target: TARGETS.work,
+      driver,
+      warmup: true,
+      async round(tool) {
+        const store = await stores.large(tool, driver);
+        const id = uniqueId("large new");
+        return { argv: store.argv(["create-layer", "--id", id, "-n", `new-${id.slice(0, 8)}`]), after: () => store.cli("delete-layer", id) };
+      },
+    },
+    {
+      name: "large-delete-layer",
+      description: "`delete-layer` of a fresh layer on the large store",
+      target: TARGETS.work,
+      driver,
+      warmup: true,
+      async round(tool) {
+        const store = await stores.large(tool, driver);
+        const id = uniqueId("large victim");
+        store.cli("create-layer", "--id", id, "-n", `victim-${id.slice(0, 8)}`);
+        return { argv: store.argv(["delete-layer", id]) };
+      },
+    },
+  );
+  return list;
+}
+
+/** Why oci-storage cannot run a driver here, or undefined when it can. */
+function driverUnsupported(root: string, driver: DriverName): string | undefined {
+  for (const tool of ["oci", "cs"] as const) {
+    const store = new StoreDir(tool, driver, join(root, `probe-${tool}-${driver}`));
+    const result = Bun.spawnSync(store.argv(["layers"]), { stdout: "pipe", stderr: "pipe" });
+    store.remove();
+    if (result.exitCode !== 0) {
+      const why = (result.stdout.toString() + result.stderr.toString()).trim().split("\n")[0];
+      return `${tool === "oci" ? "oci-storage" : "containers-storage"} -s ${driver} fails here: ${why}`;
+    }
+  }
+  return undefined;
+}
+
+interface Result {
+  workload: string;
+  description: string;
+  driver: DriverName;
+  target: Target;
+  samples: Partial<Record<Participant, Sample[]>>;
+  skipped?: string;
+  error?: string;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function ratios(a: Sample[], b: Sample[]): number[] {
+  return a.map((s, i) => s.ms / b[i]!.ms);
+}
+
+async function runWorkload(w: Workload, runs: number, scratch: string): Promise<Result> {
+  const result: Result = { workload: w.name, description: w.description, driver: w.driver, target: w.target, samples: {} };
+  const participants: Participant[] = w.reference ? ["oci", "cs", "tar"] : ["oci", "cs"];
+  const timeOne = async (who: Participant): Promise<Sample> => {
+    const round = who === "tar" ? w.reference!() : await w.round(who);
+    flushDisks();
+    try {
+      return measure(round.argv, scratch);
+    } finally {
+      round.after?.();
+    }
+  };
+  try {
+    if (w.warmup) for (const who of participants) await timeOne(who);
+    for (let i = 0; i < runs; i++) {
+      for (const who of participants) (result.samples[who] ??= []).push(await timeOne(who));
+    }
+  } catch (e) {
+    result.error = (e as Error).message.split("\n")[0];
+  }
+  return result;
+}
+
+const fmtMs = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms.toFixed(1));
+const fmtRatio = (r: number) => r.toFixed(2);
+const fmtMb = (kb: number) => (kb / 1024).toFixed(0);
+
+/** Markdown table of the results. */
+function table(results: Result[]): string {
+  const lines = [
+    "| workload | target | oci-storage ms | containers-storage ms | oci/cs median (min–max) | GNU tar ms (oci/tar) | peak RSS MB oci / cs | at target |",
+    "|---|---|---:|---:|---|---|---|---|",
+  ];
+  for (const r of results) {
+    if (r.skipped || r.error) {
+      lines.push(`| ${r.workload} | | | | ${r.skipped ? `skipped: ${r.skipped}` : `failed: ${r.error}`} | | | |`);
+      continue;
+    }
+    const oci = r.samples.oci ?? [];
+    const cs = r.samples.cs ?? [];
+    const tar = r.samples.tar;
+    const rs = ratios(oci, cs);
+    const medianRatio = median(rs);
+    const target = `≤ ${r.target.ratio}${r.target.vsTar ? `, ≤ ${r.target.vsTar}× tar` : ""}`;
+    let vsTar = "";
+    let tarOk = true;
+    if (tar) {
+      const rt = median(ratios(oci, tar));
+      tarOk = rt <= r.target.vsTar!;
+      vsTar = `${fmtMs(median(tar.map((s) => s.ms)))} (${fmtRatio(rt)})`;
+    }
+    const peak = (s: Sample[]) => fmtMb(Math.max(...s.map((x) => x.rssKb)));
+    const ok = medianRatio <= r.target.ratio && tarOk && Math.max(...oci.map((s) => s.rssKb)) < 100 * 1024;
+    lines.push(
+      `| ${r.workload} | ${target} | ${fmtMs(median(oci.map((s) => s.ms)))} | ${fmtMs(median(cs.map((s) => s.ms)))} | ` +
+        `${fmtRatio(medianRatio)} (${fmtRatio(Math.min(...rs))}–${fmtRatio(Math.max(...rs))}) | ${vsTar} | ${peak(oci)} / ${peak(cs)} | ${ok ? "yes" : "**no**"} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function machine(tmp: string): string {
+  const cpu = cpus();
+  const fs = run(["stat", "-f", "-c", "%T", tmp]).trim();
+  const kernel = run(["uname", "-r"]).trim();
+  const cs = run(["dpkg-query", "-W", "-f", "${Version}", "containers-storage"]).trim();
+  return `${cpu.length} × ${cpu[0]?.model ?? "unknown CPU"}, kernel ${kernel}, temp dir on ${fs}, containers-storage ${cs}, Bun ${Bun.version}`;
+}
+
+/** Runs scripts/bench-data.sh, which installs missing tools and builds the data unless it is up to date. */
+function ensureData(dataDir: string): Data {
+  const made = Bun.spawnSync(["bash", join(REPO, "scripts", "bench-data.sh"), "--out", resolve(dataDir, "..")], { stdout: "inherit", stderr: "inherit" });
+  if (made.exitCode !== 0) fail("scripts/bench-data.sh failed");
+  return { baseTar: join(dataDir, "base.tar"), baseGz: join(dataDir, "base.tar.gz"), baseZst: join(dataDir, "base.tar.zst"), upperTar: join(dataDir, "upper.tar") };
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  if (options.build) {
+    log("building dist/oci-storage");
+    run([process.execPath, join(REPO, "scripts", "build.ts")]);
+  }
+  const data = ensureData(options.dataDir);
+  const root = mkdtempSync(join(options.tmpRoot, "oci-bench-"));
+  const scratch = join(root, "scratch");
+  mkdirSync(scratch);
+  const stores = new Stores(root, data);
+  const cleanUp = () => {
+    if (options.keep) return log(`kept ${root}`);
+    stores.removeAll();
+    unmountBelow(root);
+    rmSync(root, { recursive: true, force: true });
+  };
+  process.on("SIGINT", () => {
+    cleanUp();
+    process.exit(130);
+  });
+
+  const all = workloads(stores, data, scratch, options.driver);
+  const unknown = options.only.filter((name) => !all.some((w) => w.name === name));
+  if (unknown.length > 0) fail(`unknown workload ${unknown.join(", ")}; known: ${all.map((w) => w.name).join(", ")}`);
+  const selected = options.only.length > 0 ? all.filter((w) => options.only.includes(w.name)) : all;
+
+  const unsupported = new Map<DriverName, string | undefined>();
+  const results: Result[] = [];
+  const loadBefore = loadavg();
+  const started = new Date();
+  try {
+    for (const w of selected) {
+      if (!unsupported.has(w.driver)) unsupported.set(w.driver, driverUnsupported(root, w.driver));
+      const why = unsupported.get(w.driver);
+      if (why) {
+        log(`skipping ${w.name}: ${why}`);
+        results.push({ workload: w.name, description: w.description, driver: w.driver, target: w.target, samples: {}, skipped: why });
+        continue;
+      }
+      log(`${w.name}: ${options.runs} runs`);
+      const result = await runWorkload(w, options.runs, scratch);
+      if (result.error) log(`${w.name} failed: ${result.error}`);
+      results.push(result);
+    }
+  } finally {
+    cleanUp();
+  }
+  const loadAfter = loadavg();
+  const header = [
+    `Run ${started.toISOString()}: ${options.runs} runs per tool, driver ${options.driver}.`,
+    `Machine: ${machine(options.tmpRoot)}.`,
+    `Load average (1 min) before ${loadBefore[0]!.toFixed(2)}, after ${loadAfter[0]!.toFixed(2)}.`,
+    ...[...stores.populateMs].map(([key, ms]) => `Populating the large store through the CLI took ${(ms / 1000).toFixed(1)} s (${key}).`),
+  ];
+  console.log(`${header.join("\n")}\n\n${table(results)}`);
+  if (options.jsonFile) writeFileSync(options.jsonFile, `${JSON.stringify({ started, header, results }, null, 1)}\n`);
+}
+
+await main();
