@@ -33,6 +33,7 @@ import { LayoutRecorder } from "./layout.ts";
 import { readTar } from "./tar.ts";
 import type { ApplyOptions, ApplyResult, ByteSource, TarEntry } from "./types.ts";
 import { mknod, setTimes, setXattr, syncFilesystem } from "../sys/libc.ts";
+import { cleanComponents } from "./paths.ts";
 
 const WHITEOUT_PREFIX = ".wh.";
 const WHITEOUT_META_PREFIX = ".wh..wh.";
@@ -98,17 +99,6 @@ function detachable(source: ByteSource): { stream: ByteSource; drain(): Promise<
       while (!(await next()).done);
     },
   };
-}
-
-/** Splits an entry name into clean components: no "", ".", or ".."; ".." above the root is dropped. */
-export function cleanComponents(name: string): string[] {
-  const parts: string[] = [];
-  for (const part of name.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") parts.pop();
-    else parts.push(part);
-  }
-  return parts;
 }
 
 function joinRel(dir: string, name: string): string {

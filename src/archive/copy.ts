@@ -6,7 +6,8 @@
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
 import { StorageError } from "../errors.ts";
 import type { IdMaps } from "../idmap.ts";
-import { applyLayerTar, cleanComponents } from "./apply.ts";
+import { applyLayerTar } from "./apply.ts";
+import { cleanComponents } from "./paths.ts";
 import { HardLinkTracker, entryFromStat, fileBody } from "./export.ts";
 import { TarWriter } from "./tar.ts";
 import type { ByteSink, ByteSource } from "./types.ts";

@@ -23,6 +23,7 @@
 import fs from "node:fs";
 import { ArchiveError } from "../errors.ts";
 import type { ByteSink } from "./types.ts";
+import { cleanComponents } from "./paths.ts";
 
 const FORMAT_VERSION = 1;
 const RECORD_RAW = 0x01;
@@ -239,17 +240,6 @@ class OutputBuffer {
     this.used = 0;
     await this.sink.write(full);
   }
-}
-
-/** Splits an archive path into components: "./" and "/" dropped, ".." clamped at the root. */
-function cleanComponents(path: string): string[] {
-  const parts: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") parts.pop();
-    else parts.push(part);
-  }
-  return parts;
 }
 
 const MAX_SYMLINK_HOPS = 255;

@@ -1,0 +1,12 @@
+/** Archive path handling shared by extraction, reproduction and copying. */
+
+/** Splits an entry name into clean components: no "", ".", or ".."; ".." above the root is dropped. */
+export function cleanComponents(name: string): string[] {
+  const parts: string[] = [];
+  for (const part of name.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return parts;
+}
