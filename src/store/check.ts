@@ -336,3 +336,26 @@ function unmountUnknown(store: Store, path: string): void {
     if (kernelMounts().some((m) => m.path === path)) unmountPath(path);
   });
 }
+
+/**
+ * Part of recovery at every open: releases what a process that died while mounting left behind.
+ * Unmounts kernel mounts at layers' mount points that no row counts (the process died after
+ * mount(8), before counting it) and drops rows whose kernel mount is gone. Costs one read of
+ * the mount table when there is nothing to do.
+ */
+export function releaseUncountedMounts(store: Store): void {
+  const graph = canonical(store.graphRoot);
+  const candidates = kernelMounts().filter((m) => isLayerMount(m) && isUnder(m.path, graph));
+  const hasStale = store.mounts.staleMounts().length > 0;
+  if (candidates.length === 0 && !hasStale) return;
+  const mountPoints = new Set(store.catalogForCheck.layerRows().map((r) => canonical(store.driver.mountPoint(r.id))));
+  const ours = candidates.filter((m) => mountPoints.has(m.path));
+  if (ours.length === 0 && !hasStale) return;
+  store.mounts.whileLocked((rows) => {
+    // Re-read under the lock: a row may have been counted again meanwhile.
+    for (const row of store.mounts.staleMounts()) store.mounts.unmount(row.layer, true);
+    const counted = new Set(rows.filter((r) => r.kernel && r.count > 0).map((r) => canonical(r.path)));
+    const present = new Set(kernelMounts().map((m) => m.path));
+    for (const mount of ours) if (!counted.has(mount.path) && present.has(mount.path)) unmountPath(mount.path);
+  });
+}

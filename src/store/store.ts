@@ -33,10 +33,12 @@ import {
   StorageError,
 } from "../errors.ts";
 import { type IdMaps, NO_ID_MAPS } from "../idmap.ts";
+import { syncFilesystem } from "../sys/libc.ts";
 import { Catalog } from "./catalog.ts";
 import { SCHEMA_VERSION, immediate, openDatabase } from "./database.ts";
 import { sha256Digest, validateDigest } from "./digest.ts";
 import { generateId, validateId } from "./ids.ts";
+import { releaseUncountedMounts } from "./check.ts";
 import { crashPoint } from "./crash-points.ts";
 import { isTokenAlive, processToken } from "./liveness.ts";
 import type { StoreOptions } from "./options.ts";
@@ -77,6 +79,18 @@ export interface MountOptions {
 export interface ImageDeletion {
   deletedLayers: string[];
 }
+
+/** The applied values of a layer no tar has been applied to. */
+const NOTHING_APPLIED = {
+  compressedDigest: "",
+  compressedSize: 0,
+  diffDigest: "",
+  diffSize: 0,
+  compression: Compression.None,
+  uidset: [],
+  gidset: [],
+  hasLayout: false,
+};
 
 /** Removes duplicates, keeping the first occurrence. */
 function unique(items: string[]): string[] {
@@ -203,24 +217,52 @@ export class Store {
 
   // ---- recovery ---------------------------------------------------------------------------
 
-  /** Finishes or undoes the work of writers that died: layers left 'creating' or 'deleting' go away. */
+  /**
+   * Finishes or undoes the work of writers that died: layers left 'creating' or 'deleting' go
+   * away (with the container whose layer it was and its directories), except that a layer whose
+   * applydiff was interrupted is kept and emptied; then mounts that no process counted are released.
+   */
   async recover(): Promise<void> {
     for (const layer of this.catalog.unfinishedLayers()) {
       if (layer.owner === this.token || isTokenAlive(layer.owner)) continue;
+      const reset = layer.state === "creating" && layer.onInterrupt === "reset";
       const claimed = this.tx(() => {
         const current = this.catalog.unfinishedLayers().find((l) => l.id === layer.id);
         if (!current || current.owner !== layer.owner) return false;
-        this.catalog.setLayerState(layer.id, "deleting", this.token);
+        this.catalog.setLayerState(layer.id, reset ? "creating" : "deleting", this.token);
         return true;
       });
       if (!claimed) continue;
+      if (reset) {
+        await this.resetInterruptedApply(layer.id);
+        continue;
+      }
+      const container = this.catalog.containerOfLayer(layer.id);
       await this.removeLayerContent(layer.id);
-      this.tx(() => {
-        this.catalog.deleteObject("layer", layer.id);
-        const container = this.catalog.containerOfLayer(layer.id);
-        if (container) this.catalog.deleteObject("container", container);
-      });
+      if (container) this.removeContainerDirs(container, "whole");
+      this.tx(() => this.dropLayerRow(layer.id));
     }
+    releaseUncountedMounts(this);
+  }
+
+  /**
+   * Recovers a layer whose applydiff died half-way: the half-applied files are dropped by making
+   * the layer empty on its parent again, keeping its record, names and data items. A layer that
+   * has children keeps its content (re-making it would cut them off from it), as after a failed
+   * apply. Either way nothing of the interrupted tar is recorded.
+   */
+  private async resetInterruptedApply(id: string): Promise<void> {
+    const layer = this.catalog.getLayer(id, true)!;
+    if (this.catalog.childLayerRows(id).length === 0) {
+      await this.removeLayerContent(id);
+      await this.makeLayerContent(layer);
+      syncFilesystem(this.driver.contentDir(id));
+    }
+    this.tx(() => {
+      this.catalog.clearLayout(id);
+      this.catalog.recordApplied(id, NOTHING_APPLIED);
+      this.catalog.setLayerState(id, "complete", "");
+    });
   }
 
   // ---- resolving references ----------------------------------------------------------------
@@ -434,18 +476,25 @@ export class Store {
   private async buildLayer(layer: LayerRecord, fill?: (layer: LayerRecord) => Promise<void>): Promise<void> {
     crashPoint("after-row-insert");
     try {
-      const parent = layer.parent ? this.layerById(layer.parent) : undefined;
-      await this.driver.create(layer.id, {
-        parent: parent?.id,
-        idMaps: { uidMap: layer.uidMap, gidMap: layer.gidMap },
-        parentIdMaps: parent ? { uidMap: parent.uidMap, gidMap: parent.gidMap } : NO_ID_MAPS,
-      });
+      await this.makeLayerContent(layer);
       crashPoint("after-content-created");
+      // Content is on disk before the layer is marked complete (an applied tar is flushed by the apply).
       if (fill) await fill(layer);
+      else syncFilesystem(this.driver.contentDir(layer.id));
     } catch (e) {
       await this.abandonLayer(layer.id);
       throw e;
     }
+  }
+
+  /** Makes a layer's directories (vfs: a copy of its parent's tree). */
+  private async makeLayerContent(layer: LayerRecord): Promise<void> {
+    const parent = layer.parent ? this.layerById(layer.parent) : undefined;
+    await this.driver.create(layer.id, {
+      parent: parent?.id,
+      idMaps: { uidMap: layer.uidMap, gidMap: layer.gidMap },
+      parentIdMaps: parent ? { uidMap: parent.uidMap, gidMap: parent.gidMap } : NO_ID_MAPS,
+    });
   }
 
   /** Removes a layer that was being made by this process. */
@@ -488,7 +537,8 @@ export class Store {
 
   /**
    * Applies a layer tar to an existing layer. While applying, the layer is hidden and owned by
-   * this process, so a crash mid-way leaves no half-applied layer behind (the next writer removes it).
+   * this process, so a crash mid-way leaves no half-applied layer behind: the next writer
+   * empties it again (see resetInterruptedApply), and the apply can be repeated.
    */
   async applyDiff(ref: string, source: ByteSource): Promise<void> {
     const layer = this.tx(() => {
@@ -496,6 +546,7 @@ export class Store {
       if (!found) throw new LayerUnknownError();
       if (found.fromReadOnlyStore) throw new NotALayerError();
       this.catalog.setLayerState(found.id, "creating", this.token);
+      this.catalog.setLayerOnInterrupt(found.id, "reset");
       return found;
     });
     try {
@@ -570,13 +621,18 @@ export class Store {
     crashPoint("after-delete-mark");
     await this.removeLayerContent(id);
     crashPoint("after-content-removed");
-    this.tx(() => {
-      this.catalog.deleteObject("layer", id);
-      for (const image of this.catalog.imagesUsingLayer(id)) {
-        const record = this.catalog.getImage(image)!;
-        if (record.mappedLayers.includes(id)) this.catalog.setMappedLayers(image, record.mappedLayers.filter((l) => l !== id));
-      }
-    });
+    this.tx(() => this.dropLayerRow(id));
+  }
+
+  /** Drops the row of a layer whose content is gone, its place in images' mapped layers, and the container whose layer it was. */
+  private dropLayerRow(id: string): void {
+    const container = this.catalog.containerOfLayer(id);
+    if (container) this.catalog.deleteObject("container", container);
+    this.catalog.deleteObject("layer", id);
+    for (const image of this.catalog.imagesUsingLayer(id)) {
+      const record = this.catalog.getImage(image)!;
+      if (record.mappedLayers.includes(id)) this.catalog.setMappedLayers(image, record.mappedLayers.filter((l) => l !== id));
+    }
   }
 
   /** Why a layer may not be deleted safely, or undefined when it may (spec §3.5.3). */
@@ -817,17 +873,33 @@ export class Store {
     const stillThere = () => {
       if (!this.catalog.containerExists(container.id)) throw new NotAContainerError();
     };
-    const removedLayer = await this.destroyLayer(container.layer, stillThere);
+    // The layer's 'deleting' mark makes this crash-safe: if this process dies, the next one
+    // removes the layer, the container record and the container's directories.
+    const claimed = this.tx(() => {
+      if (!this.catalog.getLayer(container.layer)) return false;
+      stillThere();
+      this.catalog.setLayerState(container.layer, "deleting", this.token);
+      return true;
+    });
     // A layer row that is no longer complete is being deleted by another process, container and all.
-    if (!removedLayer && this.catalog.layerRowExists(container.layer)) throw new NotAContainerError();
-    if (!removedLayer && dirs === "userdata") throw new NotALayerError();
+    if (!claimed && this.catalog.layerRowExists(container.layer)) throw new NotAContainerError();
+    if (!claimed && dirs === "userdata") throw new NotALayerError();
+    crashPoint("after-delete-mark");
+    this.removeContainerDirs(container.id, dirs);
     crashPoint("mid-container-delete");
+    if (claimed) await this.removeLayerContent(container.layer);
+    crashPoint("after-content-removed");
     this.tx(() => {
+      if (claimed) return this.dropLayerRow(container.layer);
       stillThere();
       this.catalog.deleteObject("container", container.id);
     });
+  }
+
+  /** Removes a container's directories under both roots ("userdata" only, as `delete` does, or the whole directory). */
+  private removeContainerDirs(id: string, dirs: "userdata" | "whole"): void {
     for (const base of [this.graphRoot, this.runRoot]) {
-      const dir = join(base, `${this.driverName}-containers`, container.id);
+      const dir = join(base, `${this.driverName}-containers`, id);
       rmSync(dirs === "whole" ? dir : join(dir, "userdata"), { recursive: true, force: true });
     }
   }
