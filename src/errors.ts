@@ -57,8 +57,9 @@ export class NameInUseError extends StorageError {
   }
 }
 export class InvalidIdError extends StorageError {
-  constructor(id: string) {
-    super(`invalid ID ${JSON.stringify(id)}: an ID must be non-empty, not "." or "..", and contain no "/" or NUL`);
+  constructor(id: string, reason = `an ID must be non-empty, not "." or "..", and contain no "/" or NUL`) {
+    const shown = id.length > 80 ? `${JSON.stringify(id.slice(0, 64))}... (${id.length} characters)` : JSON.stringify(id);
+    super(`invalid ID ${shown}: ${reason}`);
   }
 }
 export class LayerInUseError extends StorageError {}

@@ -114,6 +114,19 @@ function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | SystemError)?.code;
 }
 
+/** A system call error's reason alone ("name too long"): no errno prefix, no host paths of the store. */
+function reasonOf(error: unknown): string {
+  const message = (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
+  const code = errorCode(error);
+  if (code === undefined || !message.startsWith(`${code}: `)) return message;
+  return message.slice(code.length + 2).replace(/, \w+ '.*$/, "");
+}
+
+/** An entry path for a message, quoted, and shortened when it is absurdly long. */
+function shownPath(path: string): string {
+  return path.length > 200 ? `${JSON.stringify(path.slice(0, 100))}... (${path.length} characters)` : JSON.stringify(path);
+}
+
 /** Writes the entries of one layer tar under root; keeps the per-stream state the rules need. */
 class LayerExtractor {
   readonly uids = new Set<number>();
@@ -167,8 +180,7 @@ class LayerExtractor {
       await this.writeEntry(joinRel(dir, name), entry, body);
     } catch (error) {
       if (error instanceof StorageError) throw error;
-      const message = error instanceof Error ? error.message : String(error);
-      throw new SystemError(`extracting ${JSON.stringify(entry.path)}: ${message}`, errorCode(error));
+      throw new SystemError(`extracting ${shownPath(entry.path)}: ${reasonOf(error)}`, errorCode(error));
     }
   }
 

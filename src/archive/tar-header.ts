@@ -136,6 +136,13 @@ function numberField(block: Uint8Array, start: number, length: number, what: str
   throw invalidHeader(offset, `bad ${what} field`);
 }
 
+/** The size field: base-256 may encode negative numbers, which no entry can have (Go refuses them too). */
+function sizeField(block: Uint8Array, offset: number): number {
+  const size = numberField(block, 124, 12, "size", offset);
+  if (size < 0) throw invalidHeader(offset, "bad size field");
+  return size;
+}
+
 /** The mtime field in nanoseconds (base-256 values may exceed the safe integer range). */
 function mtimeField(block: Uint8Array, offset: number): bigint {
   const seconds = octal(block, 136, 12);
@@ -205,7 +212,7 @@ export function parseHeaderBlock(bytes: Uint8Array, offset: number): HeaderField
     mode: numberField(block, 100, 8, "mode", offset),
     uid: numberField(block, 108, 8, "uid", offset),
     gid: numberField(block, 116, 8, "gid", offset),
-    size: numberField(block, 124, 12, "size", offset),
+    size: sizeField(block, offset),
     mtimeNs: mtimeField(block, offset),
     typeflag: block[156]!,
     linkname: fieldString(block, 157, 100),

@@ -14,15 +14,26 @@ export const ID_MAP_OPTIONS: OptionDef[] = [
   { names: ["subgidmap"], type: "string", description: "Map GIDs from the ranges of a group in /etc/subgid" },
 ];
 
+/** The largest user or group ID a range may include. */
+const MAX_ID = 0xfffffffe;
+
 /** Parses "C:H:S[:C:H:S...]"; the error matches containers-storage's. */
 export function parseIdMap(text: string, which: "uid" | "gid"): IdMapping[] {
   const parts = text.split(":");
   const numbers = parts.map((p) => (/^[0-9]+$/.test(p) ? Number(p) : NaN));
   if (parts.length % 3 !== 0 || numbers.some((n) => !Number.isSafeInteger(n) || n > 0xffffffff)) {
-    throw new StorageError(`initializing ID mappings: ${which} setting is malformed expected ["uint32:uint32:uint32"]: ["${text}"]`);
+    const shown = text.length > 80 ? `${text.slice(0, 64)}... (${text.length} characters)` : text;
+    throw new StorageError(`initializing ID mappings: ${which} setting is malformed expected ["uint32:uint32:uint32"]: ["${shown}"]`);
   }
   const ranges: IdMapping[] = [];
-  for (let i = 0; i < numbers.length; i += 3) ranges.push({ containerId: numbers[i]!, hostId: numbers[i + 1]!, size: numbers[i + 2]! });
+  for (let i = 0; i < numbers.length; i += 3) {
+    const range = { containerId: numbers[i]!, hostId: numbers[i + 1]!, size: numbers[i + 2]! };
+    // IDs are 32-bit and 4294967295 is (uid_t)-1, which chown takes as "leave unchanged".
+    if (Math.max(range.containerId, range.hostId) + range.size > MAX_ID + 1) {
+      throw new StorageError(`initializing ID mappings: ${which} range ${range.containerId}:${range.hostId}:${range.size} goes beyond the largest ID ${MAX_ID}`);
+    }
+    ranges.push(range);
+  }
   return ranges;
 }
 

@@ -8,7 +8,6 @@
  * Mounts run in the l/ directory so that each lower dir costs its bare link name plus a colon
  * (see docs/decisions/0004-overlay-driver.md for why link IDs are 6 characters here).
  */
-import { randomBytes } from "node:crypto";
 import {
   chmodSync,
   chownSync,
@@ -188,7 +187,7 @@ function overlayParameter(name: string): boolean {
 }
 
 function newLinkId(): string {
-  const bytes = randomBytes(LINK_ID_LENGTH);
+  const bytes = crypto.getRandomValues(new Uint8Array(LINK_ID_LENGTH));
   let id = "";
   for (const byte of bytes) id += LINK_ALPHABET[byte & 31];
   return id;
@@ -362,7 +361,10 @@ export class OverlayDriver implements Driver {
   }
 
   async remove(id: string): Promise<void> {
+    // create() refuses the link directory's name, and the store then cleans up: keep the links.
+    if (id === LINK_DIR) return;
     const dir = join(this.home, id);
+    if (!existsSync(dir)) return;
     const link = readText(join(dir, "link"));
     if (link !== undefined) {
       const linkFile = join(this.linkDir, link);

@@ -10,10 +10,17 @@ export function generateId(): string {
   }
 }
 
-/** Rejects IDs that could not safely name a directory: empty, "." or "..", or containing "/" or NUL. */
+/** The longest file name Linux file systems take (NAME_MAX), in bytes: IDs name directories. */
+const MAX_ID_BYTES = 255;
+
+/**
+ * Rejects IDs that could not safely name a directory: empty, "." or "..", containing "/" or
+ * NUL, longer than a file name may be, or starting with "." (names the drivers keep for their
+ * own files, such as overlay's .has-mount-program).
+ */
 export function validateId(id: string): string {
-  if (id === "" || id === "." || id === ".." || id.includes("/") || id.includes("\0") || id.length > 1024) {
-    throw new InvalidIdError(id);
-  }
+  if (id === "" || id === "." || id === ".." || id.includes("/") || id.includes("\0")) throw new InvalidIdError(id);
+  if (Buffer.byteLength(id) > MAX_ID_BYTES) throw new InvalidIdError(id, `an ID may be at most ${MAX_ID_BYTES} bytes long`);
+  if (id.startsWith(".")) throw new InvalidIdError(id, `an ID may not start with "."`);
   return id;
 }

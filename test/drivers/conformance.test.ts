@@ -139,9 +139,12 @@ function show(changes: Change[]): string[] {
   return changes.map((c) => `${ChangeKind[c.kind]} ${JSON.stringify(c.path)}`);
 }
 
-/** Imports BASE, CHILD and GRANDCHILD as layers B <- C <- G; returns the tar paths. */
+let sequenceTars: { base: string; child: string; grandchild: string } | undefined;
+
+/** Imports BASE, CHILD and GRANDCHILD as layers B <- C <- G; returns the tar paths (made once per run). */
 async function buildSequence(s: DriverStore): Promise<{ base: string; child: string; grandchild: string }> {
-  const tars = { base: layerTar(BASE), child: layerTar(CHILD), grandchild: layerTar(GRANDCHILD) };
+  sequenceTars ??= { base: layerTar(BASE), child: layerTar(CHILD), grandchild: layerTar(GRANDCHILD) };
+  const tars = sequenceTars;
   await s.store.importLayer({ id: "B", names: [] }, fileSource(tars.base));
   await s.store.importLayer({ id: "C", names: [], parent: "B" }, fileSource(tars.child));
   await s.store.importLayer({ id: "G", names: [], parent: "C" }, fileSource(tars.grandchild));

@@ -107,6 +107,11 @@ describe.skipIf(skip !== undefined)("overlay driver", () => {
     writeFileSync(join(path, "added"), "x");
     expect(readFileSync(join(home, "C", "diff", "added"), "utf8")).toBe("x");
     s.ok(["unmount", "C"]);
+    // The link directory's name cannot become a layer, and trying leaves the links alone.
+    const r = s.cli(["create-layer", "-i", "l"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('layer ID "l" is reserved by the overlay driver\n');
+    expect(readdirSync(join(home, "l")).sort()).toEqual([parentLink, childLink].sort());
     s.ok(["delete-layer", "C"]);
     expect(existsSync(join(home, "C"))).toBe(false);
     expect(readdirSync(join(home, "l"))).toEqual([parentLink]);
