@@ -40,6 +40,9 @@ const LINK_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 /** 6 characters: 2^30 IDs, and 500 lower dirs take 3.5 KB of the 4 KB option page. */
 const LINK_ID_LENGTH = 6;
 const LINK_DIR = "l";
+const MOUNT_PROGRAM_MARKER = ".has-mount-program";
+/** Names in the driver's home that are not layers. */
+const RESERVED_NAMES = new Set([LINK_DIR, MOUNT_PROGRAM_MARKER]);
 /** The kernel's overlayfs stacks at most this many lower dirs (OVL_MAX_STACK; measured on 6.18). */
 export const MAX_LOWER_LAYERS = 500;
 /** mount(2) copies one page of option data, including its terminating NUL. */
@@ -237,7 +240,7 @@ export class OverlayDriver implements Driver {
   async init(): Promise<void> {
     mkdirSync(this.linkDir, { recursive: true, mode: 0o700 });
     mkdirSync(this.runDir, { recursive: true, mode: 0o700 });
-    const marker = join(this.home, ".has-mount-program");
+    const marker = join(this.home, MOUNT_PROGRAM_MARKER);
     if (!existsSync(marker)) writeFileSync(marker, String(this.options.mountProgram !== undefined));
     if (this.options.mountProgram === undefined) {
       const support = overlaySupport(this.graphRoot, dirname(this.runDir));
@@ -319,7 +322,7 @@ export class OverlayDriver implements Driver {
   // ---- layers ---------------------------------------------------------------------------------
 
   async create(id: string, request: CreateLayerRequest): Promise<void> {
-    if (id === LINK_DIR) throw new StorageError(`layer ID "${LINK_DIR}" is reserved by the overlay driver`);
+    if (RESERVED_NAMES.has(id)) throw new StorageError(`layer ID "${id}" is reserved by the overlay driver`);
     await this.remove(id);
     const dir = join(this.home, id);
     mkdirSync(dir, { mode: 0o700 });
@@ -361,8 +364,8 @@ export class OverlayDriver implements Driver {
   }
 
   async remove(id: string): Promise<void> {
-    // create() refuses the link directory's name, and the store then cleans up: keep the links.
-    if (id === LINK_DIR) return;
+    // create() refuses the driver's own names, and the store then cleans up: keep them.
+    if (RESERVED_NAMES.has(id)) return;
     const dir = join(this.home, id);
     if (!existsSync(dir)) return;
     const link = readText(join(dir, "link"));
@@ -386,7 +389,7 @@ export class OverlayDriver implements Driver {
   listLayerIds(): string[] {
     if (!existsSync(this.home)) return [];
     return readdirSync(this.home, { withFileTypes: true })
-      .filter((entry) => entry.isDirectory() && entry.name !== LINK_DIR)
+      .filter((entry) => entry.isDirectory() && !RESERVED_NAMES.has(entry.name))
       .map((entry) => entry.name);
   }
 

@@ -115,7 +115,12 @@ describe.skipIf(skip !== undefined)("overlay layout and mount descriptions", () 
   });
 
   test("the link directory's name is not a layer ID, and a child cannot change its parent's ID maps", async () => {
-    await expect(driver.create("l", { parent: undefined, idMaps: NO_ID_MAPS, parentIdMaps: NO_ID_MAPS })).rejects.toThrow('layer ID "l" is reserved by the overlay driver');
+    for (const reserved of ["l", ".has-mount-program"]) {
+      await expect(driver.create(reserved, { parent: undefined, idMaps: NO_ID_MAPS, parentIdMaps: NO_ID_MAPS })).rejects.toThrow(`layer ID "${reserved}" is reserved by the overlay driver`);
+      await driver.remove(reserved);
+    }
+    expect(existsSync(join(home(), "l"))).toBe(true);
+    expect(existsSync(join(home(), ".has-mount-program"))).toBe(true);
     const [base] = await chain(1);
     const shifted = { uidMap: [{ containerId: 0, hostId: 100000, size: 65536 }], gidMap: [] };
     await expect(driver.create("child", { parent: base, idMaps: shifted, parentIdMaps: NO_ID_MAPS })).rejects.toBeInstanceOf(NotSupportedError);
