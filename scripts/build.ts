@@ -11,6 +11,7 @@ const pkg = await Bun.file(join(root, "package.json")).json();
 const commit = (await $`git -C ${root} rev-parse --short HEAD`.nothrow().quiet()).stdout.toString().trim();
 
 await $`${process.execPath} build ${join(root, "src/main.ts")} --compile --minify --sourcemap=inline \
+  --bytecode --format=esm \
   --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
   --define ${`BUILD_VERSION=${JSON.stringify(pkg.version)}`} \
   --define ${`BUILD_COMMIT=${JSON.stringify(commit || "unknown")}`} \

@@ -1,11 +1,10 @@
 /** Object IDs: generation and validation (spec/cli.md §2.2). */
-import { randomBytes } from "node:crypto";
 import { InvalidIdError } from "../errors.ts";
 
 /** A random 64-hex-character ID whose first 12 characters are not all digits. */
 export function generateId(): string {
   for (;;) {
-    const id = randomBytes(32).toString("hex");
+    const id = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
     if (!/^[0-9]{12}/.test(id)) return id;
   }
 }

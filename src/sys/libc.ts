@@ -7,7 +7,6 @@
 import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
 import { closeSync, openSync } from "node:fs";
 import os from "node:os";
-import util from "node:util";
 import { SystemError } from "../errors.ts";
 
 /** A path or xattr name: a string, or raw bytes for names that are not valid UTF-8. */
@@ -149,12 +148,6 @@ function lastErrno(): number {
 
 /** The errno's symbolic name, e.g. 2 -> "ENOENT". */
 export function errnoName(errno: number): string {
-  try {
-    const name = util.getSystemErrorName(-errno);
-    if (!name.startsWith("Unknown")) return name;
-  } catch {
-    // fall through to the constants table
-  }
   for (const [name, value] of Object.entries(os.constants.errno)) if (value === errno) return name;
   return `errno ${errno}`;
 }
