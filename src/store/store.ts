@@ -233,6 +233,7 @@ export class Store {
         return true;
       });
       if (!claimed) continue;
+      crashPoint("after-recovery-claim");
       if (reset) {
         await this.resetInterruptedApply(layer.id);
         continue;
@@ -292,26 +293,28 @@ export class Store {
     return this.readOnlyStores.find((s) => s.root === record.fromReadOnlyStore)!.catalog;
   }
 
-  /** A layer by exact ID in the writable store, else in a read-only one. */
-  private layerById(id: string): LayerRecord | undefined {
-    const own = this.catalog.getLayer(id);
+  /** The first record lookup finds in the writable catalog, else in a read-only store (marked as that store's). */
+  private firstFound<T extends object>(lookup: (catalog: Catalog) => T | undefined): (T & { fromReadOnlyStore?: string }) | undefined {
+    const own = lookup(this.catalog);
     if (own) return own;
     for (const ro of this.readOnlyStores) {
-      const layer = ro.catalog.getLayer(id);
-      if (layer) return { ...layer, fromReadOnlyStore: ro.root };
+      const found = lookup(ro.catalog);
+      if (found) return { ...found, fromReadOnlyStore: ro.root };
     }
     return undefined;
   }
 
+  /** A layer by exact ID in the writable store, else in a read-only one. */
+  private layerById(id: string): LayerRecord | undefined {
+    return this.firstFound((c) => c.getLayer(id));
+  }
+
   /** The layer a reference names (ID, name or unique prefix), or undefined; read-only stores are searched last. */
   findLayer(ref: string): LayerRecord | undefined {
-    const id = this.catalog.resolve("layer", ref);
-    if (id !== undefined) return this.catalog.getLayer(id);
-    for (const ro of this.readOnlyStores) {
-      const roId = ro.catalog.resolve("layer", ref);
-      if (roId !== undefined) return { ...ro.catalog.getLayer(roId)!, fromReadOnlyStore: ro.root };
-    }
-    return undefined;
+    return this.firstFound((c) => {
+      const id = c.resolve("layer", ref);
+      return id === undefined ? undefined : c.getLayer(id);
+    });
   }
 
   /** The layer a reference names; LayerUnknownError when there is none. */
@@ -321,14 +324,12 @@ export class Store {
     return layer;
   }
 
+  /** The image a reference names, or undefined; read-only stores are searched last. */
   findImage(ref: string): ImageRecord | undefined {
-    const id = this.catalog.resolve("image", ref);
-    if (id !== undefined) return this.catalog.getImage(id);
-    for (const ro of this.readOnlyStores) {
-      const roId = ro.catalog.resolve("image", ref);
-      if (roId !== undefined) return { ...ro.catalog.getImage(roId)!, fromReadOnlyStore: ro.root };
-    }
-    return undefined;
+    return this.firstFound((c) => {
+      const id = c.resolve("image", ref);
+      return id === undefined ? undefined : c.getImage(id);
+    });
   }
 
   image(ref: string): ImageRecord {
