@@ -90,6 +90,6 @@ const started = performance.now();
 await Promise.all(drivers.map(soak));
 removeCrashInputs(inputs);
 console.log(`\nall rounds passed in ${((performance.now() - started) / 1000).toFixed(0)} s`);
-for (const [key, t] of [...tally].sort()) console.log(`  ${key}: ${t.rounds} rounds, ${t.killed} killed, ${t.finished} had finished before the kill`);
+for (const [key, t] of [...tally].sort()) console.log(`  ${key}: ${t.rounds} rounds, ${t.killed} killed, ${t.finished} done without a repeat (finished before the kill, or completed by recovery)`);
 console.log("what check found right after the kills (all repaired by the next command):");
 for (const [kind, count] of [...problemsSeen].sort()) console.log(`  ${count} × ${kind}`);

@@ -29,7 +29,7 @@ import {
 } from "./crash-harness.ts";
 
 /** Size of the big layer: large enough that import, copy and delete take a while. */
-const BIG_LAYER_MB = 48;
+const BIG_LAYER_MB = 32;
 /** Random-delay rounds per scenario and driver here; the soak script runs many more. */
 const RANDOM_ROUNDS = 1;
 const TEST_TIMEOUT_MS = 120_000;
@@ -68,12 +68,14 @@ describe("crash safety", () => {
       `${scenario.name}: killed ${points}after random delays`,
       async () => {
         await onEveryDriver(scenario, async (ctx) => {
+          let duration: number | undefined;
           for (const crashAt of scenario.crashPoints) {
             const report = await round(ctx, scenario, { crashAt });
             // The point is on this operation's path: the process died there instead of finishing.
             expect({ driver: ctx.store.driver, crashAt, killed: report.killed }).toEqual({ driver: ctx.store.driver, crashAt, killed: true });
+            duration ??= report.repeatMs;
           }
-          const duration = await timeScenario(ctx, scenario);
+          duration ??= await timeScenario(ctx, scenario);
           for (let i = 0; i < RANDOM_ROUNDS; i++) await round(ctx, scenario, { delayMs: Math.random() * duration * 1.1 });
         });
       },
