@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { TestStore, availableDrivers } from "../helpers/cli.ts";
+import { sha256Bytes } from "../helpers/fixtures.ts";
 import { type OperationRecord, checkHistory } from "./history.ts";
 import { databaseHas, hasStoreOpen, manyFilesTar, start, waitFor } from "./races.ts";
 import { databaseLeftovers, directoryLeftovers, kernelMountsBelow } from "./store-state.ts";
@@ -59,6 +60,12 @@ for (const driver of availableDrivers()) {
             if (said.includes(`${id} mounted`) !== (final.mountCounts.get(id) ?? 0) > 0) problems.push(`mounted disagrees with the count of ${id}`);
           }
         }
+        // Every imported layer that is still there re-exports exactly what was applied.
+        const imported = history.filter((op) => op.argv[0] === "import-layer" && op.outcome === "ok").map((op) => JSON.parse(op.stdout));
+        for (const layer of imported) {
+          if (!liveLayers.has(layer.id)) continue;
+          if (sha256Bytes(store.cli(["diff", "-u", layer.id]).stdoutBytes) !== layer["diff-digest"].slice("sha256:".length)) problems.push(`layer ${layer.id} lost its content`);
+        }
         // The store keeps working: a fresh layer, a name taken from any holder, a clean listing.
         const fresh = store.json(["create-layer", "-j"]).id;
         store.ok(["set-names", "-n", "layer-name-0", fresh]);
@@ -89,17 +96,28 @@ function leftovers(store: TestStore): string[] {
 for (const driver of availableDrivers()) {
   describe(`races on ${driver}`, () => {
     let store: TestStore;
-    /** A layer with many files, so that copying it (vfs children) takes a while, and a child of it (as large on vfs). */
+    /** A layer with many files, so that copying it (vfs children, which each test makes its own) takes a while. */
     let big: string;
-    let bigChild: string;
     beforeAll(() => {
       store = new TestStore(driver);
       big = store.json(["import-layer", "-j", "-f", bigTar]).id;
     }, 60_000);
     afterAll(() => store.destroy(), 60_000);
 
+    test("twelve processes creating layers on a store that does not exist yet all succeed", async () => {
+      const fresh = new TestStore(driver);
+      try {
+        const runs = Array.from({ length: 12 }, (_, i) => start(fresh, ["create-layer", "-j", "-n", `first-${i}`]).done);
+        const results = await Promise.all(runs);
+        expect(results.filter((r) => r.code !== 0 || r.stderr !== "")).toEqual([]);
+        expect(fresh.json(["layers", "-j"]).flatMap((l: any) => l.names).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `first-${i}`).sort());
+      } finally {
+        fresh.destroy();
+      }
+    }, 60_000);
+
     test("delete-layer of a parent whose child is being created is refused, and the child gets its parent", async () => {
-      const parent = big;
+      const parent = store.json(["create-layer", "-j", big]).id;
       const child = start(store, ["create-layer", "-j", parent]);
       await waitFor("the child's row", () => databaseHas(store, "SELECT 1 FROM layers WHERE parent = ?", parent));
       const deletion = await start(store, ["delete-layer", "-j", parent]).done;
@@ -108,13 +126,12 @@ for (const driver of availableDrivers()) {
       expect(made.code).toBe(0);
       expect(deletion.code).toBe(1);
       expect(JSON.parse(deletion.stdout)[parent]).toMatch(/layer has children$/);
-      bigChild = JSON.parse(made.stdout).id;
-      expect(store.json(["layer", "-j", bigChild])[0].parent).toBe(parent);
+      expect(store.json(["layer", "-j", JSON.parse(made.stdout).id])[0].parent).toBe(parent);
       expect(leftovers(store)).toEqual([]);
     }, 60_000);
 
     test("delete-image while a container is being made from it: the container is refused, no layer is left without its parent", async () => {
-      const top = bigChild;
+      const top = store.json(["create-layer", "-j", big]).id;
       const image = store.json(["create-image", "-j", top]).id;
       const creation = start(store, ["create-container", "-j", "-n", "racer", image]);
       await waitFor("the container layer's row", () => databaseHas(store, "SELECT 1 FROM layers WHERE parent = ?", top));
@@ -136,6 +153,30 @@ for (const driver of availableDrivers()) {
         expect(made.code).toBe(0);
         store.ok(["delete-container", JSON.parse(made.stdout).id]);
       }
+      expect(leftovers(store)).toEqual([]);
+    }, 60_000);
+
+    test("two delete-container of one container: the one that comes second while the first is removing files is refused", async () => {
+      const top = store.json(["create-layer", "-j", big]).id;
+      const image = store.json(["create-image", "-j", top]).id;
+      const container = store.json(["create-container", "-j", image]);
+      const first = start(store, ["delete-container", "-j", container.id]);
+      // Freeze the first deleter once it has marked the container's layer, while it removes its files.
+      await waitFor("the layer's deletion mark", () => databaseHas(store, "SELECT 1 FROM layers WHERE id = ? AND state = 'deleting'", container.layer));
+      process.kill(first.pid, "SIGSTOP");
+      let second: Awaited<typeof first.done>;
+      try {
+        const racing = start(store, ["delete-container", "-j", container.id]).done;
+        second = await Promise.race([racing, Bun.sleep(15_000).then(() => racing)]);
+      } finally {
+        process.kill(first.pid, "SIGCONT");
+      }
+      const done = await first.done;
+      expect(done.code).toBe(0);
+      expect(second.code).toBe(1);
+      expect(JSON.parse(second.stdout)[container.id]).toBe("identifier is not a container");
+      expect(store.json(["containers", "-j"])).toEqual([]);
+      store.ok(["delete-image", image]);
       expect(leftovers(store)).toEqual([]);
     }, 60_000);
 

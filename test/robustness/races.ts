@@ -74,7 +74,7 @@ export function hasStoreOpen(store: TestStore, pid: number): boolean {
 }
 
 /** A layer tar with many small files, so that copying its layer (vfs children) takes a while. */
-export function manyFilesTar(files = 3000): string {
+export function manyFilesTar(files = 2000): string {
   const dir = mkdtempSync(join(tmpdir(), "oci-many-"));
   const tree = join(dir, "tree");
   for (let d = 0; d < files / 100; d++) {

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, type TestStore } from "../helpers/cli.ts";
+import { makeTar } from "../helpers/fixtures.ts";
 import type { Effect, FinalState, Kind, OperationRecord, Outcome } from "./history.ts";
 
 /** Refusals another process's work can legitimately cause; anything else is a defect. */
@@ -45,6 +46,8 @@ const NAME_POOLS: Record<Kind, string[]> = {
   container: ["container-name-0", "container-name-1", "container-name-2", "container-name-3", "container-name-4"],
 };
 const DATA_KEYS = ["manifest", "config", "extra"];
+/** What import-layer applies: a small tree, so that layers also get applied content and a recorded layout. */
+export const LAYER_TREE = { "etc/": "", "etc/hostname": "concurrent\n", "bin/": "", "bin/tool": "#!/bin/sh\necho hi\n", "bin/alias": "-> tool" };
 
 /** What the workers know about the store, shared between them (the test process is single-threaded). */
 class Registry {
@@ -104,6 +107,7 @@ class Worker {
     private readonly history: OperationRecord[],
     private readonly random: () => number,
     private readonly scratch: string,
+    private readonly layerTar: string,
   ) {}
 
   private pick<T>(items: T[]): T | undefined {
@@ -180,7 +184,8 @@ class Worker {
   private async createLayer(): Promise<void> {
     const names = this.names("layer", 2);
     const parent = this.random() < 0.3 ? this.target("layer") : undefined;
-    const args = ["create-layer", "-j", ...names.flatMap((n) => ["-n", n]), ...(parent ? [parent] : [])];
+    const command = this.random() < 0.25 ? ["import-layer", "-f", this.layerTar] : ["create-layer"];
+    const args = [...command, "-j", ...names.flatMap((n) => ["-n", n]), ...(parent ? [parent] : [])];
     await this.command(
       args,
       (out) => {
@@ -428,7 +433,8 @@ export async function runWorkers(store: TestStore, options: RunOptions): Promise
   const scratch = mkdtempSync(join(tmpdir(), "oci-concurrency-data-"));
   try {
     const seeds = randomSource(options.seed);
-    const workers = Array.from({ length: options.workers }, (_, i) => new Worker(i, store, registry, history, randomSource(Math.floor(seeds() * 2 ** 32)), scratch));
+    const layerTar = makeTar(LAYER_TREE);
+    const workers = Array.from({ length: options.workers }, (_, i) => new Worker(i, store, registry, history, randomSource(Math.floor(seeds() * 2 ** 32)), scratch, layerTar));
     await Promise.all(workers.map((w) => w.run(options.rounds)));
   } finally {
     rmSync(scratch, { recursive: true, force: true });
