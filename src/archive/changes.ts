@@ -89,14 +89,17 @@ class TreeComparer {
 
   /** The §3.7.3 "different" rule. */
   private differ(lower: BigIntStats, upper: BigIntStats, rel: string): boolean {
-    if (lower.mode !== upper.mode || lower.rdev !== upper.rdev) return true;
-    if (containerId(this.maps.lower.uidMap, lower.uid) !== containerId(this.maps.upper.uidMap, upper.uid)) return true;
-    if (containerId(this.maps.lower.gidMap, lower.gid) !== containerId(this.maps.upper.gidMap, upper.gid)) return true;
-    if ((lower.mode & S_IFMT) !== S_IFDIR) {
-      if (lower.size !== upper.size || !sameMtime(lower.mtimeNs, upper.mtimeNs)) return true;
-    }
-    return !sameXattrs(joinPath(this.lower!, rel), joinPath(this.upper, rel));
+    return metadataDiffers(lower, upper, this.maps) || !sameXattrs(joinPath(this.lower!, rel), joinPath(this.upper, rel));
   }
+}
+
+/** The §3.7.3 "different" rule without xattrs: type and permission bits, device, owner (as container IDs), and for non-directories size and mtime. */
+export function metadataDiffers(lower: BigIntStats, upper: BigIntStats, maps: { lower: IdMaps; upper: IdMaps }): boolean {
+  if (lower.mode !== upper.mode || lower.rdev !== upper.rdev) return true;
+  if (containerId(maps.lower.uidMap, lower.uid) !== containerId(maps.upper.uidMap, upper.uid)) return true;
+  if (containerId(maps.lower.gidMap, lower.gid) !== containerId(maps.upper.gidMap, upper.gid)) return true;
+  if ((lower.mode & S_IFMT) !== S_IFDIR) return lower.size !== upper.size || !sameMtime(lower.mtimeNs, upper.mtimeNs);
+  return false;
 }
 
 function joinPath(root: string, rel: string): string {

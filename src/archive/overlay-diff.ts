@@ -8,9 +8,9 @@
  * content, so only its paths need looking up in the lower layers.
  */
 import { lstatSync, readdirSync, type BigIntStats, type Dirent } from "node:fs";
-import { toContainer, type IdMapping, type IdMaps } from "../idmap.ts";
+import type { IdMaps } from "../idmap.ts";
 import { getXattr, listXattrs } from "../sys/libc.ts";
-import { compareBytewise } from "./changes.ts";
+import { compareBytewise, metadataDiffers } from "./changes.ts";
 import { HardLinkTracker, entryFromStat, fileBody } from "./export.ts";
 import { TarWriter } from "./tar.ts";
 import { ChangeKind, type ByteSink, type Change, type TarEntry } from "./types.ts";
@@ -21,8 +21,6 @@ export const OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque";
 const OVERLAY_PRIVATE_XATTR_PREFIX = "trusted.overlay.";
 const WHITEOUT_PREFIX = ".wh.";
 const OPAQUE_MARKER = ".wh..wh..opq";
-const S_IFMT = 0o170000n;
-const S_IFDIR = 0o040000n;
 
 function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException)?.code;
@@ -168,30 +166,8 @@ class UpperWalker {
 
   /** The §3.7.3 "different" rule, ignoring overlayfs's private xattrs. */
   private differ(lower: BigIntStats, upper: BigIntStats, lowerPath: string, upperPath: string): boolean {
-    if (lower.mode !== upper.mode || lower.rdev !== upper.rdev) return true;
-    if (containerId(this.maps.uidMap, lower.uid) !== containerId(this.maps.uidMap, upper.uid)) return true;
-    if (containerId(this.maps.gidMap, lower.gid) !== containerId(this.maps.gidMap, upper.gid)) return true;
-    if ((lower.mode & S_IFMT) !== S_IFDIR) {
-      if (lower.size !== upper.size || !sameMtime(lower.mtimeNs, upper.mtimeNs)) return true;
-    }
-    return !sameVisibleXattrs(lowerPath, upperPath);
+    return metadataDiffers(lower, upper, { lower: this.maps, upper: this.maps }) || !sameVisibleXattrs(lowerPath, upperPath);
   }
-}
-
-/** Host ID -> container ID; an ID outside the map compares as itself. */
-function containerId(map: IdMapping[], hostId: bigint): number {
-  const id = Number(hostId);
-  const mapped = toContainer(map, id);
-  return mapped < 0 ? id : mapped;
-}
-
-/** Same seconds, and same nanoseconds unless either side has none (as the naive comparison). */
-function sameMtime(a: bigint, b: bigint): boolean {
-  if (a === b) return true;
-  const second = 1_000_000_000n;
-  const aNs = a % second;
-  const bNs = b % second;
-  return a / second === b / second && (aNs === 0n || bNs === 0n);
 }
 
 function visibleXattrs(path: string): string[] {
