@@ -82,7 +82,7 @@ function checkLayers(store: Store, dirs: string[]): Finding[] {
   const rowIds = new Set(rows.map((r) => r.id));
   for (const row of rows) {
     if (row.state !== "complete") {
-      if (isTokenAlive(row.owner)) continue;
+      if (inProgress(row.owner)) continue;
       const doing = row.state === "creating" ? "created" : "deleted";
       findings.push({ kind: "layer", id: row.id, problem: `left half-${doing} by a process that died (incomplete)`, repairable: true, repair: () => store.recover() });
       continue;
@@ -194,7 +194,12 @@ function checkImages(store: Store): Finding[] {
 /** True when a live process is creating or deleting the layer right now. */
 function busyLayer(store: Store, id: string): boolean {
   const row = store.catalogForCheck.layerRows().find((r) => r.id === id);
-  return row !== undefined && row.state !== "complete" && isTokenAlive(row.owner);
+  return row !== undefined && row.state !== "complete" && inProgress(row.owner);
+}
+
+/** True when another live process owns the work; what this process claimed and could not finish (a failed recovery) is still a problem. */
+function inProgress(owner: string): boolean {
+  return owner !== processToken() && isTokenAlive(owner);
 }
 
 function dropMappedLayer(store: Store, imageId: string, layerId: string): void {

@@ -234,16 +234,27 @@ export class Store {
       });
       if (!claimed) continue;
       crashPoint("after-recovery-claim");
-      if (reset) {
-        await this.resetInterruptedApply(layer.id);
-        continue;
+      try {
+        await this.undoInterrupted(layer.id, reset);
+      } catch {
+        // Best effort: a leftover that cannot be removed now (a busy mount, say) must not make
+        // every command fail. The row stays claimed, the next process retries, `check` reports it.
       }
-      const container = this.catalog.containerOfLayer(layer.id);
-      await this.removeLayerContent(layer.id);
-      if (container) this.removeContainerDirs(container, "whole");
-      this.tx(() => this.dropLayerRow(layer.id));
     }
-    releaseUncountedMounts(this);
+    try {
+      releaseUncountedMounts(this);
+    } catch {
+      // As above: `check` reports a mount that could not be released.
+    }
+  }
+
+  /** Resets a layer whose applydiff was interrupted, or removes a layer (and the container whose layer it was) left half-made or half-deleted. */
+  private async undoInterrupted(id: string, reset: boolean): Promise<void> {
+    if (reset) return this.resetInterruptedApply(id);
+    const container = this.catalog.containerOfLayer(id);
+    await this.removeLayerContent(id);
+    if (container) this.removeContainerDirs(container, "whole");
+    this.tx(() => this.dropLayerRow(id));
   }
 
   /**

@@ -4,11 +4,14 @@
  * reported; repairs fix what can be fixed without losing complete data and leave the rest.
  */
 import { Database } from "bun:sqlite";
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { afterEach, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestStore, availableDrivers } from "../helpers/cli.ts";
 import { makeTar } from "../helpers/fixtures.ts";
+
+setDefaultTimeout(30_000);
 
 const TAR = makeTar({ "etc/": "", "etc/hostname": "check\n" });
 
@@ -100,6 +103,24 @@ for (const driver of availableDrivers()) {
       expect(check().problems).toEqual([{ kind: "layer", id: "doomed", problem: "left half-deleted by a process that died (incomplete)", repairable: true }]);
       expect(check("--repair")).toMatchObject({ code: 0, problems: [{ id: "doomed", repaired: true }] });
       expect(existsSync(layerDir("doomed"))).toBe(false);
+    });
+
+    test.skipIf(!canMakeImmutable())("a leftover that cannot be removed yet does not stop other commands; check reports it until it can be", () => {
+      s.ok(["import-layer", "--id", "stuck", "-f", TAR]);
+      const file = join(s.graph, driver === "vfs" ? join("vfs", "dir") : "overlay", "stuck", ...(driver === "vfs" ? [] : ["diff"]), "etc", "hostname");
+      expect(Bun.spawnSync(["chattr", "+i", file]).exitCode).toBe(0);
+      try {
+        s.cli(["delete-layer", "stuck"], { env: { OCI_STORAGE_CRASH_AT: "after-delete-mark" } });
+        expect(s.cli(["layers"])).toMatchObject({ code: 0, stdout: "" });
+        s.ok(["create-layer", "--id", "other"]);
+        const stuck = { kind: "layer", id: "stuck", problem: "left half-deleted by a process that died (incomplete)", repairable: true };
+        expect(check()).toEqual({ code: 1, problems: [stuck] });
+        expect(check("--repair")).toEqual({ code: 1, problems: [{ ...stuck, repaired: false }] });
+      } finally {
+        Bun.spawnSync(["chattr", "-i", file]);
+      }
+      expect(s.ok(["layers"])).toBe("other\n");
+      expect(check()).toEqual({ code: 0, problems: [] });
     });
 
     test("a live process's unfinished layer is not a problem", async () => {
@@ -206,4 +227,15 @@ for (const driver of availableDrivers()) {
       expect(Bun.spawnSync(["mountpoint", "-q", pointB]).exitCode).not.toBe(0);
     });
   });
+}
+
+/** True when chattr +i works here (root on a filesystem with the immutable flag). */
+function canMakeImmutable(): boolean {
+  const dir = mkdtempSync(join(tmpdir(), "oci-immutable-"));
+  const file = join(dir, "f");
+  writeFileSync(file, "");
+  const works = Bun.which("chattr") !== null && Bun.spawnSync(["chattr", "+i", file]).exitCode === 0;
+  if (works) Bun.spawnSync(["chattr", "-i", file]);
+  rmSync(dir, { recursive: true, force: true });
+  return works;
 }
