@@ -32,7 +32,8 @@ import {
   NotSupportedError,
   StorageError,
 } from "../errors.ts";
-import { type IdMaps, NO_ID_MAPS } from "../idmap.ts";
+import { type IdMaps, NO_ID_MAPS, sameMaps } from "../idmap.ts";
+import { copyTree } from "../drivers/copy-tree.ts";
 import { syncFilesystem } from "../sys/libc.ts";
 import { Catalog } from "./catalog.ts";
 import { SCHEMA_VERSION, immediate, openDatabase } from "./database.ts";
@@ -826,8 +827,8 @@ export class Store {
       if (this.catalog.containerExists(id)) throw new IdInUseError();
       this.checkNamesFree("container", names);
     });
-    if (image.topLayer && !this.layerById(image.topLayer)) throw new LayerUnknownError();
-    const layer = this.beginLayer({ names: [], parent: image.topLayer || undefined, idMaps: options.idMaps });
+    const parent = await this.containerParent(image, options.idMaps);
+    const layer = this.beginLayer({ names: [], parent, idMaps: options.idMaps });
     await this.buildLayer(layer);
     const flags: Record<string, unknown> = { MountLabel: "", ProcessLabel: "" };
     if (options.volatile) flags.Volatile = true;
@@ -856,6 +857,53 @@ export class Store {
       throw e;
     }
     return this.catalog.getContainer(id)!;
+  }
+
+  /**
+   * The parent of a new container's layer: the image's top layer when the container's ID maps
+   * agree with it, else a mapped copy of it (spec §5), made once per set of maps and listed in
+   * the image's mapped-layers. A mapped copy holds the image's whole tree re-owned (it has no
+   * parent), so that every lower layer's files are shifted too, on overlay as on vfs; it keeps
+   * the top layer's recorded digests and layout, so it diffs as the original.
+   */
+  private async containerParent(image: ImageRecord, maps: IdMaps | undefined): Promise<string | undefined> {
+    if (!image.topLayer) return undefined;
+    const top = this.layerById(image.topLayer);
+    if (!top) throw new LayerUnknownError();
+    if (maps === undefined || sameMaps(maps, top)) return top.id;
+    for (const id of image.mappedLayers) {
+      const mapped = this.layerById(id);
+      if (mapped && sameMaps(maps, mapped)) return mapped.id;
+    }
+    const copy = this.beginLayer({ names: [], idMaps: maps });
+    await this.buildLayer(copy, async () => {
+      await this.withLayerView(top, (view) => copyTree(view, this.driver.contentDir(copy.id), { from: top, to: maps }));
+      syncFilesystem(this.driver.contentDir(copy.id));
+      const source = this.catalogOf(top);
+      this.tx(() => {
+        let seq = 0;
+        for (const chunk of source.layoutChunks(top.id)) this.catalog.addLayoutChunk(copy.id, seq++, chunk);
+        this.catalog.recordApplied(copy.id, top);
+      });
+    });
+    this.tx(() => {
+      this.catalog.setLayerState(copy.id, "complete", "");
+      const current = image.fromReadOnlyStore ? undefined : this.catalog.getImage(image.id);
+      if (current) this.catalog.setMappedLayers(image.id, [...current.mappedLayers, copy.id]);
+    });
+    return copy.id;
+  }
+
+  /** Runs fn with the layer's full tree mounted (or the existing mount reused), released afterwards. */
+  private async withLayerView<T>(layer: LayerRecord, fn: (path: string) => Promise<T>): Promise<T> {
+    const existing = this.mounter.mountPoint(layer.id);
+    const spec = existing !== undefined ? { kind: "directory" as const, path: existing } : this.driver.mountSpec(layer.id, { readOnly: true, options: [], volatile: false, mountLabel: "" });
+    const path = this.mounter.mount(layer.id, spec);
+    try {
+      return await fn(path);
+    } finally {
+      this.mounter.unmount(layer.id, false);
+    }
   }
 
   /** A container's private directory under the graph root (data) or run root (run), created 0700 if missing. */

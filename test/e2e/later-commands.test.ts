@@ -114,6 +114,37 @@ for (const driver of availableDrivers()) {
       expect(s.cli(["create-layer", "--hostuidmap", "--uidmap", "0:1:1"]).stderr).toBe("host uid map specified along with UID mapping\n");
     });
 
+    test("containers with other ID maps than their image get a mapped copy of the image's tree", () => {
+      s.ok(["import-layer", "-i", "B", "-f", makeTar({ "bin/": "", "bin/sh": "#!" })]);
+      s.ok(["import-layer", "-i", "T", "-f", makeTar({ "etc/": "", "etc/hosts": "h\n" }), "B"]);
+      s.ok(["create-image", "-i", "I", "T"]);
+      const maps = ["--uidmap", "0:100000:65536", "--gidmap", "0:200000:65536"];
+      const c1 = s.json(["create-container", "-j", "-i", "C1", ...maps, "I"]);
+      expect(c1.uidmap).toEqual([{ container_id: 0, host_id: 100000, size: 65536 }]);
+      const image = s.json(["image", "-j", "I"])[0];
+      expect(image["mapped-layers"]).toHaveLength(1);
+      const mapped = image["mapped-layers"][0];
+      expect(s.ok(["image", "I"])).toContain(`Top Layer: T\nTop Layer: ${mapped}\n`);
+      expect(s.json(["layer", "-j", c1.layer])[0].parent).toBe(mapped);
+      const root = s.ok(["mount", "C1"]).trim();
+      for (const path of ["bin/sh", "etc/hosts"]) {
+        const st = lstatSync(join(root, path));
+        expect([st.uid, st.gid]).toEqual([100000, 200000]);
+      }
+      s.ok(["unmount", "C1"]);
+      // The copy diffs as the original top layer; a second container with the same maps reuses it.
+      expect(sha256Bytes(s.cli(["diff", "-u", mapped]).stdoutBytes)).toBe(sha256Bytes(s.cli(["diff", "-u", "T"]).stdoutBytes));
+      const c2 = s.json(["create-container", "-j", ...maps, "I"]);
+      expect(s.json(["layer", "-j", c2.layer])[0].parent).toBe(mapped);
+      expect(s.json(["image", "-j", "I"])[0]["mapped-layers"]).toEqual([mapped]);
+      const plain = s.json(["create-container", "-j", "I"]);
+      expect(s.json(["layer", "-j", plain.layer])[0].parent).toBe("T");
+      for (const c of ["C1", c2.id, plain.id]) s.ok(["delete-container", c]);
+      const r = s.cli(["delete-image", "I"]);
+      expect(r.stderr).toBe(`I: ${mapped}\nI: T\nI: B\n`);
+      expect(s.json(["layers", "-j"])).toEqual([]);
+    });
+
     test("layer-parent-owners and container-parent-owners", () => {
       s.ok(["create-layer", "-i", "plain"]);
       expect(s.ok(["layer-parent-owners", "plain"])).toBe("ID: plain\n");
