@@ -5,8 +5,8 @@
  * workload, the median time of each tool, the median of the per-run ratios oci/cs with their
  * spread, and the peak memory of each tool.
  *
- * Usage: bun scripts/bench.ts [--runs N] [--only NAME[,NAME...]] [--driver vfs|overlay]
- *                             [--data DIR] [--tmp DIR] [--json FILE] [--no-build] [--keep]
+ * Usage: bun scripts/bench.ts [--runs N] [--quick-runs N] [--only NAME[,NAME...]] [--driver vfs|overlay]
+ *                             [--data DIR] [--tmp DIR] [--json FILE] [--no-build] [--keep] [--verbose]
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -19,7 +19,10 @@ type ToolName = "oci" | "cs";
 type Participant = ToolName | "tar";
 
 interface Options {
+  /** Timed runs per tool of heavy workloads (applying, diffing, copying). */
   runs: number;
+  /** Timed runs per tool of quick ones (startup, listings, mounts). */
+  quickRuns: number;
   only: string[];
   driver: DriverName;
   dataDir: string;
@@ -27,6 +30,7 @@ interface Options {
   jsonFile: string | undefined;
   build: boolean;
   keep: boolean;
+  verbose: boolean;
 }
 
 const REPO = resolve(import.meta.dir, "..");
@@ -37,6 +41,7 @@ function parseOptions(): Options {
     args: process.argv.slice(2),
     options: {
       runs: { type: "string", default: "5" },
+      "quick-runs": { type: "string", default: "20" },
       only: { type: "string", default: "" },
       driver: { type: "string", default: "vfs" },
       data: { type: "string", default: process.env.BENCH_DIR ? join(process.env.BENCH_DIR, "data") : join(REPO, ".bench", "data") },
@@ -44,6 +49,7 @@ function parseOptions(): Options {
       json: { type: "string" },
       "no-build": { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
+      verbose: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -53,9 +59,12 @@ function parseOptions(): Options {
   }
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) fail(`--runs wants a positive whole number, not ${values.runs}`);
+  const quickRuns = Number(values["quick-runs"]);
+  if (!Number.isInteger(quickRuns) || quickRuns < 1) fail(`--quick-runs wants a positive whole number, not ${values["quick-runs"]}`);
   if (values.driver !== "vfs" && values.driver !== "overlay") fail(`--driver wants vfs or overlay, not ${values.driver}`);
   return {
     runs,
+    quickRuns,
     only: values.only.split(",").filter(Boolean),
     driver: values.driver,
     dataDir: resolve(values.data),
@@ -63,6 +72,7 @@ function parseOptions(): Options {
     jsonFile: values.json,
     build: !values["no-build"],
     keep: values.keep,
+    verbose: values.verbose,
   };
 }
 
@@ -91,18 +101,20 @@ function flushDisks(): void {
 
 interface Sample {
   ms: number;
+  /** User plus system CPU time. */
+  cpuMs: number;
   rssKb: number;
 }
 
-/** Times one command (wall clock around spawn and exit) and reads its peak RSS from GNU time. */
+/** Times one command (wall clock around spawn and exit) and reads its CPU time and peak RSS from GNU time. */
 function measure(argv: string[], scratch: string): Sample {
   const rssFile = join(scratch, "rss");
   const started = performance.now();
-  const result = Bun.spawnSync(["/usr/bin/time", "-f", "%M", "-o", rssFile, ...argv], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const result = Bun.spawnSync(["/usr/bin/time", "-f", "%M %U %S", "-o", rssFile, ...argv], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
   const ms = performance.now() - started;
   if (result.exitCode !== 0) throw new Error(`${argv.join(" ")} exited ${result.exitCode}: ${result.stderr.toString().trim()}`);
-  const rssKb = Number(readFileSync(rssFile, "utf8").trim().split("\n").pop());
-  return { ms, rssKb };
+  const [rssKb, user, system] = readFileSync(rssFile, "utf8").trim().split("\n").pop()!.split(" ").map(Number);
+  return { ms, cpuMs: (user! + system!) * 1000, rssKb: rssKb! };
 }
 
 /** A deterministic 64-hex-digit ID for a label, so setups need not parse command output. */
@@ -276,10 +288,15 @@ const TARGETS = {
   applyBase: { ratio: 0.8, vsTar: 1.2 },
 } satisfies Record<string, Target>;
 
-/** The command to time for one run, with untimed clean-up after it. */
+/**
+ * The command to time for one run. `after` runs right after it (untimed, restoring what the
+ * next run needs); `later` runs once all runs of the workload are done, so that deleting big
+ * trees does not load the disk while the next command is timed.
+ */
 interface Round {
   argv: string[];
   after?: () => void;
+  later?: () => void;
 }
 
 interface Workload {
@@ -289,6 +306,8 @@ interface Workload {
   driver: DriverName;
   /** Run each tool once untimed first (cheap workloads, to load the binary and caches). */
   warmup: boolean;
+  /** Heavy writers: flush dirty pages before each timed run, so that no run pays for the one before. */
+  flush?: boolean;
   /** Untimed preparation of one run for a tool; returns what to time. */
   round(tool: ToolName): Round | Promise<Round>;
   /** GNU tar doing the same work, timed in the same turns. */
@@ -323,16 +342,17 @@ function workloads(stores: Stores, data: Data, scratch: string, driver: DriverNa
     target,
     driver,
     warmup: false,
+    flush: true,
     round(tool) {
       const store = stores.fresh(tool, driver);
       store.cli("create-layer", "--id", BASE);
-      return { argv: store.argv(["applydiff", "-f", file, BASE]), after: () => store.remove() };
+      return { argv: store.argv(["applydiff", "-f", file, BASE]), later: () => store.remove() };
     },
     reference: withReference
       ? () => {
           const dir = join(scratch, `tar-${serial++}`);
           mkdirSync(dir);
-          return { argv: ["tar", "-xf", file, "-C", dir, "--numeric-owner"], after: () => rmSync(dir, { recursive: true, force: true }) };
+          return { argv: ["tar", "-xf", file, "-C", dir, "--numeric-owner"], later: () => rmSync(dir, { recursive: true, force: true }) };
         }
       : undefined,
   });
@@ -348,11 +368,12 @@ function workloads(stores: Stores, data: Data, scratch: string, driver: DriverNa
     target: TARGETS.work,
     driver,
     warmup: false,
+    flush: true,
     round(tool) {
       const store = stores.base(tool, driver);
       const id = uniqueId("upper child");
       store.cli("create-layer", "--id", id, BASE);
-      return { argv: store.argv(["applydiff", "-f", data.upperTar, id]), after: () => store.cli("delete-layer", id) };
+      return { argv: store.argv(["applydiff", "-f", data.upperTar, id]), later: () => store.cli("delete-layer", id) };
     },
   });
 
@@ -362,10 +383,11 @@ function workloads(stores: Stores, data: Data, scratch: string, driver: DriverNa
     target: TARGETS.work,
     driver,
     warmup: false,
+    flush: true,
     round(tool) {
       const store = stores.base(tool, driver);
       const out = join(scratch, `diff-${serial++}`);
-      return { argv: store.argv(["diff", flag, "-f", out, layer]), after: () => rmSync(out, { force: true }) };
+      return { argv: store.argv(["diff", flag, "-f", out, layer]), later: () => rmSync(out, { force: true }) };
     },
   });
   list.push(
@@ -380,10 +402,11 @@ function workloads(stores: Stores, data: Data, scratch: string, driver: DriverNa
     target: TARGETS.work,
     driver: on,
     warmup: false,
+    flush: true,
     round(tool) {
       const store = stores.base(tool, on);
       const id = uniqueId("child");
-      return { argv: store.argv(["create-layer", "--id", id, BASE]), after: () => store.cli("delete-layer", id) };
+      return { argv: store.argv(["create-layer", "--id", id, BASE]), later: () => store.cli("delete-layer", id) };
     },
   });
   const mountStack = (name: string, on: DriverName): Workload => ({
@@ -490,12 +513,14 @@ function ratios(a: Sample[], b: Sample[]): number[] {
   return a.map((s, i) => s.ms / b[i]!.ms);
 }
 
-async function runWorkload(w: Workload, runs: number, scratch: string): Promise<Result> {
+async function runWorkload(w: Workload, runs: number, scratch: string, verbose: boolean): Promise<Result> {
   const result: Result = { workload: w.name, description: w.description, driver: w.driver, target: w.target, samples: {} };
   const participants: Participant[] = w.reference ? ["oci", "cs", "tar"] : ["oci", "cs"];
+  const deferred: Array<() => void> = [];
   const timeOne = async (who: Participant): Promise<Sample> => {
     const round = who === "tar" ? w.reference!() : await w.round(who);
-    flushDisks();
+    if (round.later) deferred.push(round.later);
+    if (w.flush) flushDisks();
     try {
       return measure(round.argv, scratch);
     } finally {
@@ -505,10 +530,17 @@ async function runWorkload(w: Workload, runs: number, scratch: string): Promise<
   try {
     if (w.warmup) for (const who of participants) await timeOne(who);
     for (let i = 0; i < runs; i++) {
-      for (const who of participants) (result.samples[who] ??= []).push(await timeOne(who));
+      for (const who of participants) {
+        const sample = await timeOne(who);
+        (result.samples[who] ??= []).push(sample);
+        if (verbose) log(`  ${w.name} run ${i + 1} ${who}: ${fmtMs(sample.ms)} ms, CPU ${fmtMs(sample.cpuMs)} ms, ${fmtMb(sample.rssKb)} MB`);
+      }
     }
   } catch (e) {
     result.error = (e as Error).message.split("\n")[0];
+  } finally {
+    for (const cleanUp of deferred) cleanUp();
+    if (w.flush) flushDisks();
   }
   return result;
 }
@@ -520,12 +552,12 @@ const fmtMb = (kb: number) => (kb / 1024).toFixed(0);
 /** Markdown table of the results. */
 function table(results: Result[]): string {
   const lines = [
-    "| workload | target | oci-storage ms | containers-storage ms | oci/cs median (min–max) | GNU tar ms (oci/tar) | peak RSS MB oci / cs | at target |",
-    "|---|---|---:|---:|---|---|---|---|",
+    "| workload | target | oci-storage ms | containers-storage ms | oci/cs median (min–max) | oci/GNU tar (tar ms) | CPU ms oci / cs | peak RSS MB oci / cs | at target |",
+    "|---|---|---:|---:|---|---|---|---|---|",
   ];
   for (const r of results) {
     if (r.skipped || r.error) {
-      lines.push(`| ${r.workload} | | | | ${r.skipped ? `skipped: ${r.skipped}` : `failed: ${r.error}`} | | | |`);
+      lines.push(`| ${r.workload} | | | | ${r.skipped ? `skipped: ${r.skipped}` : `failed: ${r.error}`} | | | | |`);
       continue;
     }
     const oci = r.samples.oci ?? [];
@@ -539,13 +571,14 @@ function table(results: Result[]): string {
     if (tar) {
       const rt = median(ratios(oci, tar));
       tarOk = rt <= r.target.vsTar!;
-      vsTar = `${fmtMs(median(tar.map((s) => s.ms)))} (${fmtRatio(rt)})`;
+      vsTar = `${fmtRatio(rt)} (${fmtMs(median(tar.map((s) => s.ms)))})`;
     }
     const peak = (s: Sample[]) => fmtMb(Math.max(...s.map((x) => x.rssKb)));
+    const cpu = (s: Sample[]) => fmtMs(median(s.map((x) => x.cpuMs)));
     const ok = medianRatio <= r.target.ratio && tarOk && Math.max(...oci.map((s) => s.rssKb)) < 100 * 1024;
     lines.push(
       `| ${r.workload} | ${target} | ${fmtMs(median(oci.map((s) => s.ms)))} | ${fmtMs(median(cs.map((s) => s.ms)))} | ` +
-        `${fmtRatio(medianRatio)} (${fmtRatio(Math.min(...rs))}–${fmtRatio(Math.max(...rs))}) | ${vsTar} | ${peak(oci)} / ${peak(cs)} | ${ok ? "yes" : "**no**"} |`,
+        `${fmtRatio(medianRatio)} (${fmtRatio(Math.min(...rs))}–${fmtRatio(Math.max(...rs))}) | ${vsTar} | ${cpu(oci)} / ${cpu(cs)} | ${peak(oci)} / ${peak(cs)} | ${ok ? "yes" : "**no**"} |`,
     );
   }
   return lines.join("\n");
@@ -606,8 +639,9 @@ async function main(): Promise<void> {
         results.push({ workload: w.name, description: w.description, driver: w.driver, target: w.target, samples: {}, skipped: why });
         continue;
       }
-      log(`${w.name}: ${options.runs} runs`);
-      const result = await runWorkload(w, options.runs, scratch);
+      const runs = w.warmup ? options.quickRuns : options.runs;
+      log(`${w.name}: ${runs} runs`);
+      const result = await runWorkload(w, runs, scratch, options.verbose);
       if (result.error) log(`${w.name} failed: ${result.error}`);
       results.push(result);
     }
@@ -616,7 +650,7 @@ async function main(): Promise<void> {
   }
   const loadAfter = loadavg();
   const header = [
-    `Run ${started.toISOString()}: ${options.runs} runs per tool, driver ${options.driver}.`,
+    `Run ${started.toISOString()}: ${options.runs} runs per tool of heavy workloads, ${options.quickRuns} of quick ones, driver ${options.driver}.`,
     `Machine: ${machine(options.tmpRoot)}.`,
     `Load average (1 min) before ${loadBefore[0]!.toFixed(2)}, after ${loadAfter[0]!.toFixed(2)}.`,
     ...[...stores.populateMs].map(([key, ms]) => `Populating the large store through the CLI took ${(ms / 1000).toFixed(1)} s (${key}).`),
