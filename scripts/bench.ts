@@ -9,7 +9,7 @@
  *                             [--data DIR] [--tmp DIR] [--json FILE] [--no-build] [--keep] [--verbose]
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -34,7 +34,9 @@ interface Options {
 }
 
 const REPO = resolve(import.meta.dir, "..");
-const TOOLS: Record<ToolName, string> = { oci: join(REPO, "dist", "oci-storage"), cs: "containers-storage" };
+const BUILT = join(REPO, "dist", "oci-storage");
+/** The binaries run; oci-storage is a private copy of the build, so that a rebuild meanwhile changes nothing. */
+const TOOLS: Record<ToolName, string> = { oci: BUILT, cs: "containers-storage" };
 
 function parseOptions(): Options {
   const { values } = parseArgs({
@@ -153,7 +155,11 @@ class StoreDir {
 
   /** Releases the driver (overlay keeps a private bind mount) and every leftover mount, then deletes the store. */
   remove(): void {
-    Bun.spawnSync(this.argv(["shutdown"]), { stdout: "ignore", stderr: "ignore", timeout: 30_000 });
+    try {
+      Bun.spawnSync(this.argv(["shutdown"]), { stdout: "ignore", stderr: "ignore", timeout: 30_000 });
+    } catch (e) {
+      log(`shutdown of ${this.dir} failed: ${(e as Error).message}`);
+    }
     unmountBelow(this.dir);
     rmSync(this.dir, { recursive: true, force: true });
   }
@@ -609,6 +615,8 @@ async function main(): Promise<void> {
   const root = mkdtempSync(join(options.tmpRoot, "oci-bench-"));
   const scratch = join(root, "scratch");
   mkdirSync(scratch);
+  TOOLS.oci = join(root, "oci-storage");
+  copyFileSync(BUILT, TOOLS.oci);
   const stores = new Stores(root, data);
   const cleanUp = () => {
     if (options.keep) return log(`kept ${root}`);
