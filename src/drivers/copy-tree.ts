@@ -61,6 +61,12 @@ export async function copyTreeWith(src: string, dst: string, options: CopyTreeOp
   }
 }
 
+/** Waits for every promise (so nothing still writes when the copy has failed), then throws the first failure. */
+async function settleAll(pending: Promise<unknown>[]): Promise<void> {
+  const outcomes = await Promise.allSettled(pending);
+  for (const outcome of outcomes) if (outcome.status === "rejected") throw outcome.reason;
+}
+
 function join(parent: TreePath, name: TreePath): TreePath {
   if (typeof parent === "string" && typeof name === "string") return `${parent}/${name}`;
   return Buffer.concat([toBytes(parent), SLASH, toBytes(name)]);
@@ -92,6 +98,8 @@ class TreeCopier {
   /** "dev:ino" of multiply-linked sources -> the first destination path (or its pending copy). */
   private readonly firstLinks = new Map<string, TreePath | Promise<TreePath>>();
   private inFlight = 0;
+  /** Set on the first failure in pool mode, so no new work starts while in-flight copies finish. */
+  private failed = false;
   private readonly slotWaiters: Array<() => void> = [];
 
   constructor(
@@ -123,16 +131,27 @@ class TreeCopier {
 
   private async copyDirectoryContents(srcDir: TreePath, dstDir: TreePath): Promise<void> {
     const pending: Promise<void>[] = [];
+    try {
+      this.copyEntries(srcDir, dstDir, pending);
+    } catch (error) {
+      this.failed = true;
+      await Promise.allSettled(pending);
+      throw error;
+    }
+    if (pending.length > 0) await settleAll(pending);
+  }
+
+  /** Copies the entries of one directory; subdirectories and pooled file copies are added to `pending`. */
+  private copyEntries(srcDir: TreePath, dstDir: TreePath, pending: Promise<void>[]): void {
     for (const name of listDirectory(srcDir)) {
+      if (this.failed) break;
       const src = join(srcDir, name);
       const dst = join(dstDir, name);
       const st = fs.lstatSync(src, { bigint: true });
       const type = st.mode & S_IFMT;
       if (type === S_IFDIR) {
         fs.mkdirSync(dst, 0o700);
-        const copied = this.copyDirectory(src, dst, st);
-        if (this.mode.kind === "pool") pending.push(copied);
-        else await copied;
+        pending.push(this.copyDirectory(src, dst, st));
         continue;
       }
       if (st.nlink > 1n) {
@@ -170,7 +189,6 @@ class TreeCopier {
       }
       // Sockets belong to a running process, not to a layer: skipped.
     }
-    if (pending.length > 0) await Promise.all(pending);
   }
 
   private async copyFileInPool(src: TreePath, dst: TreePath, st: fs.BigIntStats): Promise<void> {
@@ -178,12 +196,16 @@ class TreeCopier {
     if (this.inFlight >= mode.inFlight) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
     this.inFlight++;
     try {
+      if (this.failed) return;
       await (mode.copy ? mode.copy(src, dst) : fs.promises.copyFile(src, dst));
+      this.finishFile(src, dst, st);
+    } catch (error) {
+      this.failed = true;
+      throw error;
     } finally {
       this.inFlight--;
       this.slotWaiters.shift()?.();
     }
-    this.finishFile(src, dst, st);
   }
 
   /** A copied regular file already has its mode (copyFile sets it); owner, xattrs and times remain. */

@@ -310,6 +310,14 @@ describe("copyTree", () => {
     expectSameTree(snapshot(destination), sourceSnapshot);
   });
 
+  test("a failure with several copies in flight is reported once they have all finished", async () => {
+    const small: IdMaps = { uidMap: [{ containerId: 0, hostId: 100000, size: 1000 }], gidMap: [{ containerId: 0, hostId: 100000, size: 1000 }] };
+    const destination = path.join(work, "pooled-failure");
+    const error = await copyTreeWith(source, destination, { to: small }, { kind: "pool", inFlight: 4 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SystemError);
+    expect((error as SystemError).message).toMatch(/owner 1234:5678 cannot be mapped/);
+  });
+
   test("a source that is not a directory, or missing, fails with a SystemError", async () => {
     const notDir = await copyTree(path.join(source, "plain.txt"), path.join(work, "x")).catch((e: unknown) => e);
     expect(notDir).toBeInstanceOf(SystemError);
