@@ -344,22 +344,10 @@ export class Store {
     });
   }
 
-  image(ref: string): ImageRecord {
-    const image = this.findImage(ref);
-    if (!image) throw new ImageUnknownError();
-    return image;
-  }
-
   /** Containers resolve by ID, name, their layer's ID, or unique ID prefix. */
   findContainer(ref: string): ContainerRecord | undefined {
     const id = this.catalog.resolve("container", ref, { byLayer: true });
     return id === undefined ? undefined : this.catalog.getContainer(id);
-  }
-
-  container(ref: string): ContainerRecord {
-    const container = this.findContainer(ref);
-    if (!container) throw new ContainerUnknownError();
-    return container;
   }
 
   /** Looks a reference up as layer, then image, then container (spec §2.4), read-only stores after the writable one per kind. */
