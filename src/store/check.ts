@@ -7,12 +7,10 @@
  */
 import { existsSync, readFileSync, readdirSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { Compression } from "../archive/types.ts";
 import { unmountPath } from "../drivers/mounter.ts";
-import { NO_ID_MAPS } from "../idmap.ts";
 import { immediate } from "./database.ts";
 import { isTokenAlive, processToken } from "./liveness.ts";
-import type { LayerRecord } from "./records.ts";
+import { newLayerRecord } from "./records.ts";
 import type { Store } from "./store.ts";
 
 export type ProblemKind = "layer" | "image" | "container" | "mount";
@@ -134,37 +132,13 @@ async function removeOrphanLayer(store: Store, id: string): Promise<void> {
   const token = processToken();
   const claimed = immediate(catalog.db, () => {
     if (catalog.layerRowExists(id)) return false;
-    catalog.insertLayer(placeholderLayer(id), token);
+    catalog.insertLayer(newLayerRecord(id), token);
     catalog.setLayerState(id, "deleting", token);
     return true;
   });
   if (!claimed) return;
   await store.driver.remove(id);
   immediate(catalog.db, () => catalog.deleteObject("layer", id));
-}
-
-function placeholderLayer(id: string): LayerRecord {
-  return {
-    id,
-    names: [],
-    parent: "",
-    metadata: "",
-    mountLabel: "",
-    createdNs: 0n,
-    compressedDigest: "",
-    compressedSize: 0,
-    diffDigest: "",
-    diffSize: 0,
-    compression: Compression.None,
-    uidset: [],
-    gidset: [],
-    flags: {},
-    uidMap: NO_ID_MAPS.uidMap,
-    gidMap: NO_ID_MAPS.gidMap,
-    bigDataNames: [],
-    readOnly: false,
-    hasLayout: false,
-  };
 }
 
 // ---- images ----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 /** The records the Store hands to commands. Field meanings follow spec/cli.md §2.7. */
-import type { Compression } from "../archive/types.ts";
+import { Compression } from "../archive/types.ts";
 import type { IdMapping } from "../idmap.ts";
 
 export type ObjectKind = "layer" | "image" | "container";
@@ -63,4 +63,35 @@ export interface BigDataInfo {
   name: string;
   size: number;
   digest: string;
+}
+
+/** The values of a layer no tar has been applied to. */
+export const NOTHING_APPLIED = {
+  compressedDigest: "",
+  compressedSize: 0,
+  diffDigest: "",
+  diffSize: 0,
+  compression: Compression.None,
+  uidset: [] as number[],
+  gidset: [] as number[],
+  hasLayout: false,
+};
+
+/** A new, empty layer record: the given fields over empty defaults (no parent, names, maps or content). */
+export function newLayerRecord(id: string, fields: Partial<LayerRecord> = {}): LayerRecord {
+  return {
+    id,
+    names: [],
+    parent: "",
+    metadata: "",
+    mountLabel: "",
+    createdNs: 0n,
+    ...NOTHING_APPLIED,
+    flags: {},
+    uidMap: [],
+    gidMap: [],
+    bigDataNames: [],
+    readOnly: false,
+    ...fields,
+  };
 }

@@ -43,7 +43,7 @@ import { releaseUncountedMounts } from "./check.ts";
 import { crashPoint } from "./crash-points.ts";
 import { isTokenAlive, processToken } from "./liveness.ts";
 import type { StoreOptions } from "./options.ts";
-import type { BigDataInfo, ContainerRecord, ImageRecord, LayerRecord, ObjectKind } from "./records.ts";
+import { type BigDataInfo, type ContainerRecord, type ImageRecord, type LayerRecord, NOTHING_APPLIED, type ObjectKind, newLayerRecord } from "./records.ts";
 
 export interface CreateLayerOptions {
   id?: string;
@@ -80,18 +80,6 @@ export interface MountOptions {
 export interface ImageDeletion {
   deletedLayers: string[];
 }
-
-/** The applied values of a layer no tar has been applied to. */
-const NOTHING_APPLIED = {
-  compressedDigest: "",
-  compressedSize: 0,
-  diffDigest: "",
-  diffSize: 0,
-  compression: Compression.None,
-  uidset: [],
-  gidset: [],
-  hasLayout: false,
-};
 
 /** Removes duplicates, keeping the first occurrence. */
 function unique(items: string[]): string[] {
@@ -447,27 +435,15 @@ export class Store {
       }
       this.checkNamesFree("layer", names);
       const maps = options.idMaps ?? (parent ? { uidMap: parent.uidMap, gidMap: parent.gidMap } : NO_ID_MAPS);
-      const layer: LayerRecord = {
-        id,
+      const layer = newLayerRecord(id, {
         names,
         parent: parent?.id ?? "",
-        metadata: "",
         mountLabel: options.mountLabel ?? "",
         createdNs: nowNs(),
-        compressedDigest: "",
-        compressedSize: 0,
-        diffDigest: "",
-        diffSize: 0,
-        compression: Compression.None,
-        uidset: [],
-        gidset: [],
-        flags: {},
         uidMap: maps.uidMap,
         gidMap: maps.gidMap,
-        bigDataNames: [],
         readOnly: options.readOnly ?? false,
-        hasLayout: false,
-      };
+      });
       this.catalog.insertLayer(layer, this.token);
       return layer;
     });
