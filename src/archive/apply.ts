@@ -31,7 +31,7 @@ import { toHost } from "../idmap.ts";
 import { measure, openDecompressed } from "./compression.ts";
 import { LayoutRecorder } from "./layout.ts";
 import { readTar } from "./tar.ts";
-import type { ApplyOptions, ApplyResult, ByteSource, TarEntry } from "./types.ts";
+import { type ApplyOptions, type ApplyResult, type ByteSource, Compression, type TarEntry } from "./types.ts";
 import { mknod, setTimes, setXattr, syncFilesystem } from "../sys/libc.ts";
 import { cleanComponents } from "./paths.ts";
 
@@ -50,8 +50,9 @@ export async function applyLayerTar(root: string, source: ByteSource, options: A
   const raw = measure(source);
   const rawStream = detachable(raw.stream);
   const { compression, stream } = await openDecompressed(rawStream.stream);
-  const plain = measure(stream);
-  const plainStream = detachable(plain.stream);
+  // An uncompressed input is the tar itself: hash it once, not twice.
+  const plain = compression === Compression.None ? undefined : measure(stream);
+  const plainStream = detachable(plain ? plain.stream : stream);
   const recorder = options.onLayoutChunk ? new LayoutRecorder(options.onLayoutChunk) : undefined;
   const extractor = new LayerExtractor(resolve(root), options);
   try {
@@ -68,7 +69,7 @@ export async function applyLayerTar(root: string, source: ByteSource, options: A
   }
   syncFilesystem(root);
   const compressed = raw.summary();
-  const uncompressed = plain.summary();
+  const uncompressed = plain ? plain.summary() : compressed;
   return {
     compressedDigest: compressed.digest,
     compressedSize: compressed.size,

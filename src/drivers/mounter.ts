@@ -61,6 +61,9 @@ export class Mounter {
     this.db = new Database(join(runRoot, "mounts.db"), { create: true, strict: true });
     this.db.run("PRAGMA busy_timeout = 60000");
     this.db.run("PRAGMA journal_mode = WAL");
+    // Counts are runtime state, checked against the kernel's mount table on every use and
+    // meaningless after a reboot: surviving a process crash (WAL) is enough, no fsync per change.
+    this.db.run("PRAGMA synchronous = NORMAL");
     this.db.run("CREATE TABLE IF NOT EXISTS mounts (layer TEXT PRIMARY KEY, path TEXT NOT NULL, count INTEGER NOT NULL, kernel INTEGER NOT NULL)");
   }
 
