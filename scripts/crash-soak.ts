@@ -8,6 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { TestStore, availableDrivers } from "../test/helpers/cli.ts";
+import { randomSource } from "../test/robustness/workers.ts";
 import {
   type CrashContext,
   type Kill,
@@ -30,21 +31,9 @@ const { values } = parseArgs({
   },
 });
 
-/** A small seeded generator (mulberry32), so that a failing run can be repeated with --seed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const rounds = Number(values.rounds);
 const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
-const random = seededRandom(seed);
+const random = randomSource(seed);
 const drivers = values.drivers ? values.drivers.split(",") : availableDrivers();
 console.log(`crash soak: ${rounds} rounds per driver on ${drivers.join(", ")}, ${values.megabytes} MB layer, seed ${seed}`);
 

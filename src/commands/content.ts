@@ -5,14 +5,19 @@ import { ChangeKind, Compression } from "../archive/types.ts";
 import type { CommandDef } from "./command.ts";
 import { JSON_OPTION, inputStream, printJson, stringOption, wantsJson } from "./common.ts";
 
-const KIND_WORD: Record<ChangeKind, string> = { [ChangeKind.Modify]: "Modify", [ChangeKind.Add]: "Add", [ChangeKind.Delete]: "Delete" };
-
-export const changes: CommandDef = {
-  names: ["changes"],
+/** What changes, diffsize and diff share: a layer and an optional layer to compare it with. */
+const COMPARE_TWO_LAYERS = {
   synopsis: "[options [...]] layerNameOrID [referenceLayerNameOrID]",
   description: "Compare two layers",
   minArgs: 1,
   maxArgs: 2,
+};
+
+const KIND_WORD: Record<ChangeKind, string> = { [ChangeKind.Modify]: "Modify", [ChangeKind.Add]: "Add", [ChangeKind.Delete]: "Delete" };
+
+export const changes: CommandDef = {
+  names: ["changes"],
+  ...COMPARE_TWO_LAYERS,
   options: [JSON_OPTION],
   async run(ctx) {
     const list = await ctx.store.changes(ctx.args[0]!, ctx.args[1]);
@@ -24,10 +29,7 @@ export const changes: CommandDef = {
 
 export const diffSize: CommandDef = {
   names: ["diffsize", "diff-size"],
-  synopsis: "[options [...]] layerNameOrID [referenceLayerNameOrID]",
-  description: "Compare two layers",
-  minArgs: 1,
-  maxArgs: 2,
+  ...COMPARE_TWO_LAYERS,
   options: [],
   async run(ctx) {
     ctx.stdout(`${await ctx.store.diffSize(ctx.args[0]!, ctx.args[1])}\n`);
@@ -37,10 +39,7 @@ export const diffSize: CommandDef = {
 
 export const diff: CommandDef = {
   names: ["diff"],
-  synopsis: "[options [...]] layerNameOrID [referenceLayerNameOrID]",
-  description: "Compare two layers",
-  minArgs: 1,
-  maxArgs: 2,
+  ...COMPARE_TWO_LAYERS,
   options: [
     { names: ["file", "f"], type: "string", description: "Write to file instead of stdout" },
     { names: ["uncompressed", "u"], type: "bool", description: "Use no compression" },

@@ -534,7 +534,7 @@ export class Store {
     }
   }
 
-  /** The layer's parent chain (nearest first), for drivers that mount stacks. */
+  /** The layer and what a diff, changes or diffsize of it compares with (an unresolvable FROM means the parent). */
   private compareRequest(ref: string, fromRef: string | undefined) {
     const layer = this.layer(ref);
     // An unresolvable FROM falls back to the parent, like containers-storage (spec §3.7, Q-keep).
@@ -983,22 +983,22 @@ export class Store {
   }
 
   /** The layer a mount-related reference means: container -> its layer, else layer; images optionally. */
-  private mountedLayerOf(ref: string, allowImage: boolean): string {
+  private mountedLayerOf(ref: string, allowImage: boolean): { layer: string; viaImage: boolean } {
     const container = this.findContainer(ref);
-    if (container) return container.layer;
+    if (container) return { layer: container.layer, viaImage: false };
     const layer = this.findLayer(ref);
-    if (layer) return layer.id;
+    if (layer) return { layer: layer.id, viaImage: false };
     if (allowImage) {
       const image = this.findImage(ref);
-      if (image?.topLayer) return image.topLayer;
+      if (image?.topLayer) return { layer: image.topLayer, viaImage: true };
     }
     throw new LayerUnknownError();
   }
 
+
   /** Drops one user of a mount (all with force). Returns "unmounted" when it is no longer mounted, "image" for image refs. */
   unmount(ref: string, force: boolean): "unmounted" | "still-mounted" | "image" {
-    const viaImage = !this.findContainer(ref) && !this.findLayer(ref);
-    const layer = this.mountedLayerOf(ref, true);
+    const { layer, viaImage } = this.mountedLayerOf(ref, true);
     const done = this.mounter.unmount(layer, force);
     if (viaImage) return "image";
     return done ? "unmounted" : "still-mounted";
@@ -1006,7 +1006,7 @@ export class Store {
 
   /** The mount count of a container's or layer's layer. */
   mountCount(ref: string): number {
-    return this.mounter.count(this.mountedLayerOf(ref, false));
+    return this.mounter.count(this.mountedLayerOf(ref, false).layer);
   }
 
   /** The mount point of a mounted layer, if any. */
