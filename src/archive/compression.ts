@@ -146,7 +146,8 @@ async function* decompressWithProgram(input: AsyncGenerator<Uint8Array>, program
         }
         if (next.done) return;
         try {
-          child.stdin.write(next.value);
+          // A pending write returns a promise that rejects (EPIPE) once the program has exited.
+          await child.stdin.write(next.value);
           await child.stdin.flush();
         } catch {
           // The program exited early; its exit status tells why.
