@@ -10,7 +10,10 @@ mkdirSync(join(root, "dist"), { recursive: true });
 const pkg = await Bun.file(join(root, "package.json")).json();
 const commit = (await $`git -C ${root} rev-parse --short HEAD`.nothrow().quiet()).stdout.toString().trim();
 
-await $`${process.execPath} build ${join(root, "src/main.ts")} --compile --minify --sourcemap=inline \
+// Worker modules are extra entry points: `new Worker(new URL("./x.ts", import.meta.url))` finds them inside the binary.
+const workers = ["src/archive/gzip-worker.ts"].map((path) => join(root, path));
+
+await $`${process.execPath} build ${join(root, "src/main.ts")} ${workers} --compile --minify --sourcemap=inline \
   --bytecode --format=esm \
   --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
   --define ${`BUILD_VERSION=${JSON.stringify(pkg.version)}`} \

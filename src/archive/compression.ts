@@ -2,12 +2,14 @@
  * Compression detection (spec/cli.md §4.1), decompression and compression of byte streams,
  * byte counting with sha256, and sinks for files and standard output.
  *
- * gzip and zstd run in-process through the web DecompressionStream/CompressionStream (faster
+ * gzip and zstd input is decompressed in-process through the web DecompressionStream (faster
  * in Bun than node:zlib streams, and node's zstd stream silently accepts truncated input);
- * bzip2 and xz input is piped through the `bzip2 -dc` / `xz -dc` programs.
+ * bzip2 and xz input is piped through the `bzip2 -dc` / `xz -dc` programs. gzip output is
+ * compressed on worker threads (parallel-gzip.ts), zstd output through CompressionStream.
  */
 import fs from "node:fs";
 import { ArchiveError, NotSupportedError, StorageError, SystemError } from "../errors.ts";
+import { parallelGzipSink } from "./parallel-gzip.ts";
 import { Compression, type ByteSink, type ByteSource } from "./types.ts";
 
 const MAGIC: { compression: Compression; bytes: number[] }[] = [
@@ -186,7 +188,8 @@ export function compressingSink(sink: ByteSink, compression: Compression): ByteS
   if (compression !== Compression.Gzip && compression !== Compression.Zstd) {
     throw new NotSupportedError(`unsupported compression format ${compression === Compression.Bzip2 ? "tar.bz2" : "tar.xz"}`);
   }
-  const compressor = new CompressionStream(compression === Compression.Gzip ? "gzip" : "zstd");
+  if (compression === Compression.Gzip) return parallelGzipSink(sink);
+  const compressor = new CompressionStream("zstd");
   const writer = compressor.writable.getWriter();
   let sinkError: unknown;
   const pumping = (async () => {
