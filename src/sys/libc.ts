@@ -4,7 +4,7 @@
  * scratch buffer whose address is taken once, so each operation costs one foreign call.
  * Every failure throws SystemError with an errno name as code, e.g. "ENOENT".
  */
-import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
+import type { dlopen, Pointer } from "bun:ffi";
 import { closeSync, openSync } from "node:fs";
 import os from "node:os";
 import { SystemError } from "../errors.ts";
@@ -27,7 +27,10 @@ const ERANGE = 34;
 const ENODATA = 61;
 const ENOTSUP = 95;
 
-const SYMBOLS = {
+type Ffi = typeof import("bun:ffi");
+
+/** The libc functions used, typed with bun:ffi's FFIType. */
+const symbols = (FFIType: Ffi["FFIType"]) => ({
   __errno_location: { args: [], returns: FFIType.ptr },
   strerror: { args: [FFIType.i32], returns: FFIType.cstring },
   lsetxattr: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
@@ -37,15 +40,22 @@ const SYMBOLS = {
   utimensat: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   syncfs: { args: [FFIType.i32], returns: FFIType.i32 },
   flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-} as const;
+}) as const;
 
 interface Libc {
-  call: ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
+  call: ReturnType<typeof dlopen<ReturnType<typeof symbols>>>["symbols"];
   mknod: (path: Pointer, mode: number, dev: bigint) => number;
   errnoAt: Pointer;
 }
 
 let loaded: Libc | undefined;
+let ffiModule: Ffi | undefined;
+
+/** bun:ffi, loaded on first use: importing it would cost every command milliseconds at start. */
+function ffi(): Ffi {
+  ffiModule ??= require("bun:ffi") as Ffi;
+  return ffiModule;
+}
 
 /** Candidate sonames: glibc first, then musl for this architecture. */
 function libcNames(): string[] {
@@ -58,7 +68,7 @@ function openLibc(): Libc {
   for (const soname of libcNames()) {
     let lib;
     try {
-      lib = dlopen(soname, SYMBOLS);
+      lib = ffi().dlopen(soname, symbols(ffi().FFIType));
     } catch (error) {
       failures.push(`${soname}: ${(error as Error).message}`);
       continue;
@@ -71,9 +81,11 @@ function openLibc(): Libc {
 /** glibc before 2.33 exports mknod only as __xmknod(version 0, ...). */
 function openMknod(soname: string): Libc["mknod"] {
   try {
+    const { FFIType, dlopen } = ffi();
     const { mknod } = dlopen(soname, { mknod: { args: [FFIType.ptr, FFIType.u32, FFIType.u64], returns: FFIType.i32 } }).symbols;
     return (path, mode, dev) => mknod(path, mode, dev);
   } catch {
+    const { FFIType, dlopen, ptr } = ffi();
     const devCell = new BigUint64Array(1);
     const devAt = ptr(devCell);
     const { __xmknod } = dlopen(soname, {
@@ -104,9 +116,9 @@ let valueScratchAt = 0 as Pointer;
 let timesScratchAt = 0 as Pointer;
 
 function takeScratchPointers(): void {
-  stringScratchAt = ptr(stringScratch);
-  valueScratchAt = ptr(valueScratch);
-  timesScratchAt = ptr(timesScratch);
+  stringScratchAt = ffi().ptr(stringScratch);
+  valueScratchAt = ffi().ptr(valueScratch);
+  timesScratchAt = ffi().ptr(timesScratch);
 }
 
 function byteBound(text: CPath): number {
@@ -131,7 +143,7 @@ function encode(first: CPath, second?: CPath): [Pointer, Pointer] {
   const needed = byteBound(first) + (second === undefined ? 0 : byteBound(second));
   if (needed > stringScratch.length) {
     stringScratch = Buffer.alloc(Math.max(needed, stringScratch.length * 2));
-    stringScratchAt = ptr(stringScratch);
+    stringScratchAt = ffi().ptr(stringScratch);
   }
   const secondOffset = put(first, 0);
   if (second !== undefined) put(second, secondOffset);
@@ -143,7 +155,7 @@ function show(text: CPath): string {
 }
 
 function lastErrno(): number {
-  return read.i32(libc().errnoAt);
+  return ffi().read.i32(libc().errnoAt);
 }
 
 /** The errno's symbolic name, e.g. 2 -> "ENOENT". */
@@ -191,7 +203,7 @@ export function setXattr(path: CPath, name: CPath, value: Uint8Array): void {
   const [pathAt, nameAt] = encode(path, name);
   let valueAt = valueScratchAt;
   if (value.length <= VALUE_SCRATCH_BYTES) valueScratch.set(value);
-  else valueAt = ptr(value);
+  else valueAt = ffi().ptr(value);
   if (lib.call.lsetxattr(pathAt, nameAt, valueAt, value.length, 0) !== 0) fail(`lsetxattr ${show(path)} ${show(name)}`);
 }
 
@@ -215,7 +227,7 @@ function getLargeXattr(path: CPath, name: CPath): Uint8Array | null {
     const needed = lib.call.lgetxattr(pathAt, nameAt, valueScratchAt, 0) as number;
     if (needed < 0) fail(`lgetxattr ${show(path)} ${show(name)}`);
     const value = new Uint8Array(Math.max(needed, 1));
-    const size = lib.call.lgetxattr(pathAt, nameAt, ptr(value), value.length) as number;
+    const size = lib.call.lgetxattr(pathAt, nameAt, ffi().ptr(value), value.length) as number;
     if (size >= 0) return value.subarray(0, size);
     if (lastErrno() !== ERANGE) fail(`lgetxattr ${show(path)} ${show(name)}`);
   }
