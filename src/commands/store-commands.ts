@@ -1,5 +1,4 @@
 /** Store-level commands: status, version, wipe, shutdown (spec/cli.md §3.8). */
-import { Database } from "bun:sqlite";
 import type { CommandContext, CommandDef } from "./command.ts";
 import { JSON_OPTION, printJson, wantsJson } from "./common.ts";
 
@@ -44,12 +43,11 @@ export const version: CommandDef = {
   maxArgs: Infinity,
   options: [JSON_OPTION],
   async run(ctx) {
-    const sqlite = (new Database(":memory:").query("SELECT sqlite_version() AS v").get() as { v: string }).v;
     const pairs: Array<[string, string]> = [
       ["Version", typeof BUILD_VERSION === "string" ? BUILD_VERSION : "development"],
       ["Build", typeof BUILD_COMMIT === "string" ? BUILD_COMMIT : "source"],
       ["Bun", Bun.version],
-      ["SQLite", sqlite],
+      ["SQLite", ctx.store.sqliteVersion],
       ["Schema", String(ctx.store.schemaVersion)],
     ];
     // Unlike containers-storage 1.43 (which prints nothing), the pairs go to stdout: they are the answer.

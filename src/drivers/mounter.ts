@@ -5,7 +5,7 @@
  * holding a mount is killed, or someone unmounts behind our back, the next call sees the truth.
  */
 import { Database } from "bun:sqlite";
-import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { SystemError } from "../errors.ts";
 import { crashPoint } from "../store/crash-points.ts";
@@ -52,19 +52,39 @@ function answers(path: string): boolean {
   }
 }
 
-/** Mounts and unmounts driver mount specs, keeping per-layer counts in the run root. */
+/**
+ * Mounts and unmounts driver mount specs, keeping per-layer counts in the run root. The counts
+ * database is opened on first use and created by the first mount: until then, no file means
+ * no counts, and commands that never mount do not pay for opening it.
+ */
 export class Mounter {
-  private readonly db: Database;
+  private database: Database | undefined;
+  private readonly path: string;
 
-  constructor(runRoot: string) {
-    mkdirSync(runRoot, { recursive: true, mode: 0o700 });
-    this.db = new Database(join(runRoot, "mounts.db"), { create: true, strict: true });
-    this.db.run("PRAGMA busy_timeout = 60000");
-    this.db.run("PRAGMA journal_mode = WAL");
+  constructor(private readonly runRoot: string) {
+    this.path = join(runRoot, "mounts.db");
+  }
+
+  private get db(): Database {
+    this.database ??= this.open();
+    return this.database;
+  }
+
+  private open(): Database {
+    mkdirSync(this.runRoot, { recursive: true, mode: 0o700 });
+    const db = new Database(this.path, { create: true, strict: true });
+    db.run("PRAGMA busy_timeout = 60000");
+    db.run("PRAGMA journal_mode = WAL");
     // Counts are runtime state, checked against the kernel's mount table on every use and
     // meaningless after a reboot: surviving a process crash (WAL) is enough, no fsync per change.
-    this.db.run("PRAGMA synchronous = NORMAL");
-    this.db.run("CREATE TABLE IF NOT EXISTS mounts (layer TEXT PRIMARY KEY, path TEXT NOT NULL, count INTEGER NOT NULL, kernel INTEGER NOT NULL)");
+    db.run("PRAGMA synchronous = NORMAL");
+    db.run("CREATE TABLE IF NOT EXISTS mounts (layer TEXT PRIMARY KEY, path TEXT NOT NULL, count INTEGER NOT NULL, kernel INTEGER NOT NULL)");
+    return db;
+  }
+
+  /** True while no mount was ever counted in this run root (no database yet): there are no counts to read. */
+  private get neverCounted(): boolean {
+    return this.database === undefined && !existsSync(this.path);
   }
 
   /** Runs fn holding the run root's write lock, so that counting and mounting are one step. */
@@ -73,6 +93,7 @@ export class Mounter {
   }
 
   private row(layer: string): { path: string; count: number; kernel: number } | undefined {
+    if (this.neverCounted) return undefined;
     return (this.db.query("SELECT path, count, kernel FROM mounts WHERE layer = ?").get(layer) as { path: string; count: number; kernel: number } | null) ?? undefined;
   }
 
@@ -110,6 +131,7 @@ export class Mounter {
    * Returns true when the layer is no longer mounted afterwards.
    */
   unmount(layer: string, force: boolean): boolean {
+    if (this.neverCounted) return true;
     return this.locked(() => {
       const row = this.row(layer);
       const count = this.liveCount(layer);
@@ -135,14 +157,16 @@ export class Mounter {
 
   /** Every layer with a live mount. */
   mounted(): MountState[] {
+    if (this.neverCounted) return [];
     const points = kernelMountPoints();
     const rows = this.db.query("SELECT layer, path, count, kernel FROM mounts").all() as Array<MountState & { kernel: number }>;
     return rows.filter((r) => r.count > 0 && (!r.kernel || (points.has(r.path) && answers(r.path)))).map(({ layer, path, count }) => ({ layer, path, count }));
   }
 
-  /** Rows whose kernel mount has disappeared (for `check`). */
-  staleMounts(): MountState[] {
-    const points = kernelMountPoints();
+  /** Rows whose kernel mount has disappeared; points is the kernel's mount table when the caller has read it already. */
+  staleMounts(points?: Set<string>): MountState[] {
+    if (this.neverCounted) return [];
+    points ??= kernelMountPoints();
     const rows = this.db.query("SELECT layer, path, count, kernel FROM mounts").all() as Array<MountState & { kernel: number }>;
     return rows.filter((r) => r.kernel && !points.has(r.path)).map(({ layer, path, count }) => ({ layer, path, count }));
   }
@@ -156,7 +180,7 @@ export class Mounter {
   }
 
   close(): void {
-    this.db.close();
+    this.database?.close();
   }
 }
 

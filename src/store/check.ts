@@ -323,9 +323,12 @@ function unmountUnknown(store: Store, path: string): void {
  * the mount table when there is nothing to do.
  */
 export function releaseUncountedMounts(store: Store): void {
+  const kernel = kernelMounts();
+  const layerMounts = kernel.filter(isLayerMount);
+  const hasStale = store.mounts.staleMounts(new Set(kernel.map((m) => m.path))).length > 0;
+  if (layerMounts.length === 0 && !hasStale) return;
   const graph = canonical(store.graphRoot);
-  const candidates = kernelMounts().filter((m) => isLayerMount(m) && isUnder(m.path, graph));
-  const hasStale = store.mounts.staleMounts().length > 0;
+  const candidates = layerMounts.filter((m) => isUnder(m.path, graph));
   if (candidates.length === 0 && !hasStale) return;
   const mountPoints = new Set(store.catalogForCheck.layerRows().map((r) => canonical(store.driver.mountPoint(r.id))));
   const ours = candidates.filter((m) => mountPoints.has(m.path));

@@ -157,7 +157,10 @@ interface Located {
 }
 
 export class Store {
-  private readonly token = processToken();
+  /** This process's liveness token, read from /proc only by commands that write or recover. */
+  private get token(): string {
+    return processToken();
+  }
   private readOnlyStoresCache: ReadOnlyStore[] | undefined;
 
   constructor(
@@ -178,6 +181,11 @@ export class Store {
 
   get runRoot(): string {
     return this.options.runRoot;
+  }
+
+  /** The version of the SQLite library the store runs on. */
+  get sqliteVersion(): string {
+    return (this.db.query("SELECT sqlite_version() AS v").get() as { v: string }).v;
   }
 
   /** The database schema version this build writes. */
