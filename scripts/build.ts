@@ -11,7 +11,7 @@ const pkg = await Bun.file(join(root, "package.json")).json();
 const commit = (await $`git -C ${root} rev-parse --short HEAD`.nothrow().quiet()).stdout.toString().trim();
 
 // Worker modules are extra entry points: `new Worker(new URL("./x.ts", import.meta.url))` finds them inside the binary.
-const workers = ["src/archive/gzip-worker.ts"].map((path) => join(root, path));
+const workers = ["src/archive/gzip-worker.ts", "src/archive/decompress-worker.ts"].map((path) => join(root, path));
 
 await $`${process.execPath} build ${join(root, "src/main.ts")} ${workers} --compile --minify --sourcemap=inline \
   --bytecode --format=esm \

@@ -2,14 +2,16 @@
  * Compression detection (spec/cli.md §4.1), decompression and compression of byte streams,
  * byte counting with sha256, and sinks for files and standard output.
  *
- * gzip and zstd input is decompressed in-process through the web DecompressionStream (faster
- * in Bun than node:zlib streams, and node's zstd stream silently accepts truncated input);
+ * gzip and zstd input is decompressed through the web DecompressionStream (faster in Bun than
+ * node:zlib streams, and node's zstd stream silently accepts truncated input), on a worker
+ * thread (worker-decompression.ts) or in-process;
  * bzip2 and xz input is piped through the `bzip2 -dc` / `xz -dc` programs. gzip output is
  * compressed on worker threads (parallel-gzip.ts), zstd output through CompressionStream.
  */
 import fs from "node:fs";
 import { ArchiveError, NotSupportedError, StorageError, SystemError } from "../errors.ts";
 import { parallelGzipSink } from "./parallel-gzip.ts";
+import { decompressInWorker } from "./worker-decompression.ts";
 import { Compression, type ByteSink, type ByteSource } from "./types.ts";
 
 const MAGIC: { compression: Compression; bytes: number[] }[] = [
@@ -58,8 +60,17 @@ async function* replay(head: Uint8Array[], iterator: AsyncIterator<Uint8Array>):
   }
 }
 
+/** How gzip and zstd input is decompressed: on a worker thread (the default with more than one core) or in-process. */
+export interface DecompressOptions {
+  worker?: boolean;
+}
+
 /** Sniffs the first bytes (spec §4.1) and returns the decompressed stream. Empty input -> Compression.None, empty stream. */
-export async function openDecompressed(source: ByteSource): Promise<{ compression: Compression; stream: ByteSource }> {
+export async function openDecompressed(
+  source: ByteSource,
+  options: DecompressOptions = {},
+): Promise<{ compression: Compression; stream: ByteSource }> {
+  const useWorker = options.worker ?? navigator.hardwareConcurrency > 1;
   const iterator = source[Symbol.asyncIterator]();
   const head: Uint8Array[] = [];
   let headLength = 0;
@@ -74,9 +85,11 @@ export async function openDecompressed(source: ByteSource): Promise<{ compressio
   const input = replay(head, iterator);
   switch (compression) {
     case Compression.Gzip:
-      return { compression, stream: decompressInProcess(input, "gzip") };
-    case Compression.Zstd:
-      return { compression, stream: decompressInProcess(input, "zstd") };
+    case Compression.Zstd: {
+      const kind = compression === Compression.Gzip ? "gzip" : "zstd";
+      const stream = useWorker ? decompressInWorker(input, kind, (message) => decompressionError(kind, message)) : decompressInProcess(input, kind);
+      return { compression, stream };
+    }
     case Compression.Bzip2:
     case Compression.Xz: {
       const program = compressionName(compression);
@@ -99,7 +112,8 @@ function readableOf(input: AsyncIterator<Uint8Array>, failure: { error?: unknown
       try {
         const result = await input.next();
         if (result.done) controller.close();
-        else controller.enqueue(result.value);
+        // A copy: the stream may hold a chunk longer than its source keeps it (see inputStream).
+        else controller.enqueue(result.value.slice());
       } catch (error) {
         failure.error = error;
         controller.error(error);

@@ -7,6 +7,7 @@
  */
 import type { GzipJob, GzipReply } from "./gzip-worker.ts";
 import type { ByteSink } from "./types.ts";
+import { workerModuleUrl } from "./worker-url.ts";
 
 /** Uncompressed bytes per gzip member. */
 export const GZIP_BLOCK_SIZE = 1 << 20;
@@ -18,15 +19,6 @@ export const GZIP_LEVEL = 3;
 /** Blocks queued per worker before the oldest member is awaited (one more is always on its way); more only costs memory. */
 const JOBS_PER_WORKER = 1;
 const MAX_WORKERS = 4;
-
-/**
- * The worker module. In the compiled binary every module's import.meta.url is the binary
- * itself, inside the bundle's root (src/), where scripts/build.ts puts the worker entry point.
- */
-function workerUrl(): string {
-  const compiled = import.meta.url.startsWith("file:///$bunfs/");
-  return new URL(compiled ? "./archive/gzip-worker.ts" : "./gzip-worker.ts", import.meta.url).href;
-}
 
 function compressInProcess(bytes: Uint8Array<ArrayBuffer>): Uint8Array {
   return Bun.gzipSync(bytes, { level: GZIP_LEVEL, library: "libdeflate" });
@@ -44,7 +36,7 @@ class GzipWorkerPool {
 
   constructor(count: number) {
     for (let i = 0; i < count; i++) {
-      const worker = new Worker(workerUrl());
+      const worker = new Worker(workerModuleUrl("gzip-worker.ts"));
       worker.onmessage = (event: MessageEvent<GzipReply>) => this.answered(event.data);
       worker.onerror = (event) => this.fail(new Error(`gzip worker failed: ${event.message}`));
       // An idle worker must not keep the process alive; a busy one must, while its answer is awaited.

@@ -1,5 +1,5 @@
 /** Options and helpers several commands share. */
-import { accessSync, constants, readFileSync } from "node:fs";
+import { accessSync, closeSync, constants, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { goJson } from "../cli/format.ts";
 import type { ByteSource } from "../archive/types.ts";
 import { StorageError } from "../errors.ts";
@@ -54,7 +54,14 @@ export function metadataOption(ctx: CommandContext): string | undefined {
   return stringOption(ctx, "metadata");
 }
 
-/** A stream of the file named by --file, else of standard input; a missing file fails before any work starts. */
+/** Bytes read from a regular file at a time. */
+const FILE_CHUNK_SIZE = 1 << 20;
+
+/**
+ * A stream of the file named by --file, else of standard input; a missing file fails before any work starts.
+ * A regular file is read into two buffers used in turn, so a chunk stays valid until two more have
+ * been read: consumers must use or copy a chunk before asking for the one after next.
+ */
 export function inputStream(ctx: CommandContext, fileOption = "file"): ByteSource {
   const file = stringOption(ctx, fileOption);
   if (file === undefined) return Bun.stdin.stream() as unknown as ByteSource;
@@ -63,7 +70,43 @@ export function inputStream(ctx: CommandContext, fileOption = "file"): ByteSourc
   } catch (e) {
     throw openError(file, e);
   }
-  return Bun.file(file).stream() as unknown as ByteSource;
+  return { [Symbol.asyncIterator]: () => readFileChunks(file) };
+}
+
+/** Reads a regular file with readSync into two alternating buffers (no allocation per chunk); anything else (a FIFO, a device) through Bun.file().stream(). */
+async function* readFileChunks(path: string): AsyncGenerator<Uint8Array> {
+  let regular: boolean;
+  try {
+    regular = statSync(path).isFile();
+  } catch (e) {
+    throw openError(path, e);
+  }
+  if (!regular) {
+    yield* Bun.file(path).stream() as unknown as AsyncIterable<Uint8Array>;
+    return;
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    throw openError(path, e);
+  }
+  try {
+    const buffers = [new Uint8Array(FILE_CHUNK_SIZE), new Uint8Array(FILE_CHUNK_SIZE)];
+    for (let turn = 0; ; turn ^= 1) {
+      const buffer = buffers[turn]!;
+      let length: number;
+      try {
+        length = readSync(fd, buffer, 0, buffer.length, null);
+      } catch (e) {
+        throw new StorageError(`read ${path}: ${(e as Error).message}`);
+      }
+      if (length === 0) return;
+      yield buffer.subarray(0, length);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** All bytes of the file named by --file, else of standard input. */

@@ -51,4 +51,26 @@ describe("compressed input and output of large layers", () => {
     expect(record["diff-digest"]).toBe(`sha256:${sha256File(tar)}`);
     expect(record["diff-size"]).toBe(statSync(tar).size);
   });
+
+  for (const [tool, code] of [
+    ["gzip", 2],
+    ["zstd", 4],
+  ] as const) {
+    test(`applydiff of a multi-MiB ${tool} file records the file's and the tar's digests and sizes, and the tar comes back unchanged`, () => {
+      const packed = join(scratch, `layer.tar.${tool}`);
+      sh(["bash", "-c", `${tool} -c < ${tar} > ${packed}`]);
+      const id = `${tool}${"0".repeat(64 - tool.length)}`;
+      s.ok(["create-layer", "-i", id]);
+      s.ok(["applydiff", "-f", packed, id]);
+      const [record] = s.json(["layer", "-j", id]);
+      expect(record.compression).toBe(code);
+      expect(record["compressed-diff-digest"]).toBe(`sha256:${sha256File(packed)}`);
+      expect(record["compressed-size"]).toBe(statSync(packed).size);
+      expect(record["diff-digest"]).toBe(`sha256:${sha256File(tar)}`);
+      expect(record["diff-size"]).toBe(statSync(tar).size);
+      const back = join(scratch, `${tool}.tar`);
+      s.ok(["diff", "-u", "-f", back, id]);
+      expect(sha256File(back)).toBe(sha256File(tar));
+    });
+  }
 });

@@ -1,0 +1,94 @@
+/**
+ * gzip and zstd decompression on a worker thread (decompress-worker.ts), so that inflating
+ * runs on another core while the main thread hashes and writes files. The worker runs the
+ * same DecompressionStream as the in-process path, so output and errors are the same. Input
+ * and output are bounded windows of chunks: memory does not grow with the layer.
+ */
+import { ArchiveError } from "../errors.ts";
+import type { DecompressReply, DecompressRequest } from "./decompress-worker.ts";
+import { workerModuleUrl } from "./worker-url.ts";
+
+/** Input chunks sent to the worker and not yet taken by its decompressor. */
+const INPUT_WINDOW = 2;
+/** Output chunks the worker may send ahead of the consumer. */
+const OUTPUT_WINDOW = 8;
+
+/** Decompresses `input` on a worker; `decompressionError` turns the decompressor's message into the error thrown. */
+export async function* decompressInWorker(
+  input: AsyncGenerator<Uint8Array>,
+  kind: "gzip" | "zstd",
+  decompressionError: (message: string) => ArchiveError,
+): AsyncGenerator<Uint8Array> {
+  const worker = new Worker(workerModuleUrl("decompress-worker.ts"));
+  const send = (request: DecompressRequest, transfer: ArrayBuffer[] = []) => worker.postMessage(request, transfer);
+  const outputs: Uint8Array[] = [];
+  let ended = false;
+  let failure: Error | undefined;
+  let inputError: { error: unknown } | undefined;
+  let unconsumed = 0;
+  let stopped = false;
+  let wakeConsumer: (() => void) | undefined;
+  let wakeFeeder: (() => void) | undefined;
+  const wake = () => {
+    wakeConsumer?.();
+    wakeConsumer = undefined;
+  };
+
+  worker.onmessage = (event: MessageEvent<DecompressReply>) => {
+    const reply = event.data;
+    if (reply.type === "output") outputs.push(reply.bytes);
+    else if (reply.type === "end") ended = true;
+    else if (reply.type === "error") failure ??= decompressionError(reply.message);
+    else {
+      unconsumed--;
+      wakeFeeder?.();
+      wakeFeeder = undefined;
+    }
+    wake();
+  };
+  worker.onerror = (event) => {
+    failure ??= new ArchiveError(`decompressing ${kind} input: the decompression worker failed: ${event.message}`);
+    wake();
+  };
+  send({ type: "start", kind, window: OUTPUT_WINDOW });
+
+  const feeding = (async () => {
+    try {
+      for (;;) {
+        while (unconsumed >= INPUT_WINDOW && !stopped) await new Promise<void>((resolve) => (wakeFeeder = resolve));
+        if (stopped) return;
+        const next = await input.next();
+        if (next.done || stopped) break;
+        // A copy: the source may reuse its chunk, and only a whole buffer can be transferred.
+        const copy = next.value.slice();
+        unconsumed++;
+        send({ type: "input", bytes: copy }, [copy.buffer]);
+      }
+      if (!stopped) send({ type: "end" });
+    } catch (error) {
+      inputError = { error };
+      wake();
+    }
+  })();
+
+  try {
+    for (;;) {
+      const chunk = outputs.shift();
+      if (chunk !== undefined) {
+        send({ type: "credit" });
+        yield chunk;
+        continue;
+      }
+      if (inputError) throw inputError.error;
+      if (failure) throw failure;
+      if (ended) break;
+      await new Promise<void>((resolve) => (wakeConsumer = resolve));
+    }
+  } finally {
+    stopped = true;
+    wakeFeeder?.();
+    worker.terminate();
+    await feeding;
+    await input.return(undefined);
+  }
+}
