@@ -20,11 +20,12 @@ import {
   openSync,
   readdirSync,
   readlinkSync,
+  renameSync,
   rmSync,
   symlinkSync,
-  unlinkSync,
   writeSync,
 } from "node:fs";
+import { rm } from "node:fs/promises";
 import { resolve } from "node:path";
 import { ArchiveError, StorageError, SystemError } from "../errors.ts";
 import { toHost } from "../idmap.ts";
@@ -39,6 +40,8 @@ const WHITEOUT_PREFIX = ".wh.";
 const WHITEOUT_META_PREFIX = ".wh..wh.";
 const OPAQUE_MARKER = ".wh..wh..opq";
 const HARDLINK_STORE = ".wh..wh.plnk";
+/** Prefix of the directory inside the root where removed paths wait for their deletion (never a tar name: .wh..wh. entries are skipped). */
+const TRASH_PREFIX = ".wh..wh.trash";
 const OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque";
 /** Symlinks followed while resolving one path before giving up, as Linux does (ELOOP). */
 const MAX_SYMLINKS = 40;
@@ -63,9 +66,9 @@ export async function applyLayerTar(root: string, source: ByteSource, options: A
     // reads them too and finishes the recorder; draining here also covers a reader that stops early).
     await plainStream.drain();
     await rawStream.drain();
-    extractor.finish();
+    await extractor.finish();
   } finally {
-    extractor.removeHardLinkStore();
+    await extractor.removeTemporaryDirs();
   }
   syncFilesystem(root);
   const compressed = raw.summary();
@@ -141,6 +144,15 @@ class LayerExtractor {
   /** Files stored under the top-level .wh..wh.plnk/, by their name there -> where they were put. */
   private readonly hardLinkStore = new Map<string, string>();
   private hardLinkStoreDir: string | undefined;
+  /** The directory (relative, made on first use) where removed paths are deleted in the background. */
+  private trashDir: string | undefined;
+  private trashCount = 0;
+  /** Background deletions under trashDir; each settles without throwing and records the first failure. */
+  private readonly removals: Promise<void>[] = [];
+  private removalFailure: { error: unknown; entryPath: string } | undefined;
+  private rootTimesBeforeTrash: [bigint, bigint] | undefined;
+  /** Whether an entry added or removed a name directly in the root. */
+  private topLevelChanged = false;
   private readonly umask = process.umask();
   private readonly euid = process.geteuid?.() ?? 0;
   private readonly egid = process.getegid?.() ?? 0;
@@ -185,9 +197,13 @@ class LayerExtractor {
     }
   }
 
-  /** Sets the deferred directory times. */
-  finish(): void {
-    this.removeHardLinkStore();
+  /** Waits for the removals, then sets the deferred directory times. */
+  async finish(): Promise<void> {
+    await this.removeTemporaryDirs();
+    if (this.removalFailure) {
+      const { error, entryPath } = this.removalFailure;
+      throw new SystemError(`extracting ${shownPath(entryPath)}: removing what it replaces: ${reasonOf(error)}`, errorCode(error));
+    }
     for (const [rel, mtimeNs] of this.dirTimes) {
       try {
         setTimes(this.host(rel), mtimeNs, mtimeNs);
@@ -197,12 +213,28 @@ class LayerExtractor {
     }
   }
 
-  /** Removes the temporary home of .wh..wh.plnk files; links made to them stay. */
-  removeHardLinkStore(): void {
-    if (this.hardLinkStoreDir === undefined) return;
-    rmSync(this.host(this.hardLinkStoreDir), { recursive: true, force: true });
-    this.forgetBelow(this.hardLinkStoreDir);
-    this.hardLinkStoreDir = undefined;
+  /**
+   * Removes the temporary home of .wh..wh.plnk files (links made to them stay) and, once every
+   * background deletion has settled, the trash directory.
+   */
+  async removeTemporaryDirs(): Promise<void> {
+    if (this.hardLinkStoreDir !== undefined) {
+      rmSync(this.host(this.hardLinkStoreDir), { recursive: true, force: true });
+      this.forgetBelow(this.hardLinkStoreDir);
+      this.hardLinkStoreDir = undefined;
+    }
+    if (this.trashDir === undefined) return;
+    await Promise.all(this.removals);
+    this.removals.length = 0;
+    try {
+      rmSync(this.host(this.trashDir), { recursive: true, force: true });
+    } catch (error) {
+      // What failed in the background fails here again; finish() reports the first failure.
+      if (this.removalFailure === undefined) throw error;
+    }
+    this.trashDir = undefined;
+    // The trash came and went in the root: keep the root's times unless an entry changed the top level.
+    if (this.rootTimesBeforeTrash && !this.topLevelChanged) setTimes(this.root, ...this.rootTimesBeforeTrash);
   }
 
   private host(rel: string): string {
@@ -272,7 +304,7 @@ class LayerExtractor {
         this.writeDir(rel, entry);
         break;
       case "symlink":
-        this.replaceWith(rel, () => symlinkSync(entry.linkTarget, this.host(rel)));
+        this.replaceWith(rel, entry.path, () => symlinkSync(entry.linkTarget, this.host(rel)));
         this.finishNode(rel, entry, true);
         break;
       case "hardlink":
@@ -282,29 +314,30 @@ class LayerExtractor {
       case "block":
       case "fifo": {
         const type = entry.type;
-        this.replaceWith(rel, () => mknod(this.host(rel), type, entry.mode & 0o777, entry.devMajor, entry.devMinor));
+        this.replaceWith(rel, entry.path, () => mknod(this.host(rel), type, entry.mode & 0o777, entry.devMajor, entry.devMinor));
         this.finishNode(rel, entry, true);
         break;
       }
     }
+    if (!rel.includes("/")) this.topLevelChanged = true;
     this.markWritten(rel);
   }
 
   /** Runs create; when something is in the way, removes it (not following symlinks) and retries once. */
-  private replaceWith<T>(rel: string, create: () => T): T {
+  private replaceWith<T>(rel: string, entryPath: string, create: () => T): T {
     try {
       return create();
     } catch (error) {
       if (errorCode(error) !== "EEXIST") throw error;
     }
-    this.removePath(rel);
+    this.removePath(rel, entryPath);
     return create();
   }
 
   private async writeFile(rel: string, entry: TarEntry, body: ByteSource): Promise<void> {
     const path = this.host(rel);
     const [uid, gid] = this.hostOwner(entry);
-    const fd = this.replaceWith(rel, () => openSync(path, CREATE_FILE_FLAGS, entry.mode & 0o777));
+    const fd = this.replaceWith(rel, entry.path, () => openSync(path, CREATE_FILE_FLAGS, entry.mode & 0o777));
     try {
       for await (const chunk of body) {
         let offset = 0;
@@ -329,7 +362,7 @@ class LayerExtractor {
       if (errorCode(error) !== "EEXIST") throw error;
       if (lstatSync(path).isDirectory()) created = false;
       else {
-        unlinkSync(path);
+        this.removePath(rel, entry.path);
         mkdirSync(path, entry.mode & 0o777);
       }
     }
@@ -366,7 +399,7 @@ class LayerExtractor {
     const target = this.resolveHardLinkTarget(entry);
     if (target === rel) return;
     try {
-      this.replaceWith(rel, () => linkSync(this.host(target), this.host(rel)));
+      this.replaceWith(rel, entry.path, () => linkSync(this.host(target), this.host(rel)));
     } catch (error) {
       const code = errorCode(error);
       if (code === "ENOENT") throw new ArchiveError(`hard link ${JSON.stringify(entry.path)}: target ${JSON.stringify(entry.linkTarget)} does not exist in the layer`);
@@ -411,11 +444,11 @@ class LayerExtractor {
     if (hidden === "" || hidden === "." || hidden === "..") return;
     if (this.options.whiteouts === "remove") {
       const dir = this.resolveDir(dirParts, false, entry.path);
-      if (dir !== null) this.removePath(joinRel(dir, hidden));
+      if (dir !== null) this.removePath(joinRel(dir, hidden), entry.path);
       return;
     }
     const rel = joinRel(this.resolveDir(dirParts, true, entry.path)!, hidden);
-    this.replaceWith(rel, () => mknod(this.host(rel), "char", 0, 0, 0));
+    this.replaceWith(rel, entry.path, () => mknod(this.host(rel), "char", 0, 0, 0));
     const [uid, gid] = this.hostOwner(entry);
     if (uid !== this.euid || gid !== this.egid || this.knownDirs.get(parentRel(rel)) !== false) lchownSync(this.host(rel), uid, gid);
     setTimes(this.host(rel), entry.mtimeNs, entry.mtimeNs);
@@ -428,35 +461,48 @@ class LayerExtractor {
       return;
     }
     const dir = this.resolveDir(dirParts, false, entry.path);
-    if (dir !== null) this.removeUnwritten(dir);
+    if (dir !== null) this.removeUnwritten(dir, entry.path);
   }
 
   /** Removes everything below dir that this stream has not written (walking into written directories). */
-  private removeUnwritten(dir: string): void {
+  private removeUnwritten(dir: string, entryPath: string): void {
     for (const child of readdirSync(this.host(dir), { withFileTypes: true })) {
       const rel = joinRel(dir, child.name);
-      if (!this.written.has(rel)) this.removePath(rel, child.isDirectory());
-      else if (child.isDirectory()) this.removeUnwritten(rel);
+      if (rel === this.trashDir || rel === this.hardLinkStoreDir) continue;
+      if (!this.written.has(rel)) this.removePath(rel, entryPath);
+      else if (child.isDirectory()) this.removeUnwritten(rel, entryPath);
     }
   }
 
-  /** Removes whatever is at rel (a whole subtree for a directory); a missing path is fine. */
-  private removePath(rel: string, isDirectory?: boolean): void {
-    const path = this.host(rel);
-    if (isDirectory === undefined) {
-      try {
-        isDirectory = lstatSync(path).isDirectory();
-      } catch (error) {
-        if (errorCode(error) === "ENOENT") return;
-        throw error;
-      }
+  /**
+   * Removes whatever is at rel (a whole subtree for a directory); a missing path is fine. The path
+   * is renamed into the trash directory at once and deleted there by a background thread while
+   * extraction goes on: on this kind of disk an unlink waits for the freed blocks' discard.
+   */
+  private removePath(rel: string, entryPath: string): void {
+    if (!rel.includes("/")) this.topLevelChanged = true;
+    const trash = this.trashDir ?? this.makeTrashDir();
+    const parked = this.host(`${trash}/${this.trashCount++}`);
+    try {
+      renameSync(this.host(rel), parked);
+    } catch (error) {
+      if (errorCode(error) === "ENOENT") return;
+      throw error;
     }
-    if (isDirectory) {
-      rmSync(path, { recursive: true, force: true });
-      this.forgetBelow(rel);
-    } else {
-      unlinkSync(path);
-    }
+    if (this.knownDirs.has(rel)) this.forgetBelow(rel);
+    this.removals.push(
+      rm(parked, { recursive: true, force: true }).catch((error: unknown) => {
+        this.removalFailure ??= { error, entryPath };
+      }),
+    );
+  }
+
+  private makeTrashDir(): string {
+    const rootStats = lstatSync(this.root, { bigint: true });
+    this.rootTimesBeforeTrash = [rootStats.atimeNs, rootStats.mtimeNs];
+    const made = mkdtempSync(`${this.root}/${TRASH_PREFIX}-apply-`);
+    this.trashDir = made.slice(this.root.length + 1);
+    return this.trashDir;
   }
 
   /** Drops cached knowledge about a removed directory and everything below it. */

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { applyLayerTar } from "../../src/archive/apply.ts";
 import { Compression } from "../../src/archive/types.ts";
 import { getXattr } from "../../src/sys/libc.ts";
@@ -238,6 +238,22 @@ const WHITEOUT_OWN_WRITE = layer(
   add("d/.wh.f")
   `,
 );
+const NESTED_REMOVALS = layer(
+  "nested-removals",
+  `
+  add("dir/.wh.tree")
+  add("dir/replaced", data=b"new")
+  add("dir/.wh.gone")
+  `,
+);
+const OPAQUE_ROOT_AFTER_WHITEOUT = layer(
+  "opaque-root-after-whiteout",
+  `
+  add("a/.wh.x")
+  add("new", data=b"n")
+  add(".wh..wh..opq")
+  `,
+);
 const AUFS_HARDLINKS = layer(
   "aufs-hardlinks",
   `
@@ -277,6 +293,32 @@ describe("whiteouts", () => {
     expect(Buffer.from(getXattr(`${root}/opq`, "trusted.overlay.opaque")!).toString()).toBe("y");
     expect(readdirSync(`${root}/opq`).sort()).toEqual(["after", "new", "old", "old-dir"]);
     expect(run(["find", root, "-name", ".wh.*"])).toBe("");
+  });
+
+  test("removed and replaced paths leave nothing behind, and the root keeps its times when its own names are untouched", async () => {
+    sh("mkdir -p dir/tree/a/b && head -c 200000 /dev/urandom > dir/tree/a/b/big && echo 1 > dir/tree/f && echo old > dir/replaced && echo 2 > dir/gone && touch -d @1500000000.25 .", root);
+    const before = statSync(root, { bigint: true });
+    await applyFile(root, NESTED_REMOVALS);
+    expect(readdirSync(root)).toEqual(["dir"]);
+    expect(readdirSync(`${root}/dir`)).toEqual(["replaced"]);
+    expect(readFileSync(`${root}/dir/replaced`, "utf8")).toBe("new");
+    expect(statSync(root, { bigint: true }).mtimeNs).toBe(before.mtimeNs);
+  });
+
+  test("an opaque root after a whiteout keeps only what the stream wrote", async () => {
+    sh("mkdir -p a old && echo 1 > a/x && echo 2 > old/f && echo 3 > keep-not", root);
+    await applyFile(root, OPAQUE_ROOT_AFTER_WHITEOUT);
+    expect(readdirSync(root)).toEqual(["new"]);
+  });
+
+  test("a path that cannot be deleted fails the apply with the whiteout that removed it", async () => {
+    if (!canMakeImmutable(root)) return;
+    sh("mkdir -p dir/tree && echo 1 > dir/tree/stuck && chattr +i dir/tree/stuck", root);
+    try {
+      await expect(applyFile(root, NESTED_REMOVALS)).rejects.toThrow(/extracting "dir\/\.wh\.tree": removing what it replaces: operation not permitted/i);
+    } finally {
+      run(["chattr", "-R", "-i", root]);
+    }
   });
 
   test("a whiteout removes what the same stream wrote before it", async () => {
@@ -476,3 +518,12 @@ describe("nothing is written outside the layer root", () => {
     expect(existsSync(`${root}/d`)).toBe(false);
   });
 });
+
+/** True when chattr +i works in dir (root on a filesystem with the immutable flag). */
+function canMakeImmutable(dir: string): boolean {
+  writeFileSync(`${dir}/probe`, "");
+  const works = Bun.which("chattr") !== null && Bun.spawnSync(["chattr", "+i", `${dir}/probe`]).exitCode === 0;
+  if (works) Bun.spawnSync(["chattr", "-i", `${dir}/probe`]);
+  rmSync(`${dir}/probe`);
+  return works;
+}
