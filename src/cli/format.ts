@@ -20,18 +20,56 @@ const JSON_FIXUPS: Record<string, string> = {
 const JSON_FIXUP_PATTERN = /\\(?:\\|[bf]|u[dD][89a-fA-F][0-9a-fA-F]{2})|[<>&\u2028\u2029]/g;
 const JSON_NEEDS_FIXUP = /[<>&\u2028\u2029\\]/;
 
-/** A JSON string literal exactly as Go encoding/json (1.19, HTML-safe) writes it. */
-export function goJsonString(s: string): string {
-  const json = JSON.stringify(s);
+/** Rewrites JSON text from JSON.stringify the way Go writes it; applies to whole documents, since only string literals hold these. */
+function goJsonFixups(json: string): string {
   if (!JSON_NEEDS_FIXUP.test(json)) return json;
   return json.replace(JSON_FIXUP_PATTERN, (match) => JSON_FIXUPS[match] ?? "\\ufffd");
 }
 
-/** JSON exactly like Go encoding/json: compact, <>& as \u003c \u003e \u0026, U+2028/2029 escaped, raw UTF-8 otherwise. Keys in insertion order (callers order them); no trailing newline. */
+/** A JSON string literal exactly as Go encoding/json (1.19, HTML-safe) writes it. */
+export function goJsonString(s: string): string {
+  return goJsonFixups(JSON.stringify(s));
+}
+
+/** Thrown by the fast writer's replacer at a value that JSON.stringify would write differently from Go. */
+const NEEDS_CAREFUL_WRITER = new Error("needs the careful JSON writer");
+
+/** True when keys are in byte order already (JSON.stringify writes them in this order). */
+function inByteOrder(keys: string[]): boolean {
+  for (let i = 1; i < keys.length; i++) if (compareBytes(keys[i - 1]!, keys[i]!) > 0) return false;
+  return true;
+}
+
+/** Lets JSON.stringify write what it writes as Go does; stops it at anything else: big or non-finite numbers, Maps, unsorted sorted records. */
+function fastJsonReplacer(_key: string, value: unknown): unknown {
+  if (typeof value === "bigint") {
+    const n = Number(value);
+    if (Number.isSafeInteger(n)) return n;
+    throw NEEDS_CAREFUL_WRITER;
+  }
+  if (typeof value === "number" && !Number.isFinite(value)) throw NEEDS_CAREFUL_WRITER;
+  if (typeof value === "object" && value !== null) {
+    if (value instanceof Map) throw NEEDS_CAREFUL_WRITER;
+    if ((value as Record<symbol, unknown>)[SORTED_KEYS] === true && !inByteOrder(Object.keys(value))) throw NEEDS_CAREFUL_WRITER;
+  }
+  return value;
+}
+
+/**
+ * JSON exactly like Go encoding/json: compact, <>& as \u003c \u003e \u0026, U+2028/2029 escaped, raw UTF-8 otherwise. Keys in insertion order (callers order them); no trailing newline.
+ * JSON.stringify writes it (several times faster) unless a value needs the careful writer.
+ */
 export function goJson(value: unknown): string {
-  const parts: string[] = [];
-  appendJson(value, parts);
-  return parts.join("");
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value, fastJsonReplacer);
+  } catch (e) {
+    if (e !== NEEDS_CAREFUL_WRITER) throw e;
+    const parts: string[] = [];
+    appendJson(value, parts);
+    return parts.join("");
+  }
+  return json === undefined ? "null" : goJsonFixups(json);
 }
 
 function appendJson(value: unknown, out: string[]): void {
@@ -225,7 +263,10 @@ export function formatTimestamp(ns: bigint): string {
   }
   const wholeSeconds = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
   if (fraction === 0n) return `${wholeSeconds}Z`;
-  return `${wholeSeconds}.${fraction.toString().padStart(9, "0").replace(/0+$/, "")}Z`;
+  const digits = fraction.toString().padStart(9, "0");
+  let end = digits.length;
+  while (digits.charCodeAt(end - 1) === 0x30) end--;
+  return `${wholeSeconds}.${digits.slice(0, end)}Z`;
 }
 
 let anchorWallNs = 0n;

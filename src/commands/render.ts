@@ -20,8 +20,10 @@ function mapsJson(map: IdMapping[]) {
   return map.map((r) => ({ container_id: r.containerId, host_id: r.hostId, size: r.size }));
 }
 
+/** Flags as a byte-ordered record; undefined (left out) when there are none, as for most records. */
 function sortedFlags(flags: Record<string, unknown>) {
-  return sortedRecord(Object.entries(flags));
+  const entries = Object.entries(flags);
+  return entries.length === 0 ? undefined : sortedRecord(entries);
 }
 
 export function layerJson(layer: LayerRecord): Json {

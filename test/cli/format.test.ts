@@ -17,6 +17,10 @@ describe("goJson (Go encoding/json)", () => {
     ["null", null, "null"],
     ["numbers", [0, -1, 10240, 1.5], "[0,-1,10240,1.5]"],
     ["bigint", 12345678901234567890n, "12345678901234567890"],
+    ["small bigints inside objects", { size: 1n, list: [-5n, 0n] }, '{"size":1,"list":[-5,0]}'],
+    ["a Map deep inside", { a: [new Map([["z", 1], ["y", 2]])] }, '{"a":[{"y":2,"z":1}]}'],
+    ["escapes in keys and values of nested records", { "k\\<": { v: "\\b<\u2028\"" } }, '{"k\\\\\\u003c":{"v":"\\\\b\\u003c\\u2028\\""}}'],
+    ["top-level undefined", undefined, "null"],
     ["booleans", [true, false], "[true,false]"],
     ["empty containers", { a: [], b: {} }, '{"a":[],"b":{}}'],
     [
@@ -46,6 +50,11 @@ describe("goJson (Go encoding/json)", () => {
     ]);
     expect(goJson(record)).toBe('{"10":true,"9":false,"Other:Name":true,"cfg.json":true}');
     expect(record["9"]).toBe(false);
+  });
+
+  test("numbers JSON cannot hold are refused, as Go refuses them", () => {
+    expect(() => goJson({ a: [Number.NaN] })).toThrow("json: unsupported value: NaN");
+    expect(() => goJson(Number.POSITIVE_INFINITY)).toThrow(TypeError);
   });
 
   test("sortedRecord stays sorted after a key is added", () => {
