@@ -307,6 +307,7 @@ export function fileSink(path: string): ByteSink {
     used = 0;
   };
   return {
+    consumesChunks: true,
     write(chunk) {
       if (chunk.length >= FILE_BUFFER_SIZE / 4) {
         flush();

@@ -11,6 +11,8 @@ export type ByteSource = AsyncIterable<Uint8Array>;
 /** Where bytes go (stdout, a file, a compressor). write may apply back-pressure by returning a promise. */
 export interface ByteSink {
   write(chunk: Uint8Array): void | Promise<void>;
+  /** True when write() is done with the chunk once it returns (or its promise resolves), so the writer may reuse it. */
+  readonly consumesChunks?: boolean;
   /** Flushes and finishes the output. */
   close(): Promise<void>;
 }

@@ -67,6 +67,18 @@ function gnuTarTree(): { tree: string; bytes: Uint8Array } {
 }
 
 describe("byte-exact reproduction", () => {
+  test("the same bytes reach a sink that keeps every chunk and one that copies them (and lets the buffer be reused)", async () => {
+    const { bytes } = gnuTarTree();
+    const root = path.join(tempDir(), "layer");
+    const chunks = await extractAndRecord(bytes, root);
+    const kept: Uint8Array[] = [];
+    await reproduceTar(chunks, root, { write: (chunk) => void kept.push(chunk), close: async () => {} });
+    const copied = memorySink();
+    await reproduceTar(chunks, root, { consumesChunks: true, write: (chunk) => copied.write(new Uint8Array(chunk)), close: async () => {} });
+    expect(sha256(new Uint8Array(Buffer.concat(kept)))).toBe(sha256(bytes));
+    expect(sha256(copied.bytes())).toBe(sha256(bytes));
+  });
+
   test("a GNU tar archive padded to 10240 bytes comes back byte for byte", async () => {
     const { bytes } = gnuTarTree();
     expect(bytes.length % 10240).toBe(0);
