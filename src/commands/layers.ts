@@ -1,5 +1,5 @@
 /** Layer commands: create-layer, import-layer, layer, layers (spec/cli.md §3.1). */
-import type { ContainerRecord, ImageRecord, LayerRecord } from "../store/records.ts";
+import type { ContainerRecord, ImageSummary, LayerRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import { ID_OPTION, JSON_OPTION, NAME_OPTION, inputStream, listOption, printJson, stringOption, wantsJson } from "./common.ts";
@@ -88,9 +88,9 @@ export const layer: CommandDef = {
 };
 
 /** Which images and containers use each layer, for the listings. */
-function layerUsers(store: Store): { images: Map<string, ImageRecord[]>; containers: Map<string, ContainerRecord> } {
-  const images = new Map<string, ImageRecord[]>();
-  for (const image of store.images()) {
+function layerUsers(store: Store): { images: Map<string, ImageSummary[]>; containers: Map<string, ContainerRecord> } {
+  const images = new Map<string, ImageSummary[]>();
+  for (const image of store.imageSummaries()) {
     for (const id of new Set([image.topLayer, ...image.mappedLayers])) {
       if (!id) continue;
       const list = images.get(id);
@@ -110,18 +110,17 @@ export const layers: CommandDef = {
   maxArgs: Infinity,
   options: [JSON_OPTION, { names: ["tree", "t"], type: "bool", description: "Use a tree" }],
   async run(ctx) {
-    const all = ctx.store.layers();
     if (wantsJson(ctx)) {
-      printJson(ctx, all.map(layerJson));
+      printJson(ctx, ctx.store.layers().map(layerJson));
       return 0;
     }
     const users = layerUsers(ctx.store);
     if (ctx.options.tree === true) {
-      ctx.stdout(layerTree(all, (l) => treeNotes(ctx.store, l, users)));
+      ctx.stdout(layerTree(ctx.store.layers(), (l) => treeNotes(ctx.store, l, users)));
       return 0;
     }
     const out: string[] = [];
-    for (const l of all) {
+    for (const l of ctx.store.layerSummaries()) {
       out.push(`${l.id}\n`);
       for (const n of l.names) out.push(`\tname: ${n}\n`);
       for (const image of users.images.get(l.id) ?? []) {

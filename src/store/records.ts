@@ -58,6 +58,12 @@ export interface ContainerRecord {
   flags: Record<string, unknown>;
 }
 
+/** What the text listing of layers shows of a layer. */
+export type LayerSummary = Pick<LayerRecord, "id" | "names" | "fromReadOnlyStore">;
+
+/** What the text listing of layers shows of an image: which layers it uses, and its names. */
+export type ImageSummary = Pick<ImageRecord, "id" | "names" | "topLayer" | "mappedLayers" | "fromReadOnlyStore">;
+
 /** A named data item attached to an object, without its bytes. */
 export interface BigDataInfo {
   name: string;

@@ -43,7 +43,17 @@ import { releaseUncountedMounts } from "./check.ts";
 import { crashPoint } from "./crash-points.ts";
 import { isTokenAlive, processToken } from "./liveness.ts";
 import type { StoreOptions } from "./options.ts";
-import { type BigDataInfo, type ContainerRecord, type ImageRecord, type LayerRecord, NOTHING_APPLIED, type ObjectKind, newLayerRecord } from "./records.ts";
+import {
+  type BigDataInfo,
+  type ContainerRecord,
+  type ImageRecord,
+  type ImageSummary,
+  type LayerRecord,
+  type LayerSummary,
+  NOTHING_APPLIED,
+  type ObjectKind,
+  newLayerRecord,
+} from "./records.ts";
 
 export interface CreateLayerOptions {
   id?: string;
@@ -366,6 +376,16 @@ export class Store {
 
   images(): ImageRecord[] {
     return [...this.catalog.listImages(), ...this.readOnlyStores.flatMap((ro) => ro.catalog.listImages().map((i) => ({ ...i, fromReadOnlyStore: ro.root })))];
+  }
+
+  /** layers() cut down to IDs and names, for listings that show no more. */
+  layerSummaries(): LayerSummary[] {
+    return [...this.catalog.listLayerSummaries(), ...this.readOnlyStores.flatMap((ro) => ro.catalog.listLayerSummaries().map((l) => ({ ...l, fromReadOnlyStore: ro.root })))];
+  }
+
+  /** images() cut down to IDs, names and layers. */
+  imageSummaries(): ImageSummary[] {
+    return [...this.catalog.listImageSummaries(), ...this.readOnlyStores.flatMap((ro) => ro.catalog.listImageSummaries().map((i) => ({ ...i, fromReadOnlyStore: ro.root })))];
   }
 
   containers(): ContainerRecord[] {
