@@ -6,10 +6,9 @@
  */
 import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { SystemError } from "../errors.ts";
 import { crashPoint } from "../store/crash-points.ts";
-import { mountFilesystem, unmountFilesystem } from "../sys/libc.ts";
 import type { MountSpec } from "./driver.ts";
 
 export interface MountState {
@@ -36,64 +35,11 @@ function run(argv: string[], cwd?: string): void {
   }
 }
 
-/** The generic mount options that mount(8) turns into mount(2) flags: [flag, set (true) or clear]. */
-const MOUNT_FLAGS = new Map<string, [number, boolean]>([
-  ["ro", [0x1, true]],
-  ["rw", [0x1, false]],
-  ["nosuid", [0x2, true]],
-  ["suid", [0x2, false]],
-  ["nodev", [0x4, true]],
-  ["dev", [0x4, false]],
-  ["noexec", [0x8, true]],
-  ["exec", [0x8, false]],
-  ["sync", [0x10, true]],
-  ["async", [0x10, false]],
-  ["dirsync", [0x80, true]],
-  ["nosymfollow", [0x100, true]],
-  ["noatime", [0x400, true]],
-  ["atime", [0x400, false]],
-  ["nodiratime", [0x800, true]],
-  ["diratime", [0x800, false]],
-  ["relatime", [0x200000, true]],
-  ["norelatime", [0x200000, false]],
-  ["strictatime", [0x1000000, true]],
-  ["lazytime", [0x2000000, true]],
-  ["nolazytime", [0x2000000, false]],
-]);
-
-/** An overlay option string as mount(2) flags and data, or undefined when it holds options only mount(8) understands. */
-function mountArguments(options: string): { flags: number; data: string } | undefined {
-  let flags = 0;
-  const data: string[] = [];
-  for (const option of options.split(",")) {
-    const flag = MOUNT_FLAGS.get(option);
-    if (flag) flags = flag[1] ? flags | flag[0] : flags & ~flag[0];
-    else if (option === "defaults" || option === "") continue;
-    else if (/^(x-|comment=)|^(user|users|owner|group|nofail|auto|noauto|_netdev|loop|bind|rbind|remount)$|["']/.test(option)) return undefined;
-    else data.push(option);
-  }
-  return { flags, data: data.join(",") };
-}
-
-/**
- * Runs one kernel (or FUSE program) mount described by a spec, with no counting. Overlay
- * mounts call mount(2) directly from the spec's directory (its paths are relative to it), as
- * mount(8) would, without the cost of starting it; options only mount(8) knows still go through it.
- */
+/** Runs one kernel (or FUSE program) mount described by a spec, with no counting. */
 export function mountNow(spec: Extract<MountSpec, { kind: "overlay" }>): void {
   mkdirSync(spec.target, { recursive: true, mode: 0o700 });
-  if (spec.program) return run([spec.program, "-o", spec.options, spec.target], spec.cwd);
-  const direct = mountArguments(spec.options);
-  if (!direct) return run(["mount", "-t", "overlay", "overlay", "-o", spec.options, spec.target], spec.cwd);
-  const previous = process.cwd();
-  process.chdir(spec.cwd);
-  try {
-    mountFilesystem("overlay", resolve(previous, spec.target), "overlay", direct.flags, direct.data);
-  } catch (e) {
-    throw new SystemError(`mount failed: ${(e as Error).message}`);
-  } finally {
-    process.chdir(previous);
-  }
+  if (spec.program) run([spec.program, "-o", spec.options, spec.target], spec.cwd);
+  else run(["mount", "-t", "overlay", "overlay", "-o", spec.options, spec.target], spec.cwd);
 }
 
 /** False when a mount point in the table no longer answers (a FUSE mount whose program was killed). */
@@ -238,19 +184,16 @@ export class Mounter {
   }
 }
 
-/** umount2's flag for a lazy unmount: detach now, release when no longer busy. */
-const MNT_DETACH = 2;
-
-/** Unmounts a path (umount2, as umount(8) does); when it is busy, detaches it lazily so that callers never hang. */
+/** Unmounts a path; when it is busy, detaches it lazily so that callers never hang. */
 export function unmountPath(path: string): void {
   try {
-    unmountFilesystem(path, 0);
+    run(["umount", path]);
   } catch (e) {
     if (!kernelMountPoints().has(path)) return;
     try {
-      unmountFilesystem(path, MNT_DETACH);
+      run(["umount", "-l", path]);
     } catch {
-      throw new SystemError(`umount failed: ${(e as Error).message}`);
+      throw e;
     }
   }
 }

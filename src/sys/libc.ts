@@ -1,5 +1,5 @@
 /**
- * The few system calls Bun lacks (mknod, xattrs, nanosecond utimensat, syncfs, flock, mount), called
+ * The few system calls Bun lacks (mknod, xattrs, nanosecond utimensat, syncfs, flock), called
  * through bun:ffi into libc. libc is opened on first use; strings are encoded into one reused
  * scratch buffer whose address is taken once, so each operation costs one foreign call.
  * Every failure throws SystemError with an errno name as code, e.g. "ENOENT".
@@ -40,8 +40,6 @@ const symbols = (FFIType: Ffi["FFIType"]) => ({
   utimensat: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   syncfs: { args: [FFIType.i32], returns: FFIType.i32 },
   flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  mount: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
-  umount2: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
 }) as const;
 
 interface Libc {
@@ -314,29 +312,4 @@ export function lockFile(fd: number, exclusive: boolean, wait: boolean): boolean
 export function unlockFile(fd: number): void {
   const lib = libc();
   if (lib.call.flock(fd, LOCK_UN) !== 0) fail(`flock fd ${fd} unlock`);
-}
-
-/** The argument strings of the last mount(2), kept referenced so that they outlive the call. */
-let mountArguments: Buffer | undefined;
-
-/** mount(2): mounts source on target as a filesystem of this type, with MS_* flags and the filesystem's own option string. */
-export function mountFilesystem(source: string, target: string, type: string, flags: number, data: string): void {
-  const lib = libc();
-  const strings = [source, target, type, data].map((text) => Buffer.from(`${text}\0`));
-  mountArguments = Buffer.concat(strings);
-  const base = ffi().ptr(mountArguments);
-  const at: Pointer[] = [];
-  let offset = 0;
-  for (const text of strings) {
-    at.push((base + offset) as Pointer);
-    offset += text.length;
-  }
-  if (lib.call.mount(at[0]!, at[1]!, at[2]!, flags, at[3]!) !== 0) fail(`mount ${type} on ${target}`);
-}
-
-/** umount2(2) with the given MNT_* flags. */
-export function unmountFilesystem(target: string, flags: number): void {
-  const lib = libc();
-  const [targetAt] = encode(target);
-  if (lib.call.umount2(targetAt, flags) !== 0) fail(`umount ${target}`);
 }
