@@ -295,7 +295,8 @@ export function parsePaxRecords(data: Uint8Array, offset: number): PaxRecords {
     if (equals >= recordEnd || equals === keyStart) throw invalidHeader(offset, "malformed PAX record");
     const key = utf8Text(data.subarray(keyStart, equals));
     const value = data.subarray(equals + 1, recordEnd - 1);
-    if (key.startsWith(XATTR_PREFIX)) xattrs.set(key.slice(XATTR_PREFIX.length), value.slice());
+    // A copy (Buffer's slice() would be a view): the input's buffer may be refilled after this entry.
+    if (key.startsWith(XATTR_PREFIX)) xattrs.set(key.slice(XATTR_PREFIX.length), new Uint8Array(value));
     else values.set(key, utf8Text(value));
     pos = recordEnd;
   }

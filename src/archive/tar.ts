@@ -259,11 +259,12 @@ export async function* readTar(source: ByteSource, options: { recorder?: LayoutR
         const data = (await input.read(fields.size, "an extension header")) ?? EMPTY;
         if (data.length < fields.size) throw unexpectedEof("an extension header", headerOffset);
         record?.(data);
-        await input.skip(paddingOf(fields.size), "an extension header", undefined, record);
+        // Parsed before the padding is read: data may be a view of an input buffer that the next read refills.
         if (typeflag === TypeFlag.PaxExtended) pending.pax = parsePaxRecords(data, headerOffset);
         else if (typeflag === TypeFlag.PaxGlobal) globals = mergeGlobals(globals, parsePaxRecords(data, headerOffset));
         else if (typeflag === TypeFlag.GnuLongName) pending.longName = cString(data);
         else pending.longLink = cString(data);
+        await input.skip(paddingOf(fields.size), "an extension header", undefined, record);
         continue;
       }
 

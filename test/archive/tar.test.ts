@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { ArchiveError } from "../../src/errors.ts";
 import { TarWriter, readTar } from "../../src/archive/tar.ts";
-import type { TarEntry } from "../../src/archive/types.ts";
+import type { ByteSource, TarEntry } from "../../src/archive/types.ts";
 import { fileSink } from "../../src/archive/compression.ts";
 import {
   FIXTURES,
@@ -227,6 +227,33 @@ describe("reading archives made by GNU tar", () => {
       ["user.bin", "00ff80"],
       ["user.text", hex(new TextEncoder().encode("hello"))],
     ]);
+  });
+
+  test("a source that refills one buffer for every chunk reads the same entries, xattrs and contents", async () => {
+    const tree = makeTree();
+    run(["setfattr", "-n", "user.bin", "-v", "0x00ff80", path.join(tree, "plain.txt")]);
+    const bytes = run(["tar", "-C", tree, "--format=posix", "--xattrs", "-cf", "-", "."]);
+    const expected = (await readAll(sourceOf(bytes))).map((e) => asExpected(e, true));
+    for (const chunkSize of [700, 1000, 4096]) {
+      const shared = Buffer.alloc(chunkSize);
+      const refilling: ByteSource = {
+        async *[Symbol.asyncIterator]() {
+          for (let i = 0; i < bytes.length; i += chunkSize) {
+            const piece = bytes.subarray(i, i + chunkSize);
+            shared.set(piece);
+            yield shared.subarray(0, piece.length);
+            shared.fill(0xee);
+          }
+        },
+      };
+      const read: ReadEntry[] = [];
+      for await (const { entry, body } of readTar(refilling)) {
+        const pieces: Uint8Array[] = [];
+        for await (const piece of body) pieces.push(new Uint8Array(piece));
+        read.push({ entry, content: concatBytes(...pieces) });
+      }
+      expect(read.map((e) => asExpected(e, true))).toEqual(expected);
+    }
   });
 
   test("--format=v7", async () => {
