@@ -1,20 +1,27 @@
 /**
  * Worker side of worker-decompression.ts: runs one DecompressionStream (gzip or zstd) off the
- * main thread. Input arrives in chunks, each acknowledged once the decompressor has taken it;
- * output goes back in chunks, at most as many ahead as the main thread has granted.
+ * main thread. Input buffers come in and go back once the decompressor has taken them; output
+ * is gathered into buffers of OUTPUT_BUFFER_SIZE, sent one per credit, and come back for reuse
+ * with later credits, so that neither side allocates per chunk.
  */
 declare const self: Worker;
 
-/** Messages to the worker: the kind first, then input chunks (transferred), the end, and one credit per output chunk taken. */
+/** Messages to the worker: the kind first, then input (transferred), the end, and credits (each may return an output buffer). */
 export type DecompressRequest =
-  | { type: "start"; kind: "gzip" | "zstd"; window: number }
+  | { type: "start"; kind: "gzip" | "zstd"; credits: number }
   | { type: "input"; bytes: Uint8Array<ArrayBuffer> }
   | { type: "end" }
-  | { type: "credit" };
+  | { type: "credit"; spare?: Uint8Array<ArrayBuffer> };
 
-/** Messages from the worker. `message` of an error is the decompressor's own. */
-export type DecompressReply = { type: "output"; bytes: Uint8Array<ArrayBuffer> } | { type: "consumed" } | { type: "end" } | { type: "error"; message: string };
+/** Messages from the worker: output, an input buffer given back, the end, or the decompressor's error message. */
+export type DecompressReply =
+  | { type: "output"; bytes: Uint8Array<ArrayBuffer> }
+  | { type: "consumed"; spare: Uint8Array<ArrayBuffer> }
+  | { type: "end" }
+  | { type: "error"; message: string };
 
+/** Size of the output buffers. */
+export const OUTPUT_BUFFER_SIZE = 256 * 1024;
 /** Input is handed to the decompressor in pieces of at most this size, which bounds the output one write can produce. */
 const PIECE_SIZE = 64 * 1024;
 
@@ -25,6 +32,7 @@ let wakeReader: (() => void) | undefined;
 let failed = false;
 /** Input writes run one after the other, in arrival order. */
 let writing: Promise<void> = Promise.resolve();
+const spareOutputs: Uint8Array<ArrayBuffer>[] = [];
 
 function reply(message: DecompressReply, transfer: ArrayBuffer[] = []): void {
   self.postMessage(message, transfer);
@@ -37,27 +45,40 @@ function fail(error: unknown): void {
 }
 
 async function pumpOutput(): Promise<void> {
+  let buffer: Uint8Array<ArrayBuffer> | undefined;
+  let used = 0;
+  const send = async () => {
+    while (credits === 0) await new Promise<void>((resolve) => (wakeReader = resolve));
+    credits--;
+    reply({ type: "output", bytes: buffer!.subarray(0, used) }, [buffer!.buffer]);
+    buffer = undefined;
+    used = 0;
+  };
   try {
     for (;;) {
-      while (credits === 0) await new Promise<void>((resolve) => (wakeReader = resolve));
       const { done, value } = await reader!.read();
-      if (done || value === undefined) {
-        reply({ type: "end" });
-        return;
+      if (done || value === undefined) break;
+      for (let offset = 0; offset < value.length; ) {
+        buffer ??= spareOutputs.pop() ?? new Uint8Array(OUTPUT_BUFFER_SIZE);
+        const take = Math.min(value.length - offset, buffer.length - used);
+        buffer.set(value.subarray(offset, offset + take), used);
+        used += take;
+        offset += take;
+        if (used === buffer.length) await send();
       }
-      if (value.length === 0) continue;
-      credits--;
-      const owned = value.byteOffset === 0 && value.byteLength === value.buffer.byteLength ? (value as Uint8Array<ArrayBuffer>) : value.slice();
-      reply({ type: "output", bytes: owned }, [owned.buffer]);
     }
+    if (used > 0) await send();
+    reply({ type: "end" });
   } catch (error) {
+    // Output decompressed before the error is delivered first, as the in-process path does.
+    if (used > 0 && !failed) await send();
     fail(error);
   }
 }
 
-async function writeInput(bytes: Uint8Array): Promise<void> {
+async function writeInput(bytes: Uint8Array<ArrayBuffer>): Promise<void> {
   for (let offset = 0; offset < bytes.length; offset += PIECE_SIZE) await writer!.write(bytes.subarray(offset, offset + PIECE_SIZE));
-  reply({ type: "consumed" });
+  reply({ type: "consumed", spare: bytes }, [bytes.buffer]);
 }
 
 self.onmessage = (event: MessageEvent<DecompressRequest>) => {
@@ -67,7 +88,7 @@ self.onmessage = (event: MessageEvent<DecompressRequest>) => {
       const decompressor = new DecompressionStream(request.kind) as unknown as ReadableWritablePair<Uint8Array, Uint8Array>;
       writer = decompressor.writable.getWriter();
       reader = decompressor.readable.getReader();
-      credits = request.window;
+      credits = request.credits;
       void pumpOutput();
       break;
     }
@@ -81,6 +102,7 @@ self.onmessage = (event: MessageEvent<DecompressRequest>) => {
       break;
     case "credit":
       credits++;
+      if (request.spare && request.spare.buffer.byteLength === OUTPUT_BUFFER_SIZE) spareOutputs.push(new Uint8Array(request.spare.buffer));
       wakeReader?.();
       wakeReader = undefined;
       break;

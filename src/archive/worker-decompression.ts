@@ -8,12 +8,19 @@ import { ArchiveError } from "../errors.ts";
 import type { DecompressReply, DecompressRequest } from "./decompress-worker.ts";
 import { workerModuleUrl } from "./worker-url.ts";
 
-/** Input chunks sent to the worker and not yet taken by its decompressor. */
+/** Input buffers sent to the worker and not yet taken by its decompressor. */
 const INPUT_WINDOW = 2;
-/** Output chunks the worker may send ahead of the consumer. */
-const OUTPUT_WINDOW = 8;
+/** Size of the input buffers; longer chunks are sent in several. */
+const INPUT_BUFFER_SIZE = 1 << 20;
+/** Output buffers the worker may send ahead of the consumer. */
+const OUTPUT_WINDOW = 4;
+/** Output buffers the consumer may still be looking at: a chunk stays valid until two more have been read. */
+const OUTPUT_LENT = 2;
 
-/** Decompresses `input` on a worker; `decompressionError` turns the decompressor's message into the error thrown. */
+/**
+ * Decompresses `input` on a worker; `decompressionError` turns the decompressor's message into
+ * the error thrown. Output buffers are reused: a chunk stays valid until two more have been read.
+ */
 export async function* decompressInWorker(
   input: AsyncGenerator<Uint8Array>,
   kind: "gzip" | "zstd",
@@ -21,7 +28,9 @@ export async function* decompressInWorker(
 ): AsyncGenerator<Uint8Array> {
   const worker = new Worker(workerModuleUrl("decompress-worker.ts"));
   const send = (request: DecompressRequest, transfer: ArrayBuffer[] = []) => worker.postMessage(request, transfer);
-  const outputs: Uint8Array[] = [];
+  const outputs: Uint8Array<ArrayBuffer>[] = [];
+  const lent: Uint8Array<ArrayBuffer>[] = [];
+  const spareInputs: Uint8Array<ArrayBuffer>[] = [];
   let ended = false;
   let failure: Error | undefined;
   let inputError: { error: unknown } | undefined;
@@ -41,6 +50,7 @@ export async function* decompressInWorker(
     else if (reply.type === "error") failure ??= decompressionError(reply.message);
     else {
       unconsumed--;
+      spareInputs.push(new Uint8Array(reply.spare.buffer));
       wakeFeeder?.();
       wakeFeeder = undefined;
     }
@@ -50,19 +60,24 @@ export async function* decompressInWorker(
     failure ??= new ArchiveError(`decompressing ${kind} input: the decompression worker failed: ${event.message}`);
     wake();
   };
-  send({ type: "start", kind, window: OUTPUT_WINDOW });
+  send({ type: "start", kind, credits: OUTPUT_WINDOW });
 
   const feeding = (async () => {
     try {
       for (;;) {
-        while (unconsumed >= INPUT_WINDOW && !stopped) await new Promise<void>((resolve) => (wakeFeeder = resolve));
-        if (stopped) return;
         const next = await input.next();
         if (next.done || stopped) break;
-        // A copy: the source may reuse its chunk, and only a whole buffer can be transferred.
-        const copy = next.value.slice();
-        unconsumed++;
-        send({ type: "input", bytes: copy }, [copy.buffer]);
+        // Copied into a buffer of our own: the source may reuse its chunk, and only a whole buffer can be transferred.
+        for (let offset = 0; offset < next.value.length && !stopped; ) {
+          while (unconsumed >= INPUT_WINDOW && !stopped) await new Promise<void>((resolve) => (wakeFeeder = resolve));
+          if (stopped) break;
+          const buffer = spareInputs.pop() ?? new Uint8Array(INPUT_BUFFER_SIZE);
+          const piece = next.value.subarray(offset, offset + buffer.length);
+          buffer.set(piece);
+          offset += piece.length;
+          unconsumed++;
+          send({ type: "input", bytes: buffer.subarray(0, piece.length) }, [buffer.buffer]);
+        }
       }
       if (!stopped) send({ type: "end" });
     } catch (error) {
@@ -75,7 +90,9 @@ export async function* decompressInWorker(
     for (;;) {
       const chunk = outputs.shift();
       if (chunk !== undefined) {
-        send({ type: "credit" });
+        lent.push(chunk);
+        const spare = lent.length > OUTPUT_LENT ? lent.shift() : undefined;
+        send({ type: "credit", spare }, spare ? [spare.buffer] : []);
         yield chunk;
         continue;
       }

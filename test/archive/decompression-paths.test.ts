@@ -63,6 +63,18 @@ for (const worker of [true, false]) {
         }
       });
 
+      test(`${kind} output chunks stay intact until two more have been read`, async () => {
+        const { stream } = await openDecompressed(sourceOf(compressed, 100_000), { worker });
+        const copies: Uint8Array[] = [];
+        let previous: Uint8Array | undefined;
+        for await (const chunk of stream) {
+          if (previous) expect(sha256(previous)).toBe(sha256(copies[copies.length - 1]!));
+          previous = chunk;
+          copies.push(chunk.slice());
+        }
+        expect(sha256(new Uint8Array(Buffer.concat(copies)))).toBe(sha256(plain));
+      });
+
       test(`stopping early releases the ${kind} source`, async () => {
         const tracked = trackedSource(compressed, 4096);
         const { stream } = await openDecompressed(tracked.source, { worker });
