@@ -123,6 +123,8 @@ export function parallelGzipSink(sink: ByteSink): ByteSink {
   };
 
   return {
+    // Every chunk is copied into a block before write() resolves.
+    consumesChunks: true,
     write: (chunk) =>
       guarded(async () => {
         let offset = 0;

@@ -47,6 +47,22 @@ describe("parallelGzipSink", () => {
     }
   });
 
+  test("it is done with each chunk once write() resolves, so a writer may refill one buffer", async () => {
+    const plain = sampleBytes(2 * GZIP_BLOCK_SIZE + 777);
+    const inner = memorySink();
+    const sink = parallelGzipSink(inner);
+    expect(sink.consumesChunks).toBe(true);
+    const reused = new Uint8Array(300_000);
+    for (let offset = 0; offset < plain.length; offset += reused.length) {
+      const piece = plain.subarray(offset, offset + reused.length);
+      reused.set(piece);
+      await sink.write(reused.subarray(0, piece.length));
+      reused.fill(0xee);
+    }
+    await sink.close();
+    expect(sha256(run(["gzip", "-dc"], { stdin: inner.bytes() }))).toBe(sha256(plain));
+  });
+
   test("a short stream and an empty stream are valid gzip", async () => {
     for (const plain of [sampleBytes(1000), new Uint8Array(0)]) {
       const output = await gzipped(plain, 64);
