@@ -16,6 +16,8 @@ export const GZIP_BLOCK_SIZE = 1 << 20;
  * `gzip -6` (92.6 MB) and containers-storage's pgzip (95.1 MB), at about half of zlib level 6's CPU.
  */
 export const GZIP_LEVEL = 3;
+/** Room for the member of one block: libdeflate's worst case is a few bytes per 64 KiB more than the block. */
+const MEMBER_BUFFER_SIZE = GZIP_BLOCK_SIZE + 64 * 1024;
 /** Blocks queued per worker before the oldest member is awaited (one more is always on its way); more only costs memory. */
 const JOBS_PER_WORKER = 1;
 const MAX_WORKERS = 4;
@@ -28,11 +30,13 @@ function compressInProcess(bytes: Uint8Array<ArrayBuffer>): Uint8Array {
 class GzipWorkerPool {
   private readonly workers: Worker[] = [];
   private readonly inFlight: number[] = [];
-  private readonly waiting = new Map<number, { worker: number; resolve: (member: Uint8Array) => void; reject: (error: Error) => void }>();
+  private readonly waiting = new Map<number, { worker: number; resolve: (member: Uint8Array<ArrayBuffer>) => void; reject: (error: Error) => void }>();
   private nextId = 0;
   private broken: Error | undefined;
   /** Blocks handed back by workers, ready to be filled again. */
   readonly spareBlocks: Uint8Array<ArrayBuffer>[] = [];
+  /** Member buffers the sink is done with, for workers to copy their next members into. */
+  readonly spareMembers: Uint8Array<ArrayBuffer>[] = [];
 
   constructor(count: number) {
     for (let i = 0; i < count; i++) {
@@ -52,15 +56,16 @@ class GzipWorkerPool {
   }
 
   /** Compresses `bytes` (a view of a block, which is transferred) into one gzip member. */
-  compress(bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
+  compress(bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>> {
     if (this.broken) return Promise.reject(this.broken);
     let chosen = 0;
     for (let i = 1; i < this.workers.length; i++) if (this.inFlight[i]! < this.inFlight[chosen]!) chosen = i;
     const id = this.nextId++;
     const worker = this.workers[chosen]!;
     if (this.inFlight[chosen]!++ === 0) worker.ref();
-    const answer = new Promise<Uint8Array>((resolve, reject) => this.waiting.set(id, { worker: chosen, resolve, reject }));
-    worker.postMessage({ id, level: GZIP_LEVEL, bytes } satisfies GzipJob, [bytes.buffer]);
+    const answer = new Promise<Uint8Array<ArrayBuffer>>((resolve, reject) => this.waiting.set(id, { worker: chosen, resolve, reject }));
+    const into = this.spareMembers.pop();
+    worker.postMessage({ id, level: GZIP_LEVEL, bytes, into } satisfies GzipJob, into ? [bytes.buffer, into.buffer] : [bytes.buffer]);
     return answer;
   }
 
@@ -77,7 +82,7 @@ class GzipWorkerPool {
     if (--this.inFlight[job.worker]! === 0) this.workers[job.worker]?.unref();
     if (reply.block.buffer.byteLength === GZIP_BLOCK_SIZE) this.spareBlocks.push(new Uint8Array(reply.block.buffer));
     if ("error" in reply) job.reject(new Error(`gzip: ${reply.error}`));
-    else job.resolve(reply.member);
+    else job.resolve(reply.member as Uint8Array<ArrayBuffer>);
   }
 
   private fail(error: Error): void {
@@ -96,11 +101,14 @@ export function parallelGzipSink(sink: ByteSink): ByteSink {
   let pool: GzipWorkerPool | undefined;
   let block = new Uint8Array(GZIP_BLOCK_SIZE);
   let used = 0;
-  const members: Promise<Uint8Array>[] = [];
+  const members: Promise<Uint8Array<ArrayBuffer>>[] = [];
   let failure: unknown;
 
   const writeOldest = async () => {
-    await sink.write(await members.shift()!);
+    const member = await members.shift()!;
+    await sink.write(member);
+    // A sink that is done with the chunk lets the buffer circulate; else it stays the sink's.
+    if (sink.consumesChunks && pool) pool.spareMembers.push(new Uint8Array(member.buffer.byteLength === MEMBER_BUFFER_SIZE ? member.buffer : new ArrayBuffer(MEMBER_BUFFER_SIZE)));
   };
   const submit = async (bytes: Uint8Array<ArrayBuffer>) => {
     pool ??= new GzipWorkerPool(workerCount());

@@ -1,9 +1,10 @@
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { gunzipSync } from "node:zlib";
 import { SystemError } from "../../src/errors.ts";
-import { openDecompressed } from "../../src/archive/compression.ts";
+import path from "node:path";
+import { fileSink, openDecompressed } from "../../src/archive/compression.ts";
 import { GZIP_BLOCK_SIZE, parallelGzipSink } from "../../src/archive/parallel-gzip.ts";
-import { collectBytes, memorySink, rejection, removeTempDirs, run, sha256, sourceOf, SLOW_TEST_TIMEOUT } from "./tar-fixtures.ts";
+import { collectBytes, memorySink, rejection, removeTempDirs, run, sha256, sourceOf, tempDir, SLOW_TEST_TIMEOUT } from "./tar-fixtures.ts";
 
 setDefaultTimeout(SLOW_TEST_TIMEOUT);
 afterAll(removeTempDirs);
@@ -61,6 +62,15 @@ describe("parallelGzipSink", () => {
     }
     await sink.close();
     expect(sha256(run(["gzip", "-dc"], { stdin: inner.bytes() }))).toBe(sha256(plain));
+  });
+
+  test("into a file sink (which is done with each member once written) the member buffers circulate and the file is right", async () => {
+    const plain = sampleBytes(40 * GZIP_BLOCK_SIZE + 4321);
+    const file = path.join(tempDir(), "out.gz");
+    const sink = parallelGzipSink(fileSink(file));
+    for await (const chunk of sourceOf(plain, 256 * 1024)) await sink.write(chunk);
+    await sink.close();
+    expect(sha256(run(["gzip", "-dc", file]))).toBe(sha256(plain));
   });
 
   test("a short stream and an empty stream are valid gzip", async () => {
