@@ -56,6 +56,8 @@ export interface Driver {
   init(): Promise<void>;
   /** Makes an empty layer (vfs: a full copy of the parent). Idempotent over a half-made directory. */
   create(id: string, request: CreateLayerRequest): Promise<void>;
+  /** Makes what create() made durable, before the layer is marked complete. */
+  flushCreated(id: string): void;
   /** Removes a layer's directories; missing ones are not an error. */
   remove(id: string): Promise<void>;
   /** True when the layer's directory exists. */

@@ -9,6 +9,7 @@ import { compareTrees, sizeOfChanges } from "../archive/changes.ts";
 import { exportChanges } from "../archive/export.ts";
 import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types.ts";
 import { InitError } from "../errors.ts";
+import { syncFilesystem } from "../sys/libc.ts";
 import type { IdMaps } from "../idmap.ts";
 import { copyTree } from "./copy-tree.ts";
 import type { CompareRequest, CreateLayerRequest, Driver, MountSpec } from "./driver.ts";
@@ -47,6 +48,11 @@ export class VfsDriver implements Driver {
 
   async init(): Promise<void> {
     mkdirSync(this.home, { recursive: true, mode: 0o700 });
+  }
+
+  /** A new layer is a copy of its parent's tree: one flush of the filesystem covers all its files. */
+  flushCreated(id: string): void {
+    syncFilesystem(this.contentDir(id));
   }
 
   /** A layer's directory here, or in the first read-only store that has it. */

@@ -275,7 +275,7 @@ export class Store {
     if (this.catalog.childLayerRows(id).length === 0) {
       await this.removeLayerContent(id);
       await this.makeLayerContent(layer);
-      syncFilesystem(this.driver.contentDir(id));
+      this.driver.flushCreated(id);
     }
     this.tx(() => {
       this.catalog.clearLayout(id);
@@ -485,7 +485,7 @@ export class Store {
       crashPoint("after-content-created");
       // Content is on disk before the layer is marked complete (an applied tar is flushed by the apply).
       if (fill) await fill(layer);
-      else syncFilesystem(this.driver.contentDir(layer.id));
+      else this.driver.flushCreated(layer.id);
     } catch (e) {
       await this.abandonLayer(layer.id);
       throw e;
