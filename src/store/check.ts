@@ -325,7 +325,8 @@ function unmountUnknown(store: Store, path: string): void {
 export function releaseUncountedMounts(store: Store): void {
   const kernel = kernelMounts();
   const layerMounts = kernel.filter(isLayerMount);
-  const hasStale = store.mounts.staleMounts(new Set(kernel.map((m) => m.path))).length > 0;
+  // vfs "mounts" are directories the kernel never lists: none can go stale, and mounts.db stays closed.
+  const hasStale = store.driverName !== "vfs" && store.mounts.staleMounts(new Set(kernel.map((m) => m.path))).length > 0;
   if (layerMounts.length === 0 && !hasStale) return;
   const graph = canonical(store.graphRoot);
   const candidates = layerMounts.filter((m) => isUnder(m.path, graph));
