@@ -1,5 +1,5 @@
 /** Options and helpers several commands share. */
-import { accessSync, closeSync, constants, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { accessSync, closeSync, constants, fstatSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { goJson } from "../cli/format.ts";
 import type { ByteSource } from "../archive/types.ts";
 import { StorageError } from "../errors.ts";
@@ -59,12 +59,15 @@ const FILE_CHUNK_SIZE = 1 << 20;
 
 /**
  * A stream of the file named by --file, else of standard input; a missing file fails before any work starts.
- * A regular file is read into two buffers used in turn, so a chunk stays valid until two more have
- * been read: consumers must use or copy a chunk before asking for the one after next.
+ * A regular file (also as standard input) is read into two buffers used in turn, so a chunk stays valid
+ * until two more have been read: consumers must use or copy a chunk before asking for the one after next.
  */
 export function inputStream(ctx: CommandContext, fileOption = "file"): ByteSource {
   const file = stringOption(ctx, fileOption);
-  if (file === undefined) return Bun.stdin.stream() as unknown as ByteSource;
+  if (file === undefined) {
+    if (!isRegularFile(0)) return Bun.stdin.stream() as unknown as ByteSource;
+    return { [Symbol.asyncIterator]: () => readRegularFile(0, "/dev/stdin") };
+  }
   try {
     accessSync(file, constants.R_OK);
   } catch (e) {
@@ -73,7 +76,15 @@ export function inputStream(ctx: CommandContext, fileOption = "file"): ByteSourc
   return { [Symbol.asyncIterator]: () => readFileChunks(file) };
 }
 
-/** Reads a regular file with readSync into two alternating buffers (no allocation per chunk); anything else (a FIFO, a device) through Bun.file().stream(). */
+function isRegularFile(fd: number): boolean {
+  try {
+    return fstatSync(fd).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** A regular file through readRegularFile; anything else (a FIFO, a device) through Bun.file().stream(). */
 async function* readFileChunks(path: string): AsyncGenerator<Uint8Array> {
   let regular: boolean;
   try {
@@ -92,20 +103,25 @@ async function* readFileChunks(path: string): AsyncGenerator<Uint8Array> {
     throw openError(path, e);
   }
   try {
-    const buffers = [new Uint8Array(FILE_CHUNK_SIZE), new Uint8Array(FILE_CHUNK_SIZE)];
-    for (let turn = 0; ; turn ^= 1) {
-      const buffer = buffers[turn]!;
-      let length: number;
-      try {
-        length = readSync(fd, buffer, 0, buffer.length, null);
-      } catch (e) {
-        throw new StorageError(`read ${path}: ${(e as Error).message}`);
-      }
-      if (length === 0) return;
-      yield buffer.subarray(0, length);
-    }
+    yield* readRegularFile(fd, path);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Reads an open regular file from its current offset with readSync into two alternating buffers (no allocation per chunk). */
+async function* readRegularFile(fd: number, path: string): AsyncGenerator<Uint8Array> {
+  const buffers = [new Uint8Array(FILE_CHUNK_SIZE), new Uint8Array(FILE_CHUNK_SIZE)];
+  for (let turn = 0; ; turn ^= 1) {
+    const buffer = buffers[turn]!;
+    let length: number;
+    try {
+      length = readSync(fd, buffer, 0, buffer.length, null);
+    } catch (e) {
+      throw new StorageError(`read ${path}: ${(e as Error).message}`);
+    }
+    if (length === 0) return;
+    yield buffer.subarray(0, length);
   }
 }
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TestStore } from "../helpers/cli.ts";
+import { BINARY, TestStore } from "../helpers/cli.ts";
 import { makeTar, sh, sha256File } from "../helpers/fixtures.ts";
 
 let scratch: string;
@@ -73,4 +73,23 @@ describe("compressed input and output of large layers", () => {
       expect(sha256File(back)).toBe(sha256File(tar));
     });
   }
+
+  test("standard input redirected from a file and piped record the same digests and sizes", () => {
+    const packed = join(scratch, "stdin.tar.gz");
+    sh(["bash", "-c", `gzip -c < ${tar} > ${packed}`]);
+    const command = [BINARY, ...s.globals].map((word) => `'${word}'`).join(" ");
+    const records = [`< ${packed}`, `cat ${packed} |`].map((how, i) => {
+      const id = `${i + 1}`.repeat(64);
+      s.ok(["create-layer", "-i", id]);
+      const line = how.startsWith("<") ? `${command} applydiff ${id} ${how}` : `${how} ${command} applydiff ${id}`;
+      sh(["bash", "-c", line]);
+      return s.json(["layer", "-j", id])[0];
+    });
+    for (const record of records) {
+      expect(record["compressed-diff-digest"]).toBe(`sha256:${sha256File(packed)}`);
+      expect(record["compressed-size"]).toBe(statSync(packed).size);
+      expect(record["diff-digest"]).toBe(`sha256:${sha256File(tar)}`);
+      expect(record["diff-size"]).toBe(statSync(tar).size);
+    }
+  });
 });
