@@ -21,11 +21,11 @@ import {
   readdirSync,
   readlinkSync,
   renameSync,
+  rm,
   rmSync,
   symlinkSync,
   writeSync,
 } from "node:fs";
-import { rm } from "node:fs/promises";
 import { resolve } from "node:path";
 import { ArchiveError, StorageError, SystemError } from "../errors.ts";
 import { toHost } from "../idmap.ts";
@@ -490,10 +490,14 @@ class LayerExtractor {
       throw error;
     }
     if (this.knownDirs.has(rel)) this.forgetBelow(rel);
+    // The callback form runs on the thread pool too, without loading node:fs/promises at every start.
     this.removals.push(
-      rm(parked, { recursive: true, force: true }).catch((error: unknown) => {
-        this.removalFailure ??= { error, entryPath };
-      }),
+      new Promise((settled) =>
+        rm(parked, { recursive: true, force: true }, (error) => {
+          if (error) this.removalFailure ??= { error, entryPath };
+          settled();
+        }),
+      ),
     );
   }
 
