@@ -60,9 +60,15 @@ async function* replay(head: Uint8Array[], iterator: AsyncIterator<Uint8Array>):
   }
 }
 
-/** How gzip and zstd input is decompressed: on a worker thread (the default with more than one core) or in-process. */
+/** How gzip and zstd input is decompressed: on a worker thread (the default with more than one core, for input longer than one chunk) or in-process. */
 export interface DecompressOptions {
   worker?: boolean;
+}
+
+/** Yields the chunks read so far, then fails with the error that ended the reading. */
+async function* failAfter(head: Uint8Array[], error: unknown): AsyncGenerator<Uint8Array> {
+  yield* head;
+  throw error;
 }
 
 /** Sniffs the first bytes (spec §4.1) and returns the decompressed stream. Empty input -> Compression.None, empty stream. */
@@ -82,12 +88,25 @@ export async function openDecompressed(
   }
   const first = head.length === 1 ? head[0]! : Buffer.concat(head);
   const compression = detectCompression(first);
-  const input = replay(head, iterator);
+  let ended = false;
+  let readError: { error: unknown } | undefined;
+  if (useWorker && (compression === Compression.Gzip || compression === Compression.Zstd)) {
+    // An input that ends within its first chunk is decompressed in-process: starting a worker costs more.
+    try {
+      const result = await iterator.next();
+      if (result.done) ended = true;
+      else head.push(result.value);
+    } catch (error) {
+      // Reported where the stream is read, as without this look-ahead.
+      readError = { error };
+    }
+  }
+  const input = readError ? failAfter(head, readError.error) : replay(head, iterator);
   switch (compression) {
     case Compression.Gzip:
     case Compression.Zstd: {
       const kind = compression === Compression.Gzip ? "gzip" : "zstd";
-      const stream = useWorker ? decompressInWorker(input, kind, (message) => decompressionError(kind, message)) : decompressInProcess(input, kind);
+      const stream = useWorker && !ended ? decompressInWorker(input, kind, (message) => decompressionError(kind, message)) : decompressInProcess(input, kind);
       return { compression, stream };
     }
     case Compression.Bzip2:
