@@ -592,7 +592,8 @@ function table(results: Result[]): string {
 
 function machine(tmp: string): string {
   const cpu = cpus();
-  const fs = run(["stat", "-f", "-c", "%T", tmp]).trim();
+  // findmnt names ext4 as such (stat -f reports ext2/ext3 for every ext file system) and shows its mount options.
+  const fs = run(["findmnt", "-n", "-T", tmp, "-o", "FSTYPE,OPTIONS"]).trim().replace(/\s+/, " (") + ")";
   const kernel = run(["uname", "-r"]).trim();
   const cs = run(["dpkg-query", "-W", "-f", "${Version}", "containers-storage"]).trim();
   return `${cpu.length} × ${cpu[0]?.model ?? "unknown CPU"}, kernel ${kernel}, temp dir on ${fs}, containers-storage ${cs}, Bun ${Bun.version}`;
