@@ -365,7 +365,9 @@ export function stdoutSink(): ByteSink {
   return {
     async write(chunk) {
       try {
-        writer.write(chunk);
+        // A write the pipe cannot take at once returns a promise, which rejects (EPIPE) if the reader has gone.
+        const pending = writer.write(chunk);
+        if (typeof pending !== "number") await pending;
       } catch (error) {
         throw systemError("write", "/dev/stdout", error);
       }

@@ -4,7 +4,7 @@
  * through the whole decompression path; digests and sizes must be the recorded ones.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, TestStore } from "../helpers/cli.ts";
@@ -90,6 +90,19 @@ describe("compressed input and output of large layers", () => {
       expect(record["compressed-size"]).toBe(statSync(packed).size);
       expect(record["diff-digest"]).toBe(`sha256:${sha256File(tar)}`);
       expect(record["diff-size"]).toBe(statSync(tar).size);
+    }
+  });
+
+  // With SIGPIPE at its default the process dies of it silently, like containers-storage; with SIGPIPE ignored
+  // (inherited from the caller) the write fails with EPIPE, which must end the command with one line.
+  test("diff to a reader that stops early (| head) with SIGPIPE ignored fails with one line naming the broken pipe, for -c and -u", () => {
+    const id = s.ok(["import-layer", "-f", tar]).trim();
+    const command = [BINARY, ...s.globals].map((word) => `'${word}'`).join(" ");
+    for (const compression of ["-c", "-u"]) {
+      const errors = join(scratch, `head${compression}.err`);
+      const status = sh(["bash", "-c", `trap '' PIPE; ${command} diff ${compression} ${id} 2>${errors} | head -c 100 >/dev/null; echo \${PIPESTATUS[0]}`]);
+      expect(status.trim()).toBe("1");
+      expect(readFileSync(errors, "utf8")).toBe("write /dev/stdout: broken pipe\n");
     }
   });
 });
