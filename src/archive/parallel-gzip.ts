@@ -18,8 +18,12 @@ export const GZIP_BLOCK_SIZE = 1 << 20;
 export const GZIP_LEVEL = 1;
 /** Room for the member of one block: libdeflate's worst case is a few bytes per 64 KiB more than the block. */
 const MEMBER_BUFFER_SIZE = GZIP_BLOCK_SIZE + 64 * 1024;
-/** Blocks queued per worker before the oldest member is awaited (one more is always on its way); more only costs memory. */
-const JOBS_PER_WORKER = 1;
+/**
+ * Blocks queued per worker before the oldest member is awaited (one more is always on its way), so that a worker
+ * has its next block while the oldest member is written: 3 took diff -c of the base layer from 1.18 to 1.12 s
+ * (medians of 7 interleaved runs, CPU-bound on 2 cores) for ~8 MB more peak memory.
+ */
+const JOBS_PER_WORKER = 3;
 const MAX_WORKERS = 4;
 
 function compressInProcess(bytes: Uint8Array<ArrayBuffer>): Uint8Array {
