@@ -12,7 +12,7 @@ import { dirname } from "node:path";
 import { TestStore, availableDrivers } from "../helpers/cli.ts";
 import { sha256Bytes } from "../helpers/fixtures.ts";
 import { type OperationRecord, checkHistory } from "./history.ts";
-import { databaseHas, hasStoreOpen, manyFilesTar, start, waitFor } from "./races.ts";
+import { type Finished, databaseHas, hasStoreOpen, manyFilesTar, start, waitFor, waitUntilStopped } from "./races.ts";
 import { databaseLeftovers, directoryLeftovers, kernelMountsBelow } from "./store-state.ts";
 import { readFinalState, runWorkers } from "./workers.ts";
 
@@ -156,24 +156,20 @@ for (const driver of availableDrivers()) {
       expect(leftovers(store)).toEqual([]);
     }, 60_000);
 
-    test("two delete-container of one container: the one that comes second while the first is removing files is refused", async () => {
+    test("two delete-container of one container: the one that comes second while the first is deleting it is refused", async () => {
       const top = store.json(["create-layer", "-j", big]).id;
       const image = store.json(["create-image", "-j", top]).id;
       const container = store.json(["create-container", "-j", image]);
-      const first = start(store, ["delete-container", "-j", container.id]);
-      // Freeze the first deleter once it has marked the container's layer, while it removes its files.
-      await waitFor("the layer's deletion mark", () => databaseHas(store, "SELECT 1 FROM layers WHERE id = ? AND state = 'deleting'", container.layer));
-      process.kill(first.pid, "SIGSTOP");
-      // If the first deleter was frozen inside a write transaction, the second waits for it: give it
-      // 15 s to answer on its own, then let the first one go on and take whatever the second says.
-      const racing = start(store, ["delete-container", "-j", container.id]).done;
-      let early: Awaited<typeof racing> | undefined;
+      // The first deleter stops itself once it has marked the container's layer, before it removes files.
+      const first = start(store, ["delete-container", "-j", container.id], { stopAt: "after-delete-mark" });
+      let second: Finished;
       try {
-        early = await Promise.race([racing, Bun.sleep(15_000).then(() => undefined)]);
+        await waitUntilStopped(first.pid);
+        expect(databaseHas(store, "SELECT 1 FROM layers WHERE id = ? AND state = 'deleting'", container.layer)).toBe(true);
+        second = await start(store, ["delete-container", "-j", container.id]).done;
       } finally {
         process.kill(first.pid, "SIGCONT");
       }
-      const second = early ?? (await racing);
       const done = await first.done;
       expect(done.code).toBe(0);
       expect(second.code).toBe(1);

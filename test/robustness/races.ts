@@ -1,6 +1,6 @@
 /** Helpers for deterministic races: start a command, wait until it is inside its critical step, then run another. */
 import { Database } from "bun:sqlite";
-import { existsSync, mkdirSync, mkdtempSync, readlinkSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, type TestStore } from "../helpers/cli.ts";
@@ -19,15 +19,16 @@ export interface Running {
   done: Promise<Finished>;
 }
 
-/** Starts a command on the store without waiting for it. */
-export function start(store: TestStore, args: string[], options: { input?: boolean } = {}): Running {
-  const proc = Bun.spawn([BINARY, ...store.globals, ...args], { stdin: options.input ? "pipe" : "ignore", stdout: "pipe", stderr: "pipe" });
+/** Starts a command on the store without waiting for it; `stopAt` makes it stop itself (SIGSTOP) at that crash point. */
+export function start(store: TestStore, args: string[], options: { input?: boolean; stopAt?: string } = {}): Running {
+  const env = options.stopAt === undefined ? undefined : { ...process.env, OCI_STORAGE_STOP_AT: options.stopAt };
+  const proc = Bun.spawn([BINARY, ...store.globals, ...args], { stdin: options.input ? "pipe" : "ignore", stdout: "pipe", stderr: "pipe", env });
   const done = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]).then(([stdout, stderr, code]) => ({ code, stdout, stderr }));
   return {
     pid: proc.pid,
     async finishInput(data: string) {
       const stdin = proc.stdin as import("bun").FileSink;
-      stdin.write(data);
+      await stdin.write(data);
       await stdin.end();
     },
     done,
@@ -41,6 +42,14 @@ export async function waitFor(what: string, check: () => boolean, timeoutMs = 20
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await Bun.sleep(2);
   }
+}
+
+/** Waits until the process has stopped itself (state T in /proc/PID/stat), e.g. at a stop point. */
+export async function waitUntilStopped(pid: number): Promise<void> {
+  await waitFor(`process ${pid} to stop`, () => {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
+  });
 }
 
 /** True when the query on the store's database (read-only) returns a row. */
