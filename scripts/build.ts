@@ -1,6 +1,6 @@
 /** Compiles src/main.ts into the single self-contained binary dist/oci-storage. */
 import { $ } from "bun";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 const root = join(import.meta.dir, "..");
@@ -19,4 +19,6 @@ await $`${process.execPath} build ${join(root, "src/main.ts")} ${workers} --comp
   --define ${`BUILD_VERSION=${JSON.stringify(pkg.version)}`} \
   --define ${`BUILD_COMMIT=${JSON.stringify(commit || "unknown")}`} \
   --outfile ${out}`.quiet();
+// The binary embeds its source maps (stack traces name src/ lines); the .map files bun writes beside it are not needed.
+for (const name of readdirSync(join(root, "dist"))) if (name.endsWith(".map")) rmSync(join(root, "dist", name));
 console.error(`built ${out}`);
