@@ -4,7 +4,7 @@
  */
 import type { Database, Statement } from "bun:sqlite";
 import type { IdMapping } from "../idmap.ts";
-import type { BigDataInfo, ContainerRecord, ImageRecord, ImageSummary, LayerRecord, LayerSummary, ObjectKind } from "./records.ts";
+import type { AppliedValues, BigDataInfo, ContainerRecord, ImageRecord, ImageSummary, LayerRecord, LayerSummary, ObjectKind } from "./records.ts";
 
 type Row = Record<string, any>;
 /** A row read with Statement.values(): columns by position (cheaper to build than an object per row). */
@@ -258,7 +258,7 @@ export class Catalog {
   }
 
   /** Records the values of a freshly applied tar and drops the layout of any earlier one. */
-  recordApplied(id: string, values: Pick<LayerRecord, "compressedDigest" | "compressedSize" | "diffDigest" | "diffSize" | "compression" | "uidset" | "gidset" | "hasLayout">): void {
+  recordApplied(id: string, values: AppliedValues): void {
     this.q(
       `UPDATE layers SET compressed_digest = ?, compressed_size = ?, diff_digest = ?, diff_size = ?, compression = ?,
        uidset = ?, gidset = ?, has_layout = ? WHERE id = ?`,

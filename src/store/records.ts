@@ -1,23 +1,17 @@
 /** The records the Store hands to commands. Field meanings follow spec/cli.md §2.7. */
-import { Compression } from "../archive/types.ts";
+import { type ApplyResult, Compression } from "../archive/types.ts";
 import type { IdMapping } from "../idmap.ts";
 
 export type ObjectKind = "layer" | "image" | "container";
 
-export interface LayerRecord {
+/** A layer; the values of the tar last applied to it are those of its ApplyResult. */
+export interface LayerRecord extends ApplyResult {
   id: string;
   names: string[];
   parent: string;
   metadata: string;
   mountLabel: string;
   createdNs: bigint;
-  compressedDigest: string;
-  compressedSize: number;
-  diffDigest: string;
-  diffSize: number;
-  compression: Compression;
-  uidset: number[];
-  gidset: number[];
   flags: Record<string, unknown>;
   uidMap: IdMapping[];
   gidMap: IdMapping[];
@@ -71,15 +65,18 @@ export interface BigDataInfo {
   digest: string;
 }
 
+/** What the catalog records about a layer's applied tar: its ApplyResult and whether its layout can reproduce it. */
+export type AppliedValues = ApplyResult & Pick<LayerRecord, "hasLayout">;
+
 /** The values of a layer no tar has been applied to. */
-export const NOTHING_APPLIED = {
+export const NOTHING_APPLIED: AppliedValues = {
   compressedDigest: "",
   compressedSize: 0,
   diffDigest: "",
   diffSize: 0,
   compression: Compression.None,
-  uidset: [] as number[],
-  gidset: [] as number[],
+  uidset: [],
+  gidset: [],
   hasLayout: false,
 };
 
