@@ -371,21 +371,26 @@ export class Store {
 
   /** Layers in creation order: the writable store's, then each read-only store's. */
   layers(): LayerRecord[] {
-    return [...this.catalog.listLayers(), ...this.readOnlyStores.flatMap((ro) => ro.catalog.listLayers().map((l) => ({ ...l, fromReadOnlyStore: ro.root })))];
+    return this.listEverywhere((catalog) => catalog.listLayers());
   }
 
   images(): ImageRecord[] {
-    return [...this.catalog.listImages(), ...this.readOnlyStores.flatMap((ro) => ro.catalog.listImages().map((i) => ({ ...i, fromReadOnlyStore: ro.root })))];
+    return this.listEverywhere((catalog) => catalog.listImages());
   }
 
   /** layers() cut down to IDs and names, for listings that show no more. */
   layerSummaries(): LayerSummary[] {
-    return [...this.catalog.listLayerSummaries(), ...this.readOnlyStores.flatMap((ro) => ro.catalog.listLayerSummaries().map((l) => ({ ...l, fromReadOnlyStore: ro.root })))];
+    return this.listEverywhere((catalog) => catalog.listLayerSummaries());
   }
 
   /** images() cut down to IDs, names and layers. */
   imageSummaries(): ImageSummary[] {
-    return [...this.catalog.listImageSummaries(), ...this.readOnlyStores.flatMap((ro) => ro.catalog.listImageSummaries().map((i) => ({ ...i, fromReadOnlyStore: ro.root })))];
+    return this.listEverywhere((catalog) => catalog.listImageSummaries());
+  }
+
+  /** A listing of the writable store, then of each read-only store with its records tagged by that store's root. */
+  private listEverywhere<T extends { fromReadOnlyStore?: string }>(list: (catalog: Catalog) => T[]): T[] {
+    return [...list(this.catalog), ...this.readOnlyStores.flatMap((ro) => list(ro.catalog).map((record) => ({ ...record, fromReadOnlyStore: ro.root })))];
   }
 
   containers(): ContainerRecord[] {
