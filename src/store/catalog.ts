@@ -3,7 +3,6 @@
  * Store combines these calls with the driver inside its own transactions.
  */
 import type { Database, Statement } from "bun:sqlite";
-import type { IdMapping } from "../idmap.ts";
 import type { AppliedValues, BigDataInfo, ContainerRecord, ImageRecord, ImageSummary, LayerRecord, LayerSummary, ObjectKind } from "./records.ts";
 
 type Row = Record<string, any>;
@@ -25,9 +24,6 @@ function parseJson<T>(text: string): T {
   return JSON.parse(text) as T;
 }
 
-function parseMaps(text: string): IdMapping[] {
-  return parseJson<IdMapping[]>(text);
-}
 
 /** Prepared-statement access to the store's tables. */
 export class Catalog {
@@ -177,8 +173,8 @@ export class Catalog {
       uidset: parseJson(v[10]),
       gidset: parseJson(v[11]),
       flags: parseJson(v[12]),
-      uidMap: parseMaps(v[13]),
-      gidMap: parseMaps(v[14]),
+      uidMap: parseJson(v[13]),
+      gidMap: parseJson(v[14]),
       bigDataNames: bigData.map((b) => b.name),
       readOnly: v[15] === 1,
       hasLayout: v[16] === 1,
@@ -390,8 +386,8 @@ export class Catalog {
       metadata: v[3],
       bigData,
       createdNs: BigInt(v[4]),
-      uidMap: parseMaps(v[5]),
-      gidMap: parseMaps(v[6]),
+      uidMap: parseJson(v[5]),
+      gidMap: parseJson(v[6]),
       flags: parseJson(v[7]),
     };
   }
