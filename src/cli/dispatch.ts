@@ -3,7 +3,7 @@
  * lookup, command options, argument counts — with 1.43's messages, output streams and exit codes.
  * It never touches the store.
  */
-import type { CommandDef, ParsedOptions } from "../commands/command.ts";
+import type { CommandSpec, ParsedOptions } from "./command-spec.ts";
 import { FlagError, GLOBAL_OPTIONS, HELP_OPTION, parseFlags } from "./flags.ts";
 import { goList } from "./format.ts";
 import { COMMAND_GLOBAL_OPTIONS, commandUsage, globalUsage } from "./usage.ts";
@@ -13,11 +13,11 @@ export interface DispatchIO {
   stderr(s: string): void;
 }
 
-export type Dispatch =
+export type Dispatch<C extends CommandSpec = CommandSpec> =
   | { kind: "exit"; code: number }
   | {
       kind: "run";
-      command: CommandDef;
+      command: C;
       invokedAs: string;
       args: string[];
       /** The command's own options. */
@@ -44,18 +44,18 @@ function reportFlagError(error: FlagError, helpCommand: string, printUsage: () =
 }
 
 /** Finds a command by primary name or alias. */
-export function findCommand(commands: CommandDef[], name: string): CommandDef | undefined {
+export function findCommand<C extends CommandSpec>(commands: C[], name: string): C | undefined {
   return commands.find((command) => command.names.includes(name));
 }
 
 /** Runs steps 1, 2, 4, 5, 6, 7 of §1.1 (and step 3 through `hooks`); prints usage and errors itself. */
-export function dispatch(
+export function dispatch<C extends CommandSpec>(
   program: string,
   argv: string[],
-  commands: CommandDef[],
+  commands: C[],
   io: DispatchIO,
   hooks: DispatchHooks = {},
-): Dispatch {
+): Dispatch<C> {
   const printGlobalUsage = (allToStdout: boolean, includeHelp = true) => {
     const usage = globalUsage(program, commands, includeHelp);
     io.stdout(usage.commands);

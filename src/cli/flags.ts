@@ -3,7 +3,7 @@
  * (spec/cli.md §1.2): `--x v`, `--x=v`, `-x v`, grouped short flags, parsing stops at the first
  * non-option word.
  */
-import type { OptionDef, ParsedOptions } from "../commands/command.ts";
+import type { OptionDef, ParsedOptions } from "./command-spec.ts";
 import { StorageError } from "../errors.ts";
 import { goQuote } from "./format.ts";
 

@@ -2,7 +2,7 @@
  * Help texts in the formats of containers-storage 1.43 (spec/cli.md §1.5): the global usage with
  * its command list, a command's usage, and mflag's option list (tab-aligned, sorted by name).
  */
-import type { CommandDef, OptionDef, ParsedOptions } from "../commands/command.ts";
+import type { CommandSpec, OptionDef, ParsedOptions } from "./command-spec.ts";
 import { GLOBAL_OPTIONS, HELP_OPTION } from "./flags.ts";
 import { compareBytes, goList } from "./format.ts";
 
@@ -15,7 +15,7 @@ export const COMMAND_GLOBAL_OPTIONS: OptionDef[] = GLOBAL_OPTIONS.filter((def) =
  */
 export function globalUsage(
   program: string,
-  commands: CommandDef[],
+  commands: CommandSpec[],
   includeHelp = true,
 ): { commands: string; options: string } {
   const lines = commands.map((command) => `  ${padRight(command.names[0]!, 30)}${command.description}\n`);
@@ -28,7 +28,7 @@ export function globalUsage(
 /** A command's usage head (stdout) and option list (stderr); the global options show their current values. */
 export function commandUsage(
   program: string,
-  cmd: CommandDef,
+  cmd: CommandSpec,
   invokedAs: string,
   globals: ParsedOptions,
 ): { head: string; options: string } {

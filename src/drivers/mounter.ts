@@ -8,7 +8,7 @@ import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { SystemError } from "../errors.ts";
-import { crashPoint } from "../store/crash-points.ts";
+import { crashPoint } from "../util/crash-points.ts";
 import type { MountSpec } from "./driver.ts";
 
 export interface MountState {

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, readdirSync, realpathSync, rmSync } from "nod
 import { join } from "node:path";
 import { unmountPath } from "../drivers/mounter.ts";
 import { immediate } from "./database.ts";
-import { isTokenAlive, processToken } from "./liveness.ts";
+import { isTokenAlive, processToken } from "../sys/liveness.ts";
 import { newLayerRecord } from "./records.ts";
 import type { Store } from "./store.ts";
 

@@ -8,7 +8,7 @@ import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join, resolve as resolvePath } from "node:path";
 import { type CopyEndpoint, copyPath } from "../archive/copy.ts";
-import { nowNs } from "../cli/format.ts";
+import { nowNs } from "../util/time.ts";
 import { compressingSink } from "../archive/compression.ts";
 import { reproduceTar } from "../archive/layout.ts";
 import type { ByteSink, ByteSource, Change } from "../archive/types.ts";
@@ -40,8 +40,8 @@ import { SCHEMA_VERSION, immediate, openDatabase } from "./database.ts";
 import { sha256Digest, validateDigest } from "./digest.ts";
 import { generateId, validateId } from "./ids.ts";
 import { releaseUncountedMounts } from "./check.ts";
-import { crashPoint } from "./crash-points.ts";
-import { isTokenAlive, processToken } from "./liveness.ts";
+import { crashPoint } from "../util/crash-points.ts";
+import { isTokenAlive, processToken } from "../sys/liveness.ts";
 import type { StoreOptions } from "./options.ts";
 import {
   type BigDataInfo,

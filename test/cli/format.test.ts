@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { compareBytes, formatTimestamp, goJson, goList, goQuote, nowNs, sortedRecord } from "../../src/cli/format.ts";
+import { compareBytes, formatTimestamp, goJson, goList, goQuote, sortedRecord } from "../../src/cli/format.ts";
 
 describe("goJson (Go encoding/json)", () => {
   const cases: Array<[string, unknown, string]> = [
@@ -118,23 +118,6 @@ describe("formatTimestamp", () => {
   for (const [label, ns, expected] of cases) {
     test(label, () => expect(formatTimestamp(ns)).toBe(expected));
   }
-});
-
-describe("nowNs", () => {
-  test("is close to the wall clock and never goes backwards within a process", () => {
-    const before = BigInt(Date.now()) * 1_000_000n;
-    const first = nowNs();
-    const second = nowNs();
-    const after = BigInt(Date.now() + 1) * 1_000_000n;
-    expect(first).toBeGreaterThanOrEqual(before);
-    expect(second).toBeGreaterThanOrEqual(first);
-    expect(second).toBeLessThan(after + 2_000_000n);
-  });
-
-  test("carries digits below the millisecond", () => {
-    const samples = Array.from({ length: 20 }, () => nowNs() % 1_000_000n);
-    expect(samples.some((subMs) => subMs !== 0n)).toBe(true);
-  });
 });
 
 describe("goList", () => {

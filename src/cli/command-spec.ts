@@ -1,0 +1,32 @@
+/**
+ * What the command line machinery needs to know about a command: its names, synopsis, options
+ * and argument counts. src/commands/command.ts extends it with what running a command takes, so
+ * that the parser, dispatcher and help texts here never depend on commands or the Store.
+ */
+
+export type OptionType = "bool" | "string" | "list";
+
+export interface OptionDef {
+  /** Spellings without dashes, long ones first: ["json", "j"]. One-letter names are short options. */
+  names: string[];
+  type: OptionType;
+  description: string;
+  /** Shown in help as =default for string options. */
+  defaultValue?: string;
+}
+
+/** Parsed options: bools are booleans, strings are strings (absent: undefined), lists are arrays. */
+export type ParsedOptions = Record<string, boolean | string | string[] | undefined>;
+
+/** A command as the dispatcher and the help texts see it. */
+export interface CommandSpec {
+  /** Primary name first, then aliases. */
+  names: string[];
+  /** Argument synopsis for "Usage: oci-storage NAME <synopsis>". */
+  synopsis: string;
+  description: string;
+  minArgs: number;
+  /** Infinity when extra arguments are accepted and ignored. */
+  maxArgs: number;
+  options: OptionDef[];
+}
