@@ -1,5 +1,5 @@
 /** `check` (beyond containers-storage 1.43): reports, and with --repair fixes, inconsistencies in the store. */
-import { type Problem, type RepairOutcome, checkStore, repairStore } from "../store/check.ts";
+import type { Problem, RepairOutcome } from "../store/check.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import { JSON_OPTION, printJson, wantsJson } from "./common.ts";
 
@@ -29,11 +29,11 @@ export const check: CommandDef = {
   recoversStore: false,
   async run(ctx) {
     if (ctx.options.repair === true) {
-      const outcomes = await repairStore(ctx.store);
+      const outcomes = await ctx.store.repair();
       print(ctx, outcomes);
       return outcomes.every((o) => o.repaired) ? 0 : 1;
     }
-    const problems = checkStore(ctx.store).map(({ kind, id, problem, repairable }) => ({ kind, id, problem, repairable }));
+    const problems = ctx.store.check().map(({ kind, id, problem, repairable }) => ({ kind, id, problem, repairable }));
     print(ctx, problems);
     return problems.length === 0 ? 0 : 1;
   },

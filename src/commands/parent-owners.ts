@@ -1,30 +1,7 @@
 /** layer-parent-owners and container-parent-owners (spec/cli.md §3.1.5, §3.3.6). */
-import { statSync } from "node:fs";
-import { dirname } from "node:path";
 import { goJson, goList } from "../cli/format.ts";
-import { StorageError } from "../errors.ts";
-import { toContainer } from "../idmap.ts";
-import type { LayerRecord } from "../store/records.ts";
-import type { Store } from "../store/store.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import { JSON_OPTION, wantsJson } from "./common.ts";
-
-/** Host owners of the directories above a mapped layer's mount point that its maps do not cover. */
-function parentOwners(store: Store, layer: LayerRecord, errorPrefix: string): { uids: number[]; gids: number[] } {
-  if (layer.uidMap.length === 0 && layer.gidMap.length === 0) return { uids: [], gids: [] };
-  const mountPoint = store.mountPointOf(layer.id);
-  if (mountPoint === undefined) throw new StorageError(`${errorPrefix}: layer is not mounted`);
-  const uids = new Set<number>();
-  const gids = new Set<number>();
-  for (let dir = dirname(mountPoint); ; dir = dirname(dir)) {
-    const st = statSync(dir);
-    if (layer.uidMap.length > 0 && toContainer(layer.uidMap, st.uid) < 0) uids.add(st.uid);
-    if (layer.gidMap.length > 0 && toContainer(layer.gidMap, st.gid) < 0) gids.add(st.gid);
-    if (dir === "/") break;
-  }
-  const sorted = (s: Set<number>) => [...s].sort((a, b) => a - b);
-  return { uids: sorted(uids), gids: sorted(gids) };
-}
 
 function ownersCommand(name: string, kind: "layer" | "container"): CommandDef {
   const prefix = kind === "layer" ? "LayerParentOwner" : "ContainerParentOwner";
@@ -44,7 +21,7 @@ function ownersCommand(name: string, kind: "layer" | "container"): CommandDef {
           failed = true;
           continue;
         }
-        const owners = parentOwners(ctx.store, layer, prefix);
+        const owners = ctx.store.parentOwners(layer, prefix);
         const ownerId = kind === "layer" ? layer.id : ctx.store.findContainer(ref)!.id;
         if (wantsJson(ctx)) {
           ctx.stdout(`${goJson({ ID: ownerId, UIDs: owners.uids.length ? owners.uids : null, GIDs: owners.gids.length ? owners.gids : null })}\n`);

@@ -36,8 +36,10 @@ export interface CreateLayerRequest {
   /** Where the parent's content lives when it comes from a read-only image store. */
   parentHome?: string;
   idMaps: IdMaps;
-  /** Maps of the parent, so a copy can be shifted from the parent's owners to the new ones. */
+  /** Maps of the parent (or of copyOf's tree), so a copy can be shifted from its owners to the new ones. */
   parentIdMaps: IdMaps;
+  /** A directory tree the new base layer starts as a copy of (a container's mapped copy of an image), instead of empty. */
+  copyOf?: string;
 }
 
 /** The reference a diff, changes or diffsize compares against. */

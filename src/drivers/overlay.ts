@@ -37,6 +37,8 @@ import { InitError, NotSupportedError, StorageError } from "../errors.ts";
 import { type IdMaps, sameMaps } from "../idmap.ts";
 import type { CompareRequest, CreateLayerRequest, Driver, MountRequest, MountSpec } from "./driver.ts";
 import { type Mounter, kernelMountPoints, mountNow, unmountPath } from "./mounter.ts";
+import { copyTree } from "./copy-tree.ts";
+import { syncFilesystem } from "../sys/libc.ts";
 
 /** Characters of a link ID: base32 (A–Z, 2–7), as containers-storage uses. */
 const LINK_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -334,6 +336,10 @@ export class OverlayDriver implements Driver {
       mkdirSync(diff);
       chmodSync(diff, 0o555);
       mkdirSync(join(dir, "empty"), { mode: 0o700 });
+      if (request.copyOf !== undefined) {
+        await copyTree(request.copyOf, diff, { from: request.parentIdMaps, to: request.idMaps });
+        syncFilesystem(diff);
+      }
     } else {
       if (!sameMaps(request.idMaps, request.parentIdMaps)) {
         throw new NotSupportedError(`overlay: layer ${id} cannot use ID maps different from its parent's: lower layers are not shifted`);

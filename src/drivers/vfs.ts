@@ -69,12 +69,13 @@ export class VfsDriver implements Driver {
   async create(id: string, request: CreateLayerRequest): Promise<void> {
     const dir = join(this.home, id);
     rmSync(dir, { recursive: true, force: true });
-    if (request.parent === undefined) {
+    const source = request.copyOf ?? (request.parent === undefined ? undefined : (request.parentHome ?? this.dirOf(request.parent)));
+    if (source === undefined) {
       mkdirSync(dir, { mode: 0o555 });
       return;
     }
     mkdirSync(dir, { mode: 0o700 });
-    await copyTree(request.parentHome ?? this.dirOf(request.parent), dir, { from: request.parentIdMaps, to: request.idMaps });
+    await copyTree(source, dir, { from: request.parentIdMaps, to: request.idMaps });
   }
 
   async remove(id: string): Promise<void> {

@@ -5,13 +5,16 @@
  * Every repair re-checks its problem under the store's locks and follows the store's own
  * protocols, so running it next to other oci-storage processes, or killing it, is safe.
  */
-import { existsSync, readFileSync, readdirSync, realpathSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { unmountPath } from "../drivers/mounter.ts";
-import { immediate } from "./database.ts";
 import { isTokenAlive, processToken } from "../sys/liveness.ts";
+import { containersHome } from "./containers.ts";
+import { deleteLayer } from "./layer-lifecycle.ts";
+import { canonical, isLayerMount, isUnder, kernelMounts } from "./mount-table.ts";
+import type { StoreParts } from "./parts.ts";
 import { newLayerRecord } from "./records.ts";
-import type { Store } from "./store.ts";
+import { recover } from "./recovery.ts";
 
 export type ProblemKind = "layer" | "image" | "container" | "mount";
 
@@ -38,19 +41,19 @@ export interface RepairOutcome extends Problem {
 const MAX_REPAIR_ROUNDS = 5;
 
 /** Every inconsistency in the store right now. */
-export function checkStore(store: Store): Finding[] {
+export function checkStore(parts: StoreParts): Finding[] {
   // Directories are listed before rows are read: a layer is always recorded before its
   // directory is made and its directory removed before its row, so no live work looks orphaned.
-  const layerDirs = store.driver.listLayerIds();
-  const containerDirs = containerDirectories(store);
-  return [...checkLayers(store, layerDirs), ...checkImages(store), ...checkContainers(store, containerDirs), ...checkMounts(store)];
+  const layerDirs = parts.driver.listLayerIds();
+  const containerDirs = containerDirectories(parts);
+  return [...checkLayers(parts, layerDirs), ...checkImages(parts), ...checkContainers(parts, containerDirs), ...checkMounts(parts)];
 }
 
 /** Repairs what can be repaired and reports every problem found, each marked repaired or not. */
-export async function repairStore(store: Store): Promise<RepairOutcome[]> {
+export async function repairStore(parts: StoreParts): Promise<RepairOutcome[]> {
   const found = new Map<string, Problem>();
   for (let round = 0; round < MAX_REPAIR_ROUNDS; round++) {
-    const findings = checkStore(store);
+    const findings = checkStore(parts);
     for (const f of findings) if (!found.has(keyOf(f))) found.set(keyOf(f), { kind: f.kind, id: f.id, problem: f.problem, repairable: f.repairable });
     const repairable = findings.filter((f) => f.repairable);
     if (repairable.length === 0) break;
@@ -62,7 +65,7 @@ export async function repairStore(store: Store): Promise<RepairOutcome[]> {
       }
     }
   }
-  const remaining = new Set(checkStore(store).map(keyOf));
+  const remaining = new Set(checkStore(parts).map(keyOf));
   return [...found.values()].map((p) => ({ ...p, repaired: !remaining.has(keyOf(p)) }));
 }
 
@@ -72,47 +75,47 @@ function keyOf(p: Problem): string {
 
 // ---- layers ----------------------------------------------------------------------------------
 
-function checkLayers(store: Store, dirs: string[]): Finding[] {
-  const catalog = store.catalogForCheck;
+function checkLayers(parts: StoreParts, dirs: string[]): Finding[] {
+  const catalog = parts.catalog;
   const rows = catalog.layerRows();
   const findings: Finding[] = [];
-  const known = new Set(store.layers().map((l) => l.id));
+  const known = new Set(parts.roots.listEverywhere((c) => c.listLayers()).map((l) => l.id));
   const rowIds = new Set(rows.map((r) => r.id));
   for (const row of rows) {
     if (row.state !== "complete") {
       if (inProgress(row.owner)) continue;
       const doing = row.state === "creating" ? "created" : "deleted";
-      findings.push({ kind: "layer", id: row.id, problem: `left half-${doing} by a process that died (incomplete)`, repairable: true, repair: () => store.recover() });
+      findings.push({ kind: "layer", id: row.id, problem: `left half-${doing} by a process that died (incomplete)`, repairable: true, repair: () => recover(parts) });
       continue;
     }
-    if (row.parent !== "" && !known.has(row.parent) && !busyLayer(store, row.parent)) {
+    if (row.parent !== "" && !known.has(row.parent) && !busyLayer(parts, row.parent)) {
       findings.push({ kind: "layer", id: row.id, problem: `parent layer ${row.parent} is missing`, repairable: false });
     }
-    if (!store.driver.exists(row.id) && stillComplete(store, row.id)) {
-      const user = layerUser(store, row.id);
+    if (!parts.driver.exists(row.id) && stillComplete(parts, row.id)) {
+      const user = layerUser(parts, row.id);
       findings.push({
         kind: "layer",
         id: row.id,
         problem: user ? `content directory is missing (still used by ${user})` : "content directory is missing",
         repairable: user === undefined,
-        repair: () => store.deleteLayer(row.id),
+        repair: () => deleteLayer(parts, row.id),
       });
     }
   }
   for (const id of dirs) {
-    if (rowIds.has(id) || !store.driver.exists(id) || catalog.layerRowExists(id)) continue;
-    findings.push({ kind: "layer", id, problem: "directory has no layer record (orphan)", repairable: true, repair: () => removeOrphanLayer(store, id) });
+    if (rowIds.has(id) || !parts.driver.exists(id) || catalog.layerRowExists(id)) continue;
+    findings.push({ kind: "layer", id, problem: "directory has no layer record (orphan)", repairable: true, repair: () => removeOrphanLayer(parts, id) });
   }
   return findings;
 }
 
-function stillComplete(store: Store, id: string): boolean {
-  return store.catalogForCheck.getLayer(id) !== undefined;
+function stillComplete(parts: StoreParts, id: string): boolean {
+  return parts.catalog.getLayer(id) !== undefined;
 }
 
 /** What keeps a layer from being removed: a child layer, an image or a container. */
-function layerUser(store: Store, id: string): string | undefined {
-  const catalog = store.catalogForCheck;
+function layerUser(parts: StoreParts, id: string): string | undefined {
+  const catalog = parts.catalog;
   const child = catalog.layerRows().find((r) => r.parent === id);
   if (child) return `layer ${child.id}`;
   const image = catalog.imagesUsingLayer(id)[0];
@@ -127,38 +130,38 @@ function layerUser(store: Store, id: string): string | undefined {
  * by this process, so that nobody creates a layer with that ID meanwhile and a crash here is
  * finished by the next recovery.
  */
-async function removeOrphanLayer(store: Store, id: string): Promise<void> {
-  const catalog = store.catalogForCheck;
-  const token = processToken();
-  const claimed = immediate(catalog.db, () => {
+async function removeOrphanLayer(parts: StoreParts, id: string): Promise<void> {
+  const catalog = parts.catalog;
+  const token = parts.token;
+  const claimed = parts.tx(() => {
     if (catalog.layerRowExists(id)) return false;
     catalog.insertLayer(newLayerRecord(id), token);
     catalog.setLayerState(id, "deleting", token);
     return true;
   });
   if (!claimed) return;
-  await store.driver.remove(id);
-  immediate(catalog.db, () => catalog.deleteObject("layer", id));
+  await parts.driver.remove(id);
+  parts.tx(() => catalog.deleteObject("layer", id));
 }
 
 // ---- images ----------------------------------------------------------------------------------
 
-function checkImages(store: Store): Finding[] {
-  const catalog = store.catalogForCheck;
-  const known = new Set(store.layers().map((l) => l.id));
+function checkImages(parts: StoreParts): Finding[] {
+  const catalog = parts.catalog;
+  const known = new Set(parts.roots.listEverywhere((c) => c.listLayers()).map((l) => l.id));
   const findings: Finding[] = [];
   for (const image of catalog.listImages()) {
-    if (image.topLayer !== "" && !known.has(image.topLayer) && !busyLayer(store, image.topLayer)) {
+    if (image.topLayer !== "" && !known.has(image.topLayer) && !busyLayer(parts, image.topLayer)) {
       findings.push({ kind: "image", id: image.id, problem: `top layer ${image.topLayer} is missing`, repairable: false });
     }
     for (const mapped of image.mappedLayers) {
-      if (known.has(mapped) || busyLayer(store, mapped)) continue;
+      if (known.has(mapped) || busyLayer(parts, mapped)) continue;
       findings.push({
         kind: "image",
         id: image.id,
         problem: `mapped layer ${mapped} is missing`,
         repairable: true,
-        repair: async () => dropMappedLayer(store, image.id, mapped),
+        repair: async () => dropMappedLayer(parts, image.id, mapped),
       });
     }
   }
@@ -166,8 +169,8 @@ function checkImages(store: Store): Finding[] {
 }
 
 /** True when a live process is creating or deleting the layer right now. */
-function busyLayer(store: Store, id: string): boolean {
-  const row = store.catalogForCheck.layerRows().find((r) => r.id === id);
+function busyLayer(parts: StoreParts, id: string): boolean {
+  const row = parts.catalog.layerRows().find((r) => r.id === id);
   return row !== undefined && row.state !== "complete" && inProgress(row.owner);
 }
 
@@ -176,9 +179,9 @@ function inProgress(owner: string): boolean {
   return owner !== processToken() && isTokenAlive(owner);
 }
 
-function dropMappedLayer(store: Store, imageId: string, layerId: string): void {
-  const catalog = store.catalogForCheck;
-  immediate(catalog.db, () => {
+function dropMappedLayer(parts: StoreParts, imageId: string, layerId: string): void {
+  const catalog = parts.catalog;
+  parts.tx(() => {
     const image = catalog.getImage(imageId);
     if (!image || catalog.getLayer(layerId)) return;
     catalog.setMappedLayers(imageId, image.mappedLayers.filter((l) => l !== layerId));
@@ -193,19 +196,19 @@ interface ContainerDirectory {
 }
 
 /** The per-container directories under the graph root and the run root. */
-function containerDirectories(store: Store): ContainerDirectory[] {
+function containerDirectories(parts: StoreParts): ContainerDirectory[] {
   const result: ContainerDirectory[] = [];
-  for (const base of [store.graphRoot, store.runRoot]) {
-    const home = join(base, `${store.driverName}-containers`);
+  for (const base of [parts.options.graphRoot, parts.options.runRoot]) {
+    const home = containersHome(parts, base);
     if (!existsSync(home)) continue;
     for (const id of readdirSync(home)) result.push({ id, path: join(home, id) });
   }
   return result;
 }
 
-function checkContainers(store: Store, dirs: ContainerDirectory[]): Finding[] {
-  const catalog = store.catalogForCheck;
-  const images = new Set(store.images().map((i) => i.id));
+function checkContainers(parts: StoreParts, dirs: ContainerDirectory[]): Finding[] {
+  const catalog = parts.catalog;
+  const images = new Set(parts.roots.listEverywhere((c) => c.listImages()).map((i) => i.id));
   const rows = new Map(catalog.layerRows().map((r) => [r.id, r]));
   const findings: Finding[] = [];
   for (const container of catalog.listContainers()) {
@@ -234,58 +237,18 @@ function checkContainers(store: Store, dirs: ContainerDirectory[]): Finding[] {
 
 // ---- mounts ----------------------------------------------------------------------------------
 
-interface KernelMount {
-  path: string;
-  fsType: string;
-  /** The path inside the mounted filesystem that appears at the mount point ("/" unless a bind mount). */
-  root: string;
-}
-
-function unescapeMountField(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-}
-
-/** The kernel's mount table for this process's mount namespace. */
-function kernelMounts(): KernelMount[] {
-  const mounts: KernelMount[] = [];
-  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
-    const fields = line.split(" ");
-    const separator = fields.indexOf("-");
-    if (separator < 0 || fields.length < separator + 2) continue;
-    mounts.push({ root: unescapeMountField(fields[3]!), path: unescapeMountField(fields[4]!), fsType: fields[separator + 1]! });
-  }
-  return mounts;
-}
-
-function canonical(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch {
-    return path;
-  }
-}
-
-function isUnder(path: string, dir: string): boolean {
-  return path.startsWith(`${dir}/`);
-}
-
-/** Layer mounts the driver makes: overlayfs (or a FUSE overlay) mounted fresh, not bind mounts of a directory. */
-function isLayerMount(mount: KernelMount): boolean {
-  return (mount.fsType === "overlay" || mount.fsType.startsWith("fuse.")) && mount.root === "/";
-}
-
-function checkMounts(store: Store): Finding[] {
-  const rowIds = new Set(store.catalogForCheck.layerRows().map((r) => r.id));
-  const roots = [canonical(store.graphRoot), canonical(store.runRoot)];
+function checkMounts(parts: StoreParts): Finding[] {
+  const rowIds = new Set(parts.catalog.layerRows().map((r) => r.id));
+  const roots = [canonical(parts.options.graphRoot), canonical(parts.options.runRoot)];
   const mountPointOwners = new Map<string, string>();
-  for (const id of [...rowIds, ...store.driver.listLayerIds()]) mountPointOwners.set(canonical(store.driver.mountPoint(id)), id);
-  return store.mounts.whileLocked((rows) => {
+  for (const id of [...rowIds, ...parts.driver.listLayerIds()]) mountPointOwners.set(canonical(parts.driver.mountPoint(id)), id);
+  return parts.mounter.whileLocked((rows) => {
     const findings: Finding[] = [];
     const kernel = kernelMounts();
     const kernelPoints = new Set(kernel.map((m) => m.path));
     const recorded = new Set<string>();
     for (const row of rows) {
-      const dropRow = async () => void store.mounts.unmount(row.layer, true);
+      const dropRow = async () => void parts.mounter.unmount(row.layer, true);
       if (!rowIds.has(row.layer)) {
         findings.push({ kind: "mount", id: row.layer, problem: `recorded as mounted at ${row.path}, but the layer does not exist`, repairable: true, repair: dropRow });
       } else if (row.kernel && !kernelPoints.has(canonical(row.path))) {
@@ -301,7 +264,7 @@ function checkMounts(store: Store): Finding[] {
         id: owner ?? mount.path,
         problem: `${mount.fsType} mount at ${mount.path} is not recorded in the run root (unknown)`,
         repairable: true,
-        repair: async () => unmountUnknown(store, mount.path),
+        repair: async () => unmountUnknown(parts, mount.path),
       });
     }
     return findings;
@@ -309,36 +272,9 @@ function checkMounts(store: Store): Finding[] {
 }
 
 /** Unmounts a mount no row knows, re-checked under the run root's lock. */
-function unmountUnknown(store: Store, path: string): void {
-  store.mounts.whileLocked((rows) => {
+function unmountUnknown(parts: StoreParts, path: string): void {
+  parts.mounter.whileLocked((rows) => {
     if (rows.some((r) => r.kernel && canonical(r.path) === path)) return;
     if (kernelMounts().some((m) => m.path === path)) unmountPath(path);
-  });
-}
-
-/**
- * Part of recovery at every open: releases what a process that died while mounting left behind.
- * Unmounts kernel mounts at layers' mount points that no row counts (the process died after
- * mount(8), before counting it) and drops rows whose kernel mount is gone. Costs one read of
- * the mount table when there is nothing to do.
- */
-export function releaseUncountedMounts(store: Store): void {
-  const kernel = kernelMounts();
-  const layerMounts = kernel.filter(isLayerMount);
-  // vfs "mounts" are directories the kernel never lists: none can go stale, and mounts.db stays closed.
-  const hasStale = store.driverName !== "vfs" && store.mounts.staleMounts(new Set(kernel.map((m) => m.path))).length > 0;
-  if (layerMounts.length === 0 && !hasStale) return;
-  const graph = canonical(store.graphRoot);
-  const candidates = layerMounts.filter((m) => isUnder(m.path, graph));
-  if (candidates.length === 0 && !hasStale) return;
-  const mountPoints = new Set(store.catalogForCheck.layerRows().map((r) => canonical(store.driver.mountPoint(r.id))));
-  const ours = candidates.filter((m) => mountPoints.has(m.path));
-  if (ours.length === 0 && !hasStale) return;
-  store.mounts.whileLocked((rows) => {
-    // Re-read under the lock: a row may have been counted again meanwhile.
-    for (const row of store.mounts.staleMounts()) store.mounts.unmount(row.layer, true);
-    const counted = new Set(rows.filter((r) => r.kernel && r.count > 0).map((r) => canonical(r.path)));
-    const present = new Set(kernelMounts().map((m) => m.path));
-    for (const mount of ours) if (!counted.has(mount.path) && present.has(mount.path)) unmountPath(mount.path);
   });
 }

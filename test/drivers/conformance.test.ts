@@ -11,7 +11,7 @@ import { kernelMountPoints } from "../../src/drivers/mounter.ts";
 import { MAX_LOWER_LAYERS } from "../../src/drivers/overlay.ts";
 import { LayerInUseError } from "../../src/errors.ts";
 import { availableDrivers } from "../helpers/cli.ts";
-import { type DriverStore, type TarSpecEntry, describeTree, fileSource, layerTar, memorySink, openDriverStore, removeScratch } from "./store-helpers.ts";
+import { type DriverStore, type TarSpecEntry, describeTree, fileSource, layerContentDir, layerTar, memorySink, openDriverStore, removeScratch } from "./store-helpers.ts";
 
 const DRIVERS = availableDrivers();
 const T0 = "1714557600";
@@ -312,7 +312,7 @@ for (const driver of DRIVERS) {
       let parent: string | undefined;
       for (let i = 1; i <= depth; i++) {
         const layer = await s.store.createLayer({ id: `L${i}`, names: [], parent });
-        writeFileSync(join(s.store.driver.contentDir(layer.id), `f${i}`), String(i));
+        writeFileSync(join(layerContentDir(s.store, layer.id), `f${i}`), String(i));
         if (i === 20) await s.store.applyDiff("L20", fileSource(layerTar([{ name: ".wh.f10", mtime: T0 }])));
         parent = layer.id;
       }

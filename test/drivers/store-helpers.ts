@@ -86,6 +86,11 @@ export async function openDriverStore(driver: string, driverOptions: string[] = 
   };
 }
 
+/** The directory holding a layer's own files, where the driver keeps it (vfs: the full tree; overlay: diff/). */
+export function layerContentDir(store: Store, id: string): string {
+  return store.driverName === "vfs" ? join(store.graphRoot, "vfs", "dir", id) : join(store.graphRoot, "overlay", id, "diff");
+}
+
 /**
  * Everything a user can observe of a tree, one line per path: type, permission bits, owner,
  * mtime in ns (not for the root, which each driver touches when it is made), size and content

@@ -1,0 +1,39 @@
+/** Named data items (big data) of layers, images and containers: a manifest, a config, anything keyed by name. */
+import { ContainerUnknownError, ImageUnknownError, LayerUnknownError, StorageError } from "../errors.ts";
+import { sha256Digest } from "./digest.ts";
+import type { StoreParts } from "./parts.ts";
+import type { BigDataInfo, ObjectKind } from "./records.ts";
+
+/** The data items of a layer, image or container record. */
+export function bigDataItems(parts: StoreParts, kind: ObjectKind, record: { id: string; fromReadOnlyStore?: string }): BigDataInfo[] {
+  return parts.roots.catalogOf(record).bigDataOf(kind, record.id);
+}
+
+/** Reads a named data item of a layer, image or container record. */
+export function bigData(parts: StoreParts, kind: ObjectKind, record: { id: string; fromReadOnlyStore?: string }, name: string): Uint8Array | undefined {
+  return parts.roots.catalogOf(record).getBigData(kind, record.id, name);
+}
+
+/** Stores a data item in its own transaction (see writeDataItem). */
+export function setBigData(parts: StoreParts, kind: ObjectKind, id: string, name: string, data: Uint8Array): void {
+  if (name === "") throw new StorageError(`can't set empty name for ${kind} big data item: not a valid name for a big data item`);
+  const digest = sha256Digest(data);
+  parts.tx(() => writeDataItem(parts, kind, id, name, data, digest));
+}
+
+/**
+ * Stores a data item inside the caller's transaction, after checking that its owner still
+ * exists; image items named manifest* also feed the image's digest (docs/cli-contract.md, "Data items").
+ */
+export function writeDataItem(parts: StoreParts, kind: ObjectKind, id: string, name: string, data: Uint8Array, digest: string): void {
+  const { catalog } = parts;
+  // The owner was resolved before the data was read; another process may have deleted it since.
+  if (kind === "layer" && !catalog.getLayer(id)) throw new LayerUnknownError();
+  if (kind === "image" && !catalog.imageExists(id)) throw new ImageUnknownError(`locating image with ID "${id}": image not known`);
+  if (kind === "container" && !catalog.containerExists(id)) throw new ContainerUnknownError();
+  catalog.setBigData(kind, id, name, data, digest);
+  if (kind === "image" && name.startsWith("manifest")) {
+    const image = catalog.getImage(id)!;
+    if (image.digest === "") catalog.setImageDigest(id, digest);
+  }
+}

@@ -1,0 +1,45 @@
+/** What a layer changed: its changes, diff size and diff, compared with its parent or another layer. */
+import { compressingSink } from "../archive/compression.ts";
+import { reproduceTar } from "../archive/layout.ts";
+import type { ByteSink, Change } from "../archive/types.ts";
+import { Compression } from "../archive/types.ts";
+import type { CompareRequest } from "../drivers/driver.ts";
+import { NotSupportedError } from "../errors.ts";
+import { findLayer, requireLayer } from "./lookup.ts";
+import type { StoreParts } from "./parts.ts";
+import type { LayerRecord } from "./records.ts";
+
+/** The layer and what a diff, changes or diffsize of it compares with (an unresolvable FROM means the parent). */
+function compareRequest(parts: StoreParts, ref: string, fromRef: string | undefined): { layer: LayerRecord; request: CompareRequest } {
+  const layer = requireLayer(parts, ref);
+  // An unresolvable FROM falls back to the parent, like containers-storage.
+  const from = fromRef !== undefined ? findLayer(parts, fromRef) : undefined;
+  const fromId = from?.id ?? (layer.parent || undefined);
+  return { layer, request: { id: layer.id, from: fromId, fromIsParent: fromId === (layer.parent || undefined), idMaps: { uidMap: layer.uidMap, gidMap: layer.gidMap } } };
+}
+
+export function changes(parts: StoreParts, ref: string, fromRef?: string): Promise<Change[]> {
+  return parts.driver.changes(compareRequest(parts, ref, fromRef).request);
+}
+
+export function diffSize(parts: StoreParts, ref: string, fromRef?: string): Promise<number> {
+  return parts.driver.diffSize(compareRequest(parts, ref, fromRef).request);
+}
+
+/**
+ * Writes a layer's diff. Without an explicit compression the layer's last applied input's
+ * compression is used; an applied layer compared with its parent is reproduced byte for byte.
+ */
+export async function diff(parts: StoreParts, ref: string, fromRef: string | undefined, sink: ByteSink, compression?: Compression): Promise<void> {
+  const { layer, request } = compareRequest(parts, ref, fromRef);
+  const wanted = compression ?? layer.compression;
+  if (wanted === Compression.Bzip2) throw new NotSupportedError("unsupported compression format tar.bz2");
+  if (wanted === Compression.Xz) throw new NotSupportedError("unsupported compression format tar.xz");
+  const out = compressingSink(sink, wanted);
+  if (layer.hasLayout && request.fromIsParent) {
+    await reproduceTar(parts.roots.catalogOf(layer).layoutChunks(layer.id), parts.driver.contentDir(layer.id), out);
+  } else {
+    await parts.driver.diff(request, out);
+  }
+  await out.close();
+}

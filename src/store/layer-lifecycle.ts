@@ -1,0 +1,245 @@
+/**
+ * The layer lifecycle and its whole crash protocol, in one place:
+ *
+ *   making:   begin (row 'creating', owned by this process) → build (driver content, flushed)
+ *             → complete (row 'complete', in the same transaction as whatever else goes with it);
+ *   removing: claim (row 'deleting', owned by this process, in the transaction that checks it may
+ *             go) → remove (mounts released, content deleted) → drop (row and what hangs on it).
+ *
+ * A process that dies at any step leaves a row that is not 'complete' and owned by a dead
+ * process; recovery.ts finishes or undoes it. The crash points (src/util/crash-points.ts) mark
+ * the moments the crash tests stop at.
+ */
+import type { ByteSource } from "../archive/types.ts";
+import { IdInUseError, LayerInUseError, LayerUnknownError, NotALayerError, StorageError } from "../errors.ts";
+import { type IdMaps, NO_ID_MAPS } from "../idmap.ts";
+import { crashPoint } from "../util/crash-points.ts";
+import { unique } from "../util/lists.ts";
+import { nowNs } from "../util/time.ts";
+import { generateId, validateId } from "./ids.ts";
+import { findLayer, layerById } from "./lookup.ts";
+import { checkNamesFree } from "./names.ts";
+import type { StoreParts } from "./parts.ts";
+import { type LayerRecord, newLayerRecord } from "./records.ts";
+
+export interface CreateLayerOptions {
+  id?: string;
+  names: string[];
+  parent?: string;
+  mountLabel?: string;
+  readOnly?: boolean;
+  idMaps?: IdMaps;
+}
+
+/** What a new layer's content starts from besides its parent: a tree copied in, re-owned from one set of ID maps to the layer's. */
+export interface LayerContentSource {
+  copyOf?: { path: string; idMaps: IdMaps };
+}
+
+// ---- making ----------------------------------------------------------------------------------
+
+/** Begin: inserts a layer row in state 'creating' after checking ID, parent and names. */
+export function beginLayer(parts: StoreParts, options: CreateLayerOptions): LayerRecord {
+  const id = validateId(options.id ?? generateId());
+  const names = unique(options.names);
+  return parts.tx(() => {
+    if (parts.catalog.layerRowExists(id)) throw new IdInUseError();
+    let parent: LayerRecord | undefined;
+    if (options.parent !== undefined) {
+      parent = findLayer(parts, options.parent);
+      if (!parent) throw new LayerUnknownError();
+      if (parts.catalog.containerOfLayer(parent.id)) throw new StorageError("would-be parent layer is a container");
+    }
+    checkNamesFree(parts, "layer", names);
+    const maps = options.idMaps ?? (parent ? { uidMap: parent.uidMap, gidMap: parent.gidMap } : NO_ID_MAPS);
+    const layer = newLayerRecord(id, {
+      names,
+      parent: parent?.id ?? "",
+      mountLabel: options.mountLabel ?? "",
+      createdNs: nowNs(),
+      uidMap: maps.uidMap,
+      gidMap: maps.gidMap,
+      readOnly: options.readOnly ?? false,
+    });
+    parts.catalog.insertLayer(layer, parts.token);
+    return layer;
+  });
+}
+
+/**
+ * Build: makes the layer's content and makes it durable, then runs fill (an apply, say, which
+ * flushes what it writes); on failure removes content and row again.
+ */
+export async function buildLayer(parts: StoreParts, layer: LayerRecord, fill?: (layer: LayerRecord) => Promise<void>, source: LayerContentSource = {}): Promise<void> {
+  crashPoint("after-row-insert");
+  try {
+    await makeLayerContent(parts, layer, source);
+    crashPoint("after-content-created");
+    // Content is on disk before the layer is marked complete (an applied tar is flushed by the apply).
+    if (fill) await fill(layer);
+    else parts.driver.flushCreated(layer.id);
+  } catch (e) {
+    await abandonLayer(parts, layer.id);
+    throw e;
+  }
+}
+
+/** Makes a layer's directories (vfs: a copy of its parent's tree), or a copy of another tree. */
+export async function makeLayerContent(parts: StoreParts, layer: LayerRecord, source: LayerContentSource = {}): Promise<void> {
+  const parent = layer.parent ? layerById(parts, layer.parent) : undefined;
+  await parts.driver.create(layer.id, {
+    parent: parent?.id,
+    idMaps: { uidMap: layer.uidMap, gidMap: layer.gidMap },
+    parentIdMaps: source.copyOf?.idMaps ?? (parent ? { uidMap: parent.uidMap, gidMap: parent.gidMap } : NO_ID_MAPS),
+    copyOf: source.copyOf?.path,
+  });
+}
+
+/** Removes a layer that was being made by this process. */
+export async function abandonLayer(parts: StoreParts, id: string): Promise<void> {
+  await removeLayerContent(parts, id);
+  parts.tx(() => parts.catalog.deleteObject("layer", id));
+}
+
+/** Complete: marks a built layer complete, in one transaction with alongside (a container's record, say). */
+export function completeLayer(parts: StoreParts, id: string, alongside?: () => void): void {
+  crashPoint("before-complete");
+  markLayerComplete(parts, id, alongside);
+}
+
+/** completeLayer without its crash point, for a layer made on the way to another (a container's mapped parent). */
+export function markLayerComplete(parts: StoreParts, id: string, alongside?: () => void): void {
+  parts.tx(() => {
+    alongside?.();
+    parts.catalog.setLayerState(id, "complete", "");
+  });
+}
+
+export async function createLayer(parts: StoreParts, options: CreateLayerOptions): Promise<LayerRecord> {
+  const layer = beginLayer(parts, options);
+  await buildLayer(parts, layer);
+  completeLayer(parts, layer.id);
+  return parts.catalog.getLayer(layer.id)!;
+}
+
+/** create-layer followed by applydiff of source; the layer is removed again if applying fails. */
+export async function importLayer(parts: StoreParts, options: CreateLayerOptions, source: ByteSource): Promise<LayerRecord> {
+  const layer = beginLayer(parts, options);
+  await buildLayer(parts, layer, (l) => applyInto(parts, l, source));
+  completeLayer(parts, layer.id);
+  return parts.catalog.getLayer(layer.id)!;
+}
+
+/** Applies a tar to a layer being made or re-made, recording its values and layout. */
+async function applyInto(parts: StoreParts, layer: LayerRecord, source: ByteSource): Promise<void> {
+  parts.tx(() => parts.catalog.clearLayout(layer.id));
+  let seq = 0;
+  const result = await parts.driver.applyDiff(layer.id, layer.parent || undefined, source, { uidMap: layer.uidMap, gidMap: layer.gidMap }, (chunk) => {
+    const n = seq++;
+    parts.tx(() => parts.catalog.addLayoutChunk(layer.id, n, chunk));
+    crashPoint("mid-apply");
+  });
+  parts.tx(() => parts.catalog.recordApplied(layer.id, { ...result, hasLayout: true }));
+}
+
+/**
+ * Applies a layer tar to an existing layer. While applying, the layer is hidden and owned by
+ * this process, so a crash mid-way leaves no half-applied layer behind: the next writer
+ * empties it again (recovery.ts), and the apply can be repeated.
+ */
+export async function applyDiff(parts: StoreParts, ref: string, source: ByteSource): Promise<void> {
+  const layer = parts.tx(() => {
+    const found = findLayer(parts, ref);
+    if (!found) throw new LayerUnknownError();
+    if (found.fromReadOnlyStore) throw new NotALayerError();
+    parts.catalog.setLayerState(found.id, "creating", parts.token);
+    parts.catalog.setLayerOnInterrupt(found.id, "reset");
+    return found;
+  });
+  try {
+    await applyInto(parts, layer, source);
+  } finally {
+    // A failed apply may have changed some files; the layer stays usable as it is, like containers-storage's.
+    completeLayer(parts, layer.id);
+  }
+}
+
+// ---- removing --------------------------------------------------------------------------------
+
+/**
+ * Claim: marks a complete layer 'deleting' by this process, in the transaction that runs check
+ * (which throws to refuse), so that two processes never delete one layer and nothing starts
+ * using it between check and mark. False when the layer was no longer there.
+ */
+export function claimLayer(parts: StoreParts, id: string, check?: () => void): boolean {
+  return parts.tx(() => {
+    if (!parts.catalog.getLayer(id)) return false;
+    check?.();
+    parts.catalog.setLayerState(id, "deleting", parts.token);
+    return true;
+  });
+}
+
+/** Claims layers that the caller's transaction has checked may go (an image's own layers, decided with it). */
+export function claimCheckedLayers(parts: StoreParts, ids: string[]): void {
+  for (const id of ids) parts.catalog.setLayerState(id, "deleting", parts.token);
+}
+
+/** Deletes a layer's content after releasing its mounts. */
+export async function removeLayerContent(parts: StoreParts, id: string): Promise<void> {
+  parts.mounter.unmount(id, true);
+  await parts.driver.remove(id);
+}
+
+/**
+ * Remove and drop: the content, then the row, of a layer this process has claimed; beforeContent
+ * removes what goes with the layer (a container's directories) first.
+ */
+export async function removeClaimedLayer(parts: StoreParts, id: string, beforeContent?: () => void): Promise<void> {
+  crashPoint("after-delete-mark");
+  beforeContent?.();
+  await removeLayerContent(parts, id);
+  crashPoint("after-content-removed");
+  parts.tx(() => dropLayerRow(parts, id));
+}
+
+/** Claims, removes and drops a layer; false when it was no longer there to delete. */
+export async function destroyLayer(parts: StoreParts, id: string, check?: () => void): Promise<boolean> {
+  if (!claimLayer(parts, id, check)) return false;
+  await removeClaimedLayer(parts, id);
+  return true;
+}
+
+/** Drop: the row of a layer whose content is gone, its place in images' mapped layers, and the container whose layer it was. */
+export function dropLayerRow(parts: StoreParts, id: string): void {
+  const { catalog } = parts;
+  const container = catalog.containerOfLayer(id);
+  if (container) catalog.deleteObject("container", container);
+  catalog.deleteObject("layer", id);
+  for (const image of catalog.imagesUsingLayer(id)) {
+    const record = catalog.getImage(image)!;
+    if (record.mappedLayers.includes(id)) catalog.setMappedLayers(image, record.mappedLayers.filter((l) => l !== id));
+  }
+}
+
+/** Why a layer may not be deleted safely, or undefined when it may (docs/cli-contract.md, "Deleting"). */
+function layerInUse(parts: StoreParts, id: string): StorageError | undefined {
+  const child = parts.catalog.childLayerRows(id)[0];
+  if (child) return new LayerInUseError(`used by layer ${child}: layer has children`);
+  const image = parts.catalog.imagesUsingLayer(id)[0];
+  if (image) return new LayerInUseError(`layer ${id} used by image ${image}: layer is in use by an image`);
+  const container = parts.catalog.containerOfLayer(id);
+  if (container) return new LayerInUseError(`layer ${id} used by container ${container}: layer is in use by a container`);
+  return undefined;
+}
+
+/** delete-layer: refuses layers that children, images or containers still use (checked on the resolved ID). */
+export async function deleteLayer(parts: StoreParts, ref: string): Promise<void> {
+  const layer = findLayer(parts, ref);
+  if (!layer || layer.fromReadOnlyStore) throw new NotALayerError();
+  const deleted = await destroyLayer(parts, layer.id, () => {
+    const busy = layerInUse(parts, layer.id);
+    if (busy) throw busy;
+  });
+  if (!deleted) throw new NotALayerError();
+}

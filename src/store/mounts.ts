@@ -1,0 +1,149 @@
+/**
+ * Mounting layers (a container's, a layer's, or read-only an image's top layer), through the
+ * driver's mount description and the Mounter's counts; copying paths in and out of mounted
+ * layers; and what a mapped layer's mount point sits under.
+ */
+import { statSync } from "node:fs";
+import { dirname, join, resolve as resolvePath } from "node:path";
+import { type CopyEndpoint, copyPath as copyBetween } from "../archive/copy.ts";
+import { LayerUnknownError, StorageError } from "../errors.ts";
+import { NO_ID_MAPS, toContainer } from "../idmap.ts";
+import { findContainer, findImage, findLayer } from "./lookup.ts";
+import type { StoreParts } from "./parts.ts";
+import type { LayerRecord } from "./records.ts";
+
+export interface MountOptions {
+  readOnly?: boolean;
+  mountLabel?: string;
+  options?: string[];
+}
+
+/** Host IDs that own the directories above a mount point and that the layer's ID maps do not cover. */
+export interface ParentOwners {
+  uids: number[];
+  gids: number[];
+}
+
+/** Mounts a container's layer or a layer (or, read-only, an image's top layer) and returns the mount point. */
+export function mount(parts: StoreParts, ref: string, options: MountOptions): string {
+  const { catalog, driver, mounter } = parts;
+  let layer: LayerRecord | undefined;
+  let volatile = false;
+  if (options.readOnly) {
+    const image = findImage(parts, ref);
+    layer = image?.topLayer ? catalog.getLayer(image.topLayer) : undefined;
+  }
+  if (!layer) {
+    const container = findContainer(parts, ref);
+    if (container) {
+      layer = catalog.getLayer(container.layer);
+      volatile = container.flags.Volatile === true;
+    } else {
+      layer = findLayer(parts, ref);
+    }
+  }
+  if (!layer || layer.fromReadOnlyStore) throw new LayerUnknownError();
+  const found = layer;
+  // Mounting under the store's write lock: a deletion marks the layer either before (and the
+  // mount is refused) or after (and its unmount sees this mount), never in between.
+  return parts.tx(() => {
+    if (!catalog.getLayer(found.id)) throw new LayerUnknownError();
+    const existing = mounter.mountPoint(found.id);
+    if (existing !== undefined) return mounter.mount(found.id, { kind: "directory", path: existing });
+    const spec = driver.mountSpec(found.id, {
+      readOnly: options.readOnly ?? false,
+      options: options.options ?? [],
+      volatile,
+      mountLabel: options.mountLabel ?? found.mountLabel,
+    });
+    return mounter.mount(found.id, spec);
+  });
+}
+
+/** The layer a mount-related reference means: container -> its layer, else layer; images optionally. */
+function mountedLayerOf(parts: StoreParts, ref: string, allowImage: boolean): { layer: string; viaImage: boolean } {
+  const container = findContainer(parts, ref);
+  if (container) return { layer: container.layer, viaImage: false };
+  const layer = findLayer(parts, ref);
+  if (layer) return { layer: layer.id, viaImage: false };
+  if (allowImage) {
+    const image = findImage(parts, ref);
+    if (image?.topLayer) return { layer: image.topLayer, viaImage: true };
+  }
+  throw new LayerUnknownError();
+}
+
+/** Drops one user of a mount (all with force). Returns "unmounted" when it is no longer mounted, "image" for image refs. */
+export function unmount(parts: StoreParts, ref: string, force: boolean): "unmounted" | "still-mounted" | "image" {
+  const { layer, viaImage } = mountedLayerOf(parts, ref, true);
+  const done = parts.mounter.unmount(layer, force);
+  if (viaImage) return "image";
+  return done ? "unmounted" : "still-mounted";
+}
+
+/** The mount count of a container's or layer's layer. */
+export function mountCount(parts: StoreParts, ref: string): number {
+  return parts.mounter.count(mountedLayerOf(parts, ref, false).layer);
+}
+
+/** Runs fn with the layer's full tree mounted (or the existing mount reused), released afterwards. */
+export async function withLayerView<T>(parts: StoreParts, layer: LayerRecord, fn: (path: string) => Promise<T>): Promise<T> {
+  const { driver, mounter } = parts;
+  const existing = mounter.mountPoint(layer.id);
+  const spec = existing !== undefined ? { kind: "directory" as const, path: existing } : driver.mountSpec(layer.id, { readOnly: true, options: [], volatile: false, mountLabel: "" });
+  const path = mounter.mount(layer.id, spec);
+  try {
+    return await fn(path);
+  } finally {
+    mounter.unmount(layer.id, false);
+  }
+}
+
+/**
+ * The host owners of the directories above a mapped layer's mount point that its maps do not
+ * cover (layer-parent-owners); errorPrefix starts the error when the layer is not mounted.
+ */
+export function parentOwners(parts: StoreParts, layer: LayerRecord, errorPrefix: string): ParentOwners {
+  if (layer.uidMap.length === 0 && layer.gidMap.length === 0) return { uids: [], gids: [] };
+  const mountPoint = parts.mounter.mountPoint(layer.id);
+  if (mountPoint === undefined) throw new StorageError(`${errorPrefix}: layer is not mounted`);
+  const uids = new Set<number>();
+  const gids = new Set<number>();
+  for (let dir = dirname(mountPoint); ; dir = dirname(dir)) {
+    const st = statSync(dir);
+    if (layer.uidMap.length > 0 && toContainer(layer.uidMap, st.uid) < 0) uids.add(st.uid);
+    if (layer.gidMap.length > 0 && toContainer(layer.gidMap, st.gid) < 0) gids.add(st.gid);
+    if (dir === "/") break;
+  }
+  const sorted = (s: Set<number>) => [...s].sort((a, b) => a - b);
+  return { uids: sorted(uids), gids: sorted(gids) };
+}
+
+/** Copies a host path or a path in a layer to a host path or a path in a layer; layers are mounted for the copy. */
+export async function copyPath(
+  parts: StoreParts,
+  from: { layer?: string; path: string },
+  to: { layer?: string; path: string },
+  chown?: { uid: number; gid: number },
+): Promise<void> {
+  const mountedHere: string[] = [];
+  const open = (side: { layer?: string; path: string }): CopyEndpoint => {
+    if (side.layer === undefined) return { root: "/", path: resolvePath(side.path), maps: NO_ID_MAPS };
+    const layer = findLayer(parts, side.layer);
+    if (!layer) throw new LayerUnknownError(`error finding layer "${side.layer}": layer not known`);
+    const root = mount(parts, layer.id, {});
+    mountedHere.push(layer.id);
+    return { root, path: side.path, maps: { uidMap: layer.uidMap, gidMap: layer.gidMap } };
+  };
+  try {
+    const source = open(from);
+    const target = open(to);
+    try {
+      await copyBetween(source, target, chown);
+    } catch (e) {
+      throw new StorageError(`error copying "${join(source.root, source.path)}" to "${join(target.root, target.path)}": ${(e as Error).message}`);
+    }
+  } finally {
+    for (const id of mountedHere) parts.mounter.unmount(id, false);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Read-only image stores (`<driver>.imagestore=` / `.additionalimagestore=`): other stores'
+ * catalogs, opened read-only on first use. Their layers and images are visible beside the
+ * writable store's, tagged with their root, and never written.
+ */
+import { Database } from "bun:sqlite";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { InitError } from "../errors.ts";
+import { Catalog } from "./catalog.ts";
+
+/** Graph roots of read-only image stores named by driver options (`<driver>.imagestore=`, `.additionalimagestore=`). */
+export function imageStorePaths(driverOptions: string[]): string[] {
+  const paths: string[] = [];
+  for (const option of driverOptions) {
+    const eq = option.indexOf("=");
+    const key = option.slice(0, eq).toLowerCase();
+    const bare = key.slice(key.lastIndexOf(".") + 1);
+    if (bare === "imagestore" || bare === "additionalimagestore") paths.push(...option.slice(eq + 1).split(",").filter(Boolean));
+  }
+  return paths;
+}
+
+/** Another store's catalog, opened read-only. */
+interface ReadOnlyStore {
+  root: string;
+  catalog: Catalog;
+}
+
+/** A record that may come from a read-only store (then tagged with that store's root). */
+export type Tagged<T> = T & { fromReadOnlyStore?: string };
+
+/** The writable catalog and the read-only stores behind it, searched in that order. */
+export class ReadOnlyStores {
+  private opened: ReadOnlyStore[] | undefined;
+
+  constructor(
+    private readonly writable: Catalog,
+    private readonly driverOptions: string[],
+  ) {}
+
+  /** The read-only image stores, opened on first use. */
+  private get stores(): ReadOnlyStore[] {
+    if (this.opened) return this.opened;
+    this.opened = [];
+    for (const root of imageStorePaths(this.driverOptions)) {
+      if (!existsSync(root)) throw new InitError(`image store ${root}: no such directory`);
+      const path = join(root, "oci-storage.db");
+      if (!existsSync(path)) continue;
+      let db: Database;
+      try {
+        db = new Database(path, { readonly: true, strict: true });
+      } catch (e) {
+        throw new InitError(`image store ${root}: ${(e as Error).message}`);
+      }
+      this.opened.push({ root, catalog: new Catalog(db) });
+    }
+    return this.opened;
+  }
+
+  /** The catalog a record came from. */
+  catalogOf(record: { fromReadOnlyStore?: string }): Catalog {
+    if (record.fromReadOnlyStore === undefined) return this.writable;
+    return this.stores.find((s) => s.root === record.fromReadOnlyStore)!.catalog;
+  }
+
+  /** The first record lookup finds in the writable catalog, else in a read-only store (marked as that store's). */
+  firstFound<T extends object>(lookup: (catalog: Catalog) => T | undefined): Tagged<T> | undefined {
+    const own = lookup(this.writable);
+    if (own) return own;
+    for (const ro of this.stores) {
+      const found = lookup(ro.catalog);
+      if (found) return { ...found, fromReadOnlyStore: ro.root };
+    }
+    return undefined;
+  }
+
+  /** A listing of the writable store, then of each read-only store with its records tagged by that store's root. */
+  listEverywhere<T extends { fromReadOnlyStore?: string }>(list: (catalog: Catalog) => T[]): T[] {
+    return [...list(this.writable), ...this.stores.flatMap((ro) => list(ro.catalog).map((record) => ({ ...record, fromReadOnlyStore: ro.root })))];
+  }
+}
