@@ -1,7 +1,7 @@
 /**
  * Typed errors. Every failure a user can cause is one of these; src/main.ts maps them to a
  * one-line message and an exit status. Messages follow containers-storage 1.43 where scripts
- * may match on them (spec/cli.md), and are otherwise plain and specific.
+ * may match on them (docs/cli-contract.md), and are otherwise plain and specific.
  */
 
 /** Base class: an expected failure whose message is shown as is, without a stack trace. */

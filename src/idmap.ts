@@ -1,4 +1,4 @@
-/** User and group ID mappings between a container's view and the host (spec/cli.md §5). */
+/** User and group ID mappings between a container's view and the host (docs/cli-contract.md §5). */
 
 /** One range: container IDs [containerId, containerId+size) are host IDs [hostId, hostId+size). */
 export interface IdMapping {

@@ -53,7 +53,7 @@ function debugLog(enabled: boolean, message: string): void {
 async function main(argv: string[]): Promise<number> {
   const out = new Output();
   const stderr = (s: string) => void process.stderr.write(s);
-  // Phase A of spec §1.4: with no store option before the command, the configuration file and
+  // Phase A of docs/cli-contract.md §1.4: with no store option before the command, the configuration file and
   // environment supply the defaults (shown in command help), and options after the command override them.
   let configError: unknown;
   const defaultGlobals = (globals: ParsedOptions, given: Set<string>): ParsedOptions => {

@@ -1,5 +1,5 @@
 /**
- * Applies a layer tar on top of a directory tree (spec/cli.md §4.2, §4.3).
+ * Applies a layer tar on top of a directory tree (docs/cli-contract.md §4.2, §4.3).
  *
  * Every path is confined to the layer root (DESIGN.md invariant 4): entry names are cleaned
  * lexically and clamped at the root, and symlinks met while walking to an entry's parent are
@@ -48,7 +48,7 @@ const MAX_SYMLINKS = 40;
 const CREATE_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 const S_ISGID = 0o2000;
 
-/** Applies a (possibly compressed) layer tar on top of the tree at root and returns what spec §4.3 records. */
+/** Applies a (possibly compressed) layer tar on top of the tree at root and returns what docs/cli-contract.md §4.3 records. */
 export async function applyLayerTar(root: string, source: ByteSource, options: ApplyOptions): Promise<ApplyResult> {
   const raw = measure(source);
   const rawStream = detachable(raw.stream);
@@ -389,7 +389,7 @@ class LayerExtractor {
 
   private applyRootEntry(entry: TarEntry): void {
     if (entry.type !== "dir") throw new ArchiveError(`invalid tar entry ${JSON.stringify(entry.path)}: a ${entry.type} cannot replace the layer root`);
-    // overlay keeps the 0555 of a new layer's diff/ root (spec §4.2).
+    // overlay keeps the 0555 of a new layer's diff/ root (docs/cli-contract.md §4.2).
     if (this.options.whiteouts === "overlay") return;
     this.finishNode("", entry, false);
     this.knownDirs.set("", (entry.mode & S_ISGID) !== 0);

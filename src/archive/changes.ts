@@ -1,5 +1,5 @@
 /**
- * Differences between two directory trees by naive comparison (spec/cli.md §3.7.3) and the
+ * Differences between two directory trees by naive comparison (docs/cli-contract.md §3.7.3) and the
  * size of those differences (§3.7.4).
  */
 import { lstatSync, readdirSync, type BigIntStats } from "node:fs";
@@ -30,7 +30,7 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /**
- * Naive comparison (spec §3.7.3 rules): upper vs lower (null = empty tree). Depth-first, siblings sorted by name
+ * Naive comparison (docs/cli-contract.md §3.7.3 rules): upper vs lower (null = empty tree). Depth-first, siblings sorted by name
  * (byte order), each directory's own line before its children; a dir containing changes is Modify (except the root).
  * Owners compared after mapping host -> container with each tree's maps.
  */

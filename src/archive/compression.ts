@@ -1,5 +1,5 @@
 /**
- * Compression detection (spec/cli.md §4.1), decompression and compression of byte streams,
+ * Compression detection (docs/cli-contract.md §4.1), decompression and compression of byte streams,
  * byte counting with sha256, and sinks for files and standard output.
  *
  * gzip and zstd input is decompressed through the web DecompressionStream (faster in Bun than
@@ -22,7 +22,7 @@ const MAGIC: { compression: Compression; bytes: number[] }[] = [
 ];
 const SNIFF_LENGTH = 6;
 
-/** The compression whose magic number starts `head` (spec §4.1); None for anything else. */
+/** The compression whose magic number starts `head` (docs/cli-contract.md §4.1); None for anything else. */
 export function detectCompression(head: Uint8Array): Compression {
   for (const { compression, bytes } of MAGIC) {
     if (head.length >= bytes.length && bytes.every((b, i) => head[i] === b)) return compression;
@@ -71,7 +71,7 @@ async function* failAfter(head: Uint8Array[], error: unknown): AsyncGenerator<Ui
   throw error;
 }
 
-/** Sniffs the first bytes (spec §4.1) and returns the decompressed stream. Empty input -> Compression.None, empty stream. */
+/** Sniffs the first bytes (docs/cli-contract.md §4.1) and returns the decompressed stream. Empty input -> Compression.None, empty stream. */
 export async function openDecompressed(
   source: ByteSource,
   options: DecompressOptions = {},

@@ -1,5 +1,5 @@
 /**
- * Writes a list of changes of a directory tree as a layer tar (spec/cli.md §4.4), and turns
+ * Writes a list of changes of a directory tree as a layer tar (docs/cli-contract.md §4.4), and turns
  * files of a tree into tar entries (reused by drivers that read their own upper directories).
  */
 import { closeSync, constants, lstatSync, openSync, readFileSync, readlinkSync, readSync, type BigIntStats } from "node:fs";
@@ -16,7 +16,7 @@ const FILE_CHUNK_BYTES = 1024 * 1024;
 const WHITEOUT_PREFIX = ".wh.";
 
 /**
- * Writes the changes as an uncompressed tar (spec §4.4): entries sorted by path, parent dirs included as dir entries,
+ * Writes the changes as an uncompressed tar (docs/cli-contract.md §4.4): entries sorted by path, parent dirs included as dir entries,
  * names relative without "./", dirs end with "/", uname/gname from /etc/passwd and /etc/group, deletions as empty
  * whiteout files `.wh.NAME`, owners mapped back to container IDs, hard links within the export as tar hard links.
  */

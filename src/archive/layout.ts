@@ -1,5 +1,5 @@
 /**
- * Byte-exact re-export of an applied layer tar (spec/cli.md §4.5).
+ * Byte-exact re-export of an applied layer tar (docs/cli-contract.md §4.5).
  *
  * While readTar reads a layer, a LayoutRecorder keeps every byte that is not regular-file
  * content (header blocks, PAX/GNU extension blocks, padding, end-of-archive blocks and any

@@ -1,6 +1,6 @@
 /**
  * Reads an overlay layer's own directory (its upper dir, `diff/`) natively, without mounting
- * or comparing whole trees: its changes against the layers below (spec/cli.md §3.7.3), its
+ * or comparing whole trees: its changes against the layers below (docs/cli-contract.md §3.7.3), its
  * size (§3.7.4) and its diff tar with overlay whiteouts turned back into AUFS ones (§4.4).
  *
  * Overlay stores a deletion as a character device 0:0 and a replaced directory as a directory

@@ -453,7 +453,7 @@ export class TarWriter {
     await this.writeZeros(paddingOf(size));
   }
 
-  /** Two 512-byte zero blocks, no padding to 10240 (spec §4.4). Does not close the sink. */
+  /** Two 512-byte zero blocks, no padding to 10240 (docs/cli-contract.md §4.4). Does not close the sink. */
   async finish(): Promise<void> {
     await this.writeZeros(2 * BLOCK_SIZE);
     await this.flush();

@@ -42,7 +42,7 @@ export interface TarEntry {
   xattrs: Map<string, Uint8Array>;
 }
 
-/** Input compression, numbered as containers-storage records it (spec/cli.md §4.1). */
+/** Input compression, numbered as containers-storage records it (docs/cli-contract.md §4.1). */
 export enum Compression {
   None = 0,
   Bzip2 = 1,
@@ -51,7 +51,7 @@ export enum Compression {
   Zstd = 4,
 }
 
-/** What applying a layer tar records about the stream (spec/cli.md §4.3). */
+/** What applying a layer tar records about the stream (docs/cli-contract.md §4.3). */
 export interface ApplyResult {
   compressedDigest: string;
   compressedSize: number;

@@ -1,5 +1,5 @@
 /**
- * The processing order of spec/cli.md §1.1 up to running a command: global options, command
+ * The processing order of docs/cli-contract.md §1.1 up to running a command: global options, command
  * lookup, command options, argument counts — with 1.43's messages, output streams and exit codes.
  * It never touches the store.
  */

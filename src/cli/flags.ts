@@ -1,6 +1,6 @@
 /**
  * Option parser compatible with the Docker "mflag" package used by containers-storage 1.43
- * (spec/cli.md §1.2): `--x v`, `--x=v`, `-x v`, grouped short flags, parsing stops at the first
+ * (docs/cli-contract.md §1.2): `--x v`, `--x=v`, `-x v`, grouped short flags, parsing stops at the first
  * non-option word.
  */
 import type { OptionDef, ParsedOptions } from "./command-spec.ts";

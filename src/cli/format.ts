@@ -1,5 +1,5 @@
 /**
- * Output helpers that reproduce Go's formatting where scripts can see it (spec/cli.md §2.5, §2.6):
+ * Output helpers that reproduce Go's formatting where scripts can see it (docs/cli-contract.md §2.5, §2.6):
  * encoding/json, strconv.Quote (%q), RFC 3339 nanosecond timestamps and %v of string slices.
  */
 

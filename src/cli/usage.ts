@@ -1,5 +1,5 @@
 /**
- * Help texts in the formats of containers-storage 1.43 (spec/cli.md §1.5): the global usage with
+ * Help texts in the formats of containers-storage 1.43 (docs/cli-contract.md §1.5): the global usage with
  * its command list, a command's usage, and mflag's option list (tab-aligned, sorted by name).
  */
 import type { CommandSpec, OptionDef, ParsedOptions } from "./command-spec.ts";

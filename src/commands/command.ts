@@ -13,7 +13,7 @@ export interface CommandContext {
   args: string[];
   /** Options keyed by their first (long) name. */
   options: ParsedOptions;
-  /** Opens the store lazily; every command opens it (spec/cli.md §1.1 step 8). */
+  /** Opens the store lazily; every command opens it (docs/cli-contract.md §1.1 step 8). */
   store: Store;
   stdout: (text: string) => void;
   stderr: (text: string) => void;

@@ -1,4 +1,4 @@
-/** Container commands: create-container, container, containers, get-container-dir, get-container-run-dir (spec/cli.md §3.3). */
+/** Container commands: create-container, container, containers, get-container-dir, get-container-run-dir (docs/cli-contract.md §3.3). */
 import { ContainerUnknownError } from "../errors.ts";
 import type { ContainerRecord } from "../store/records.ts";
 import type { CommandDef } from "./command.ts";
@@ -29,7 +29,7 @@ export const createContainer: CommandDef = {
       volatile: ctx.options.volatile === true,
       idMaps: idMapsFromOptions(ctx),
     });
-    // containers-storage prints the names without a final newline (spec §3.3.1, Q-keep).
+    // containers-storage prints the names without a final newline (docs/cli-contract.md §3.3.1, Q-keep).
     if (wantsJson(ctx)) printJson(ctx, containerJson(container));
     else ctx.stdout(`${container.id}\n${container.names.map((n) => `\t${n}`).join("")}`);
     return 0;

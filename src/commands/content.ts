@@ -1,4 +1,4 @@
-/** Layer content: changes, diffsize, diff, applydiff (spec/cli.md §3.7). */
+/** Layer content: changes, diffsize, diff, applydiff (docs/cli-contract.md §3.7). */
 import { goQuote } from "../cli/format.ts";
 import { fileSink, stdoutSink } from "../archive/compression.ts";
 import { ChangeKind, Compression } from "../archive/types.ts";

@@ -1,4 +1,4 @@
-/** copy [SRCLAYER:]SRC... [DSTLAYER:]DST — files into or out of layers (spec/cli.md §3.7.5). */
+/** copy [SRCLAYER:]SRC... [DSTLAYER:]DST — files into or out of layers (docs/cli-contract.md §3.7.5). */
 import { StorageError } from "../errors.ts";
 import type { CommandDef } from "./command.ts";
 import { JSON_OPTION, stringOption } from "./common.ts";

@@ -1,5 +1,5 @@
 /**
- * Big-data item commands, made once for each kind (spec/cli.md §2.9, §3.1.6, §3.2.5, §3.3.4):
+ * Big-data item commands, made once for each kind (docs/cli-contract.md §2.9, §3.1.6, §3.2.5, §3.3.4):
  * list-, get-, set- and, for images and containers, get-...-data-size and -digest.
  */
 import { writeFileSync } from "node:fs";

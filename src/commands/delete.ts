@@ -1,4 +1,4 @@
-/** Existence and deletion: exists, delete, delete-layer, delete-image, delete-container (spec/cli.md §3.5). */
+/** Existence and deletion: exists, delete, delete-layer, delete-image, delete-container (docs/cli-contract.md §3.5). */
 import { sortedRecord } from "../cli/format.ts";
 import type { Store } from "../store/store.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
@@ -27,7 +27,7 @@ export const exists: CommandDef = {
       const found = isLayer || isImage || isContainer;
       const ok = found && (ctx.options.layer !== true || isLayer) && (ctx.options.image !== true || isImage) && (ctx.options.container !== true || isContainer);
       if (!ok) allOk = false;
-      // The printed value is plain existence, the exit status the restricted check (spec §3.5.1, Q-keep).
+      // The printed value is plain existence, the exit status the restricted check (docs/cli-contract.md §3.5.1, Q-keep).
       results.set(ref, found);
     }
     if (wantsJson(ctx)) printJson(ctx, sortedRecord(results));

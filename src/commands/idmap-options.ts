@@ -1,4 +1,4 @@
-/** The ID-mapping options of create-layer, import-layer and create-container (spec/cli.md §5). */
+/** The ID-mapping options of create-layer, import-layer and create-container (docs/cli-contract.md §5). */
 import { readFileSync } from "node:fs";
 import { StorageError } from "../errors.ts";
 import type { IdMapping, IdMaps } from "../idmap.ts";

@@ -1,4 +1,4 @@
-/** Image commands: create-image, image, images, images-by-digest (spec/cli.md §3.2). */
+/** Image commands: create-image, image, images, images-by-digest (docs/cli-contract.md §3.2). */
 import type { ImageRecord } from "../store/records.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import { ID_OPTION, JSON_OPTION, METADATA_FILE_OPTION, METADATA_OPTION, NAME_OPTION, QUIET_OPTION, listOption, metadataOption, printJson, stringOption, wantsJson } from "./common.ts";

@@ -1,4 +1,4 @@
-/** Every command, in the order of the global usage listing (spec/cli.md §1.7). */
+/** Every command, in the order of the global usage listing (docs/cli-contract.md §1.7). */
 import { check } from "./check.ts";
 import type { CommandDef } from "./command.ts";
 import { container, containers, createContainer, getContainerDir, getContainerRunDir } from "./containers.ts";

@@ -1,4 +1,4 @@
-/** Layer commands: create-layer, import-layer, layer, layers (spec/cli.md §3.1). */
+/** Layer commands: create-layer, import-layer, layer, layers (docs/cli-contract.md §3.1). */
 import type { ContainerRecord, ImageSummary, LayerRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
@@ -152,7 +152,7 @@ function treeNotes(store: Store, l: LayerRecord, users: ReturnType<typeof layerU
 
 const BASE_KEY = "(base)";
 
-/** Renders layers as the forest of spec §3.1.4 (roots: parent keys that are not themselves layers). */
+/** Renders layers as the forest of docs/cli-contract.md §3.1.4 (roots: parent keys that are not themselves layers). */
 export function layerTree(all: LayerRecord[], notesOf: (l: LayerRecord) => string[]): string {
   const out: string[] = [];
   const remaining = new Map(all.map((l) => [l.id, l]));

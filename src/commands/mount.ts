@@ -1,4 +1,4 @@
-/** Mounting: mount, unmount, mounted (spec/cli.md §3.6). */
+/** Mounting: mount, unmount, mounted (docs/cli-contract.md §3.6). */
 import type { CommandDef } from "./command.ts";
 import { JSON_OPTION, printJson, stringOption, wantsJson } from "./common.ts";
 
@@ -49,7 +49,7 @@ export const unmount: CommandDef = {
     for (const ref of ctx.args) {
       try {
         const outcome = ctx.store.unmount(ref, ctx.options.force === true);
-        // Printed even with --json, before the JSON document (spec §3.6.2).
+        // Printed even with --json, before the JSON document (docs/cli-contract.md §3.6.2).
         if (outcome === "unmounted") ctx.stdout(`${ref} mountpoint unmounted\n`);
         results.push({ id: ref, error: "" });
       } catch (e) {

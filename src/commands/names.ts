@@ -1,4 +1,4 @@
-/** Names and metadata: get-names, add-names, set-names, metadata, set-metadata (spec/cli.md §3.4). */
+/** Names and metadata: get-names, add-names, set-names, metadata, set-metadata (docs/cli-contract.md §3.4). */
 import { StorageError } from "../errors.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import { JSON_OPTION, METADATA_FILE_OPTION, METADATA_OPTION, NAME_OPTION, QUIET_OPTION, listOption, metadataOption, printJson, wantsJson } from "./common.ts";

@@ -1,4 +1,4 @@
-/** layer-parent-owners and container-parent-owners (spec/cli.md §3.1.5, §3.3.6). */
+/** layer-parent-owners and container-parent-owners (docs/cli-contract.md §3.1.5, §3.3.6). */
 import { goJson, goList } from "../cli/format.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import { JSON_OPTION, wantsJson } from "./common.ts";

@@ -1,5 +1,5 @@
 /**
- * Store records as containers-storage prints them in JSON (spec/cli.md §2.7): fixed key order,
+ * Store records as containers-storage prints them in JSON (docs/cli-contract.md §2.7): fixed key order,
  * "omit if empty" keys left out, map-shaped values with byte-sorted keys.
  */
 import { formatTimestamp, sortedRecord } from "../cli/format.ts";

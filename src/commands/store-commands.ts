@@ -1,4 +1,4 @@
-/** Store-level commands: status, version, wipe, shutdown (spec/cli.md §3.8). */
+/** Store-level commands: status, version, wipe, shutdown (docs/cli-contract.md §3.8). */
 import type { CommandContext, CommandDef } from "./command.ts";
 import { JSON_OPTION, printJson, wantsJson } from "./common.ts";
 

@@ -14,7 +14,7 @@ export function canonicalDriverName(name: string): string {
 
 /**
  * The driver a new store gets when none is asked for: overlay where this machine can mount it
- * over the graph root (probed once per run root, spec §1.4 auto-detection), else vfs.
+ * over the graph root (probed once per run root, docs/cli-contract.md §1.4 auto-detection), else vfs.
  */
 export function defaultDriverName(graphRoot: string, runRoot: string): string {
   return overlaySupport(graphRoot, runRoot).supported ? "overlay" : "vfs";

@@ -1,6 +1,6 @@
 /**
  * The overlay driver: a layer holds only its own changes (`diff/`, an overlayfs upper dir) and
- * is mounted as overlayfs with its parent chain as lower dirs. Layout (spec/cli.md §6.3):
+ * is mounted as overlayfs with its parent chain as lower dirs. Layout (docs/cli-contract.md §6.3):
  *
  *   <graphroot>/overlay/l/<LINKID> -> ../<id>/diff   short names that keep lowerdir= short
  *   <graphroot>/overlay/<id>/{diff,work,merged,link,lower}, and empty/ for base layers
@@ -63,7 +63,7 @@ export interface OverlayOptions {
   imageStores: string[];
 }
 
-/** Options accepted with the overlay., overlay2. or . prefix (spec §6.3); the rest are checked and not needed here. */
+/** Options accepted with the overlay., overlay2. or . prefix (docs/cli-contract.md §6.3); the rest are checked and not needed here. */
 const KNOWN_OPTIONS = new Set([
   "mountopt",
   "size",

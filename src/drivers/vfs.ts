@@ -19,7 +19,7 @@ export interface VfsOptions {
   imageStores: string[];
 }
 
-/** Accepted vfs options and the check of a KEY=VALUE list (spec §6.2). */
+/** Accepted vfs options and the check of a KEY=VALUE list (docs/cli-contract.md §6.2). */
 export function parseVfsOptions(options: string[]): VfsOptions {
   const result: VfsOptions = { imageStores: [] };
   for (const option of options) {

@@ -53,7 +53,7 @@ export class Catalog {
 
   // ---- lookups shared by all kinds ----------------------------------------------------
 
-  /** Resolves a reference within one kind: exact ID, exact name, then unique ID prefix (spec §2.4). */
+  /** Resolves a reference within one kind: exact ID, exact name, then unique ID prefix (docs/cli-contract.md §2.4). */
   resolve(kind: ObjectKind, ref: string, options: { byLayer?: boolean } = {}): string | undefined {
     const table = TABLE[kind];
     const visible = kind === "layer" ? " AND state = 'complete'" : "";

@@ -23,7 +23,7 @@ export function setBigData(parts: StoreParts, kind: ObjectKind, id: string, name
 
 /**
  * Stores a data item inside the caller's transaction, after checking that its owner still
- * exists; image items named manifest* also feed the image's digest (docs/cli-contract.md, "Data items").
+ * exists; image items named manifest* also feed the image's digest (docs/cli-contract.md §3.2.6).
  */
 export function writeDataItem(parts: StoreParts, kind: ObjectKind, id: string, name: string, data: Uint8Array, digest: string): void {
   const { catalog } = parts;

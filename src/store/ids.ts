@@ -1,4 +1,4 @@
-/** Object IDs: generation and validation (spec/cli.md §2.2). */
+/** Object IDs: generation and validation (docs/cli-contract.md §2.2). */
 import { InvalidIdError } from "../errors.ts";
 
 /** A random 64-hex-character ID whose first 12 characters are not all digits. */

@@ -222,7 +222,7 @@ export function dropLayerRow(parts: StoreParts, id: string): void {
   }
 }
 
-/** Why a layer may not be deleted safely, or undefined when it may (docs/cli-contract.md, "Deleting"). */
+/** Why a layer may not be deleted safely, or undefined when it may (docs/cli-contract.md §3.5.3). */
 function layerInUse(parts: StoreParts, id: string): StorageError | undefined {
   const child = parts.catalog.childLayerRows(id)[0];
   if (child) return new LayerInUseError(`used by layer ${child}: layer has children`);

@@ -49,7 +49,7 @@ export function findContainer(parts: StoreParts, ref: string): ContainerRecord |
   return id === undefined ? undefined : parts.catalog.getContainer(id);
 }
 
-/** Looks a reference up as layer, then image, then container (docs/cli-contract.md, "References"), read-only stores after the writable one per kind. */
+/** Looks a reference up as layer, then image, then container (docs/cli-contract.md §2.4), read-only stores after the writable one per kind. */
 export function findAny(parts: StoreParts, ref: string): Located | undefined {
   const layer = findLayer(parts, ref);
   if (layer) return { kind: "layer", id: layer.id, catalog: parts.roots.catalogOf(layer), readOnly: layer.fromReadOnlyStore !== undefined };

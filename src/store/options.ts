@@ -1,7 +1,7 @@
 /**
  * Where a store lives and which driver it uses: built-in defaults, the configuration file,
  * the STORAGE_DRIVER and STORAGE_OPTS variables and command-line options, combined in the
- * two phases of spec/cli.md §1.4.
+ * two phases of docs/cli-contract.md §1.4.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";

@@ -1,4 +1,4 @@
-/** The records the Store hands to commands. Field meanings follow spec/cli.md §2.7. */
+/** The records the Store hands to commands. Field meanings follow docs/cli-contract.md §2.7. */
 import { type ApplyResult, Compression } from "../archive/types.ts";
 import type { IdMapping } from "../idmap.ts";
 
@@ -26,7 +26,7 @@ export interface LayerRecord extends ApplyResult {
 
 export interface ImageRecord {
   id: string;
-  /** The primary digest (spec §3.2.6). */
+  /** The primary digest (docs/cli-contract.md §3.2.6). */
   digest: string;
   names: string[];
   namesHistory: string[];

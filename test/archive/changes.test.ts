@@ -29,7 +29,7 @@ function lines(changes: Change[]): string[] {
 }
 
 describe("compareTrees", () => {
-  test("reproduces the example of spec §3.7.3 in its order", async () => {
+  test("reproduces the example of docs/cli-contract.md §3.7.3 in its order", async () => {
     lowerThenUpper(
       "mkdir -p data/sub etc && echo 1 > data/sub/file1 && echo 2 > data/sub/file2 && ln -s sub/file1 data/link && echo 127.0.0.1 > etc/hosts && echo root > etc/passwd && echo same > unchanged",
       "echo 3 > data/sub/file3 && rm data/sub/file2 data/link && echo '::1 localhost' >> etc/hosts && echo new > newfile",

@@ -1,4 +1,4 @@
-/** Reading an overlay upper dir natively: changes against lower dirs, diffsize, and the diff tar's whiteout translation (spec §3.7.3, §3.7.4, §4.4). */
+/** Reading an overlay upper dir natively: changes against lower dirs, diffsize, and the diff tar's whiteout translation (docs/cli-contract.md §3.7.3, §3.7.4, §4.4). */
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -1,4 +1,4 @@
-/** End-to-end: what only the overlay driver does (spec/cli.md §3.6, §3.8.1, §6.3), through the compiled binary. */
+/** End-to-end: what only the overlay driver does (docs/cli-contract.md §3.6, §3.8.1, §6.3), through the compiled binary. */
 import { Database } from "bun:sqlite";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";

@@ -1,4 +1,4 @@
-/** End-to-end: read-only additional image stores (spec/cli.md §2.8). */
+/** End-to-end: read-only additional image stores (docs/cli-contract.md §2.8). */
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";

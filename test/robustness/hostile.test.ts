@@ -357,7 +357,7 @@ for (const driver of availableDrivers()) {
       const junk = ["foo", "=", "=x", `${driver}.imagestore=`, `${driver}.mountopt=`, "q".repeat(2000), `${driver}.size=abc`, `${driver}.mount_program=/nonexistent`, `${driver}.skip_mount_home=maybe`];
       for (const option of junk) {
         const r = runBinary(["--graph", store.graph, "--run", store.run, "--storage-driver", driver, "--storage-opt", option, "layers", "-j"]);
-        // Errors opening the store go to stdout as "error initializing: ..." (spec §1.1 step 8).
+        // Errors opening the store go to stdout as "error initializing: ..." (docs/cli-contract.md §1.1 step 8).
         const message = r.stdout.startsWith("error initializing: ") ? r.stdout : r.stderr;
         if (r.code !== 0) expectOneLineRefusal({ ...r, stderr: message }, store, `--storage-opt ${option.slice(0, 40)}`, { mayNameStore: true, mayEchoLongInput: true });
       }
