@@ -1,0 +1,33 @@
+/**
+ * Opens the source or destination a transport reference names. Each transport is loaded only
+ * when used (`await import`), so commands that do not move images never load them.
+ */
+import { StorageError } from "../errors.ts";
+import { parseReference, type TransportReference } from "./reference.ts";
+import type { DestinationOptions, ImageDestination, ImageSource } from "./types.ts";
+
+/** An image source for a reference (string in transport syntax, or parsed). */
+export async function openSource(reference: string | TransportReference): Promise<ImageSource> {
+  const parsed = typeof reference === "string" ? parseReference(reference) : reference;
+  switch (parsed.transport) {
+    case "oci":
+    case "oci-archive":
+    case "docker-archive":
+      throw new StorageError(`${parsed.transport}: reading is not implemented yet`);
+    case "docker":
+      return (await import("./registry.ts")).openRegistrySource(parsed);
+  }
+}
+
+/** An image destination for a reference. */
+export async function openDestination(reference: string | TransportReference, options: DestinationOptions): Promise<ImageDestination> {
+  const parsed = typeof reference === "string" ? parseReference(reference) : reference;
+  switch (parsed.transport) {
+    case "oci":
+    case "oci-archive":
+    case "docker-archive":
+      throw new StorageError(`${parsed.transport}: writing is not implemented yet`);
+    case "docker":
+      return (await import("./registry.ts")).openRegistryDestination(parsed, options);
+  }
+}

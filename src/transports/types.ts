@@ -1,0 +1,119 @@
+/**
+ * The contract every image transport implements (oci:, oci-archive:, docker-archive:, docker://).
+ *
+ * A transport only moves bytes and says what they are; it never checks digests, never
+ * decompresses and never touches the Store. The pull and push code above it does the checks
+ * (digest, size, diffID) while it streams, so every transport gets them the same way.
+ *
+ * Reading (ImageSource):
+ *   1. `manifest()` → the raw manifest bytes exactly as stored, with their media type. For an
+ *      index / manifest list the caller picks an entry (see manifest.ts `choosePlatform`) and
+ *      asks again with that entry's digest: `manifest(digest)`.
+ *   2. `blob(descriptor)` → a one-pass stream of a blob (config or layer), with the size the
+ *      transport knows for it. Layers are asked for in manifest order; an archive source may
+ *      rely on that to read its file once.
+ *   3. `close()` always, also after an error.
+ *
+ * Writing (ImageDestination):
+ *   1. `hasBlob(digest)` → skip blobs the destination already holds (registry mounts, oci: reuse).
+ *   2. `putBlob(stream, expected?)` → writes a stream and returns its digest and size as
+ *      measured while writing. If `expected` is given and differs, it throws and keeps nothing.
+ *   3. `putManifest(bytes, mediaType)` → stores the image's manifest (after all its blobs).
+ *   4. `commit()` → makes the image visible (writes index.json, finishes the archive, ...).
+ *      Without commit nothing new is visible to other tools; `close()` then removes the partial
+ *      output. `close()` is always called.
+ */
+import { StorageError } from "../errors.ts";
+
+/** A content descriptor as in OCI image-spec and Docker schema 2 (mediaType, digest, size). */
+export interface Descriptor {
+  mediaType: string;
+  /** "algorithm:hex", e.g. "sha256:…". */
+  digest: string;
+  size: number;
+  urls?: string[];
+  annotations?: Record<string, string>;
+  platform?: Platform;
+}
+
+/** OS, architecture and optional variant, as in an index entry or an image config. */
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+  "os.version"?: string;
+  "os.features"?: string[];
+}
+
+/** Raw manifest bytes with the media type they declare (or the transport knows them as). */
+export interface RawManifest {
+  bytes: Uint8Array;
+  mediaType: string;
+  /** sha256 digest of `bytes`. */
+  digest: string;
+}
+
+/** A blob being read: a one-pass byte stream and the size the source knows (-1 if unknown). */
+export interface BlobReader {
+  stream: AsyncIterable<Uint8Array>;
+  size: number;
+}
+
+/** Where an image comes from. */
+export interface ImageSource {
+  /** The reference as the user gave it, for messages ("oci:/tmp/l:v1"). */
+  readonly description: string;
+  /**
+   * The manifest the reference names (no digest), or the one with this digest (an entry of an
+   * index the source returned before). May be an OCI index or a Docker manifest list.
+   */
+  manifest(digest?: string): Promise<RawManifest>;
+  /** A blob (config or layer) by its descriptor; throws BlobMissingError if the source lacks it. */
+  blob(descriptor: Descriptor): Promise<BlobReader>;
+  /**
+   * The name the source gives the image, if it has one (an oci: ref, an archive's RepoTags
+   * entry, a registry reference); used for the default image name.
+   */
+  imageName(): string | undefined;
+  close(): Promise<void>;
+}
+
+/** The digest and size of a blob as written. */
+export interface WrittenBlob {
+  digest: string;
+  size: number;
+}
+
+/** Where an image goes. */
+export interface ImageDestination {
+  readonly description: string;
+  /** Manifest media types this destination accepts, preferred first. */
+  readonly manifestTypes: string[];
+  /** Whether a blob with this digest is already there (then putBlob may be skipped). */
+  hasBlob(digest: string): Promise<boolean>;
+  /**
+   * Writes one blob from a stream. `expected` (when known) is checked at the end: a digest or
+   * size mismatch throws and leaves nothing behind.
+   */
+  putBlob(stream: AsyncIterable<Uint8Array>, expected?: { digest?: string; size?: number }): Promise<WrittenBlob>;
+  /** Stores the manifest bytes (config and layers must have been put first). */
+  putManifest(manifest: RawManifest): Promise<void>;
+  /** Makes the written image visible under the destination's reference. */
+  commit(): Promise<void>;
+  /** Releases resources; without a commit before, removes whatever was partly written. */
+  close(): Promise<void>;
+}
+
+/** What a destination is told when it is opened. */
+export interface DestinationOptions {
+  /** The manifest type push will write (MEDIA.ociManifest or MEDIA.dockerManifest). */
+  manifestType: string;
+}
+
+/** A blob named in a manifest that the source does not have. */
+export class BlobMissingError extends StorageError {
+  override name = "BlobMissingError";
+  constructor(where: string, digest: string) {
+    super(`${where}: blob ${digest} is missing`);
+  }
+}
