@@ -3,12 +3,13 @@
  * (insertImage), so that the coming image transports (src/transports/) can hand over a whole
  * image atomically: import its layers with importLayer (each crash-safe on its own), then in
  * one parts.tx call insertImage and writeDataItem (data-items.ts) for the manifest, config and
- * signatures — a `Store.importImage(plan)` is that sequence; nobody sees half an image.
+ * signatures — `importImage(plan)` below is that sequence; nobody sees half an image.
  */
 import { IdInUseError, ImageInUseError, LayerUnknownError, NotAnImageError, StorageError } from "../errors.ts";
 import { unique } from "../util/lists.ts";
 import { nowNs } from "../util/time.ts";
-import { validateDigest } from "./digest.ts";
+import { writeDataItem } from "./data-items.ts";
+import { sha256Digest, validateDigest } from "./digest.ts";
 import { generateId, validateId } from "./ids.ts";
 import { diffSize } from "./layer-diffs.ts";
 import { claimCheckedLayers, removeClaimedLayer } from "./layer-lifecycle.ts";
@@ -23,6 +24,18 @@ export interface CreateImageOptions {
   topLayer?: string;
   metadata?: string;
   digest?: string;
+}
+
+/** What `importImage` makes: an image, its names and data items, its digest and metadata. */
+export interface ImageImportPlan {
+  id: string;
+  topLayer: string;
+  names: string[];
+  /** The manifest digest. */
+  digest: string;
+  metadata: string;
+  /** Data items in the order they are stored: [name, bytes]. */
+  bigData: Array<[string, Uint8Array]>;
 }
 
 /** The result of deleting one image: the layers it took with it. */
@@ -68,6 +81,34 @@ export function insertImage(parts: StoreParts, id: string, names: string[], opti
     flags: {},
   });
   return catalog.getImage(id)!;
+}
+
+/**
+ * Creates an image with its names, data items, digest and metadata in one transaction (as a
+ * pull ends), or, when an image with the ID exists, adds the names and items to it. Names move
+ * from whichever other image held them, as containers/image's storage destination moves them.
+ */
+export function importImage(parts: StoreParts, plan: ImageImportPlan): ImageRecord {
+  const { catalog } = parts;
+  const id = validateId(plan.id);
+  validateDigest(plan.digest);
+  const names = unique(plan.names);
+  const items = plan.bigData.map(([name, data]) => ({ name, data, digest: sha256Digest(data) }));
+  return parts.tx(() => {
+    const top = catalog.getLayer(plan.topLayer);
+    if (!top) throw new LayerUnknownError();
+    const existing = catalog.getImage(id);
+    if (!existing) {
+      catalog.insertImage({ id, digest: plan.digest, names: [], namesHistory: [], topLayer: top.id, mappedLayers: [], metadata: plan.metadata, bigData: [], createdNs: nowNs(), flags: {} });
+    } else if (existing.topLayer !== top.id) {
+      throw new IdInUseError(`an image with ID "${id}" already exists on another top layer: that ID is already in use`);
+    }
+    for (const item of items) writeDataItem(parts, "image", id, item.name, item.data, item.digest);
+    const image = catalog.getImage(id)!;
+    catalog.setNames("image", id, unique([...image.names, ...names]));
+    if (names.length > 0) catalog.setNamesHistory(id, unique([...[...names].reverse(), ...image.namesHistory]));
+    return catalog.getImage(id)!;
+  });
 }
 
 /** The image's digest list: its digest, then the distinct digests of manifest* items. */

@@ -122,10 +122,17 @@ export async function createLayer(parts: StoreParts, options: CreateLayerOptions
   return parts.catalog.getLayer(layer.id)!;
 }
 
-/** create-layer followed by applydiff of source; the layer is removed again if applying fails. */
-export async function importLayer(parts: StoreParts, options: CreateLayerOptions, source: ByteSource): Promise<LayerRecord> {
+/**
+ * create-layer followed by applydiff of source; the layer is removed again if applying fails.
+ * `verify` sees the applied values (digests, sizes) before the layer is marked complete and may
+ * refuse them by throwing: the layer is then removed and never visible as complete.
+ */
+export async function importLayer(parts: StoreParts, options: CreateLayerOptions, source: ByteSource, verify?: (applied: LayerRecord) => void): Promise<LayerRecord> {
   const layer = beginLayer(parts, options);
-  await buildLayer(parts, layer, (l) => applyInto(parts, l, source));
+  await buildLayer(parts, layer, async (l) => {
+    await applyInto(parts, l, source);
+    verify?.(parts.catalog.getLayer(l.id, true)!);
+  });
   completeLayer(parts, layer.id);
   return parts.catalog.getLayer(layer.id)!;
 }

@@ -211,9 +211,12 @@ export class Store {
     return layers.createLayer(this.parts, options);
   }
 
-  /** create-layer followed by applydiff of source; the layer is removed again if applying fails. */
-  importLayer(options: layers.CreateLayerOptions, source: ByteSource): Promise<LayerRecord> {
-    return layers.importLayer(this.parts, options, source);
+  /**
+   * create-layer followed by applydiff of source; the layer is removed again if applying fails.
+   * `verify` sees the applied values before the layer is marked complete and may refuse them.
+   */
+  importLayer(options: layers.CreateLayerOptions, source: ByteSource, verify?: (applied: LayerRecord) => void): Promise<LayerRecord> {
+    return layers.importLayer(this.parts, options, source, verify);
   }
 
   /** Applies a layer tar to an existing layer; a crash mid-way leaves it as it was before. */
@@ -260,6 +263,11 @@ export class Store {
 
   createImage(options: images.CreateImageOptions): ImageRecord {
     return images.createImage(this.parts, options);
+  }
+
+  /** An image with its names, data items, digest and metadata in one transaction (a pull's end). */
+  importImage(plan: images.ImageImportPlan): ImageRecord {
+    return images.importImage(this.parts, plan);
   }
 
   /** The image's digest list: its digest, then the distinct digests of manifest* items. */

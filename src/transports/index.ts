@@ -12,6 +12,7 @@ export async function openSource(reference: string | TransportReference): Promis
   switch (parsed.transport) {
     case "oci":
     case "oci-archive":
+      return (await import("./oci.ts")).openOciSource(parsed);
     case "docker-archive":
       throw new StorageError(`${parsed.transport}: reading is not implemented yet`);
     case "docker":
@@ -25,6 +26,7 @@ export async function openDestination(reference: string | TransportReference, op
   switch (parsed.transport) {
     case "oci":
     case "oci-archive":
+      return (await import("./oci.ts")).openOciDestination(parsed, options);
     case "docker-archive":
       throw new StorageError(`${parsed.transport}: writing is not implemented yet`);
     case "docker":

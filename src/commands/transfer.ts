@@ -1,0 +1,60 @@
+/** pull SOURCE and push IMAGE DESTINATION: whole images through the transports (docs/cli.md). */
+import { StorageError } from "../errors.ts";
+import type { CommandDef } from "./command.ts";
+import { JSON_OPTION, listOption, printJson, stringOption, wantsJson } from "./common.ts";
+import { imageJson } from "./render.ts";
+
+const QUIET_OPTION = { names: ["quiet", "q"], type: "bool" as const, description: "Do not show progress" };
+
+export const pull: CommandDef = {
+  names: ["pull"],
+  synopsis: "[options [...]] oci:PATH[:REF] | oci-archive:FILE[:REF] | docker-archive:FILE[:NAME:TAG|:@INDEX]",
+  description: "Store an image from an OCI layout, an OCI archive or a docker-archive tarball",
+  minArgs: 1,
+  maxArgs: 1,
+  options: [
+    { names: ["name", "n"], type: "list", description: "Name to give the image (repeatable; default: the source's, completed as podman does)" },
+    { names: ["platform"], type: "string", description: "OS/ARCH[/VARIANT] to pick from an index (default: this host's)" },
+    QUIET_OPTION,
+    JSON_OPTION,
+  ],
+  async run(ctx) {
+    const { pullImage } = await import("../transports/pull.ts");
+    const { hostPlatform, parsePlatform } = await import("../transports/manifest.ts");
+    const { Progress } = await import("../transports/progress.ts");
+    const platformText = stringOption(ctx, "platform");
+    const names = listOption(ctx, "name");
+    const image = await pullImage(ctx.store, ctx.args[0]!, {
+      names: names.length > 0 ? names : undefined,
+      platform: platformText === undefined ? hostPlatform() : parsePlatform(platformText),
+      progress: Progress.forStderr(ctx.options.quiet === true),
+    });
+    if (wantsJson(ctx)) printJson(ctx, imageJson(image));
+    else ctx.stdout(`${image.id}\n`);
+    return 0;
+  },
+};
+
+export const push: CommandDef = {
+  names: ["push"],
+  synopsis: "[options [...]] imageNameOrID oci:PATH[:REF] | oci-archive:FILE[:REF] | docker-archive:FILE[:NAME:TAG]",
+  description: "Write an image as an OCI layout, an OCI archive or a docker-archive tarball",
+  minArgs: 2,
+  maxArgs: 2,
+  options: [
+    { names: ["compression-format"], type: "string", description: "Layer compression: gzip, zstd or none", defaultValue: "gzip" },
+    { names: ["format", "f"], type: "string", description: "Manifest type: oci or v2s2", defaultValue: "oci" },
+    QUIET_OPTION,
+  ],
+  async run(ctx) {
+    const compression = stringOption(ctx, "compression-format") ?? "gzip";
+    if (compression !== "gzip" && compression !== "zstd" && compression !== "none") throw new StorageError(`invalid --compression-format "${compression}": expected gzip, zstd or none`);
+    const format = stringOption(ctx, "format") ?? "oci";
+    if (format !== "oci" && format !== "v2s2") throw new StorageError(`invalid --format "${format}": expected oci or v2s2`);
+    const { pushImage } = await import("../transports/push.ts");
+    const { Progress } = await import("../transports/progress.ts");
+    const digest = await pushImage(ctx.store, ctx.args[0]!, ctx.args[1]!, { compression, format, progress: Progress.forStderr(ctx.options.quiet === true) });
+    if (ctx.options.quiet !== true) ctx.stdout(`${digest}\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,105 @@
+/**
+ * Writing a layout's files: blobs by digest (written to a temporary name, checked, renamed),
+ * and turning a staged layout directory into an uncompressed tar (for oci-archive: and
+ * docker-archive:, whose blob sizes are only known once compressed).
+ */
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { fileSink } from "../archive/compression.ts";
+import { TarWriter } from "../archive/tar.ts";
+import type { TarEntry } from "../archive/types.ts";
+import { StorageError } from "../errors.ts";
+import { digestHex } from "./manifest.ts";
+import type { WrittenBlob } from "./types.ts";
+
+/** Blobs into a layout directory; remembers what it added so an unfinished push can take it back. */
+export class LayoutWriter {
+  private readonly written: string[] = [];
+
+  constructor(readonly root: string) {}
+
+  /** A new empty directory beside `file`, for staging an archive. */
+  static stagingDirFor(file: string): string {
+    return mkdtempSync(join(dirname(file), `.${basename(file)}.staging-`));
+  }
+
+  has(path: string): boolean {
+    return existsSync(join(this.root, path));
+  }
+
+  /** Writes a blob under blobs/sha256/, hashing as it writes; a mismatch with `expected` keeps nothing. */
+  async putBlob(stream: AsyncIterable<Uint8Array>, expected?: { digest?: string; size?: number }, path?: (digest: string) => string): Promise<WrittenBlob> {
+    const dir = join(this.root, "blobs", "sha256");
+    mkdirSync(dir, { recursive: true });
+    const temporary = join(dir, `.partial-${process.pid}-${this.written.length}-${Math.random().toString(36).slice(2)}`);
+    const sink = fileSink(temporary);
+    const hasher = new Bun.CryptoHasher("sha256");
+    let size = 0;
+    try {
+      for await (const chunk of stream) {
+        hasher.update(chunk);
+        size += chunk.length;
+        await sink.write(chunk);
+      }
+      await sink.close();
+      const digest = `sha256:${hasher.digest("hex")}`;
+      if (expected?.digest !== undefined && expected.digest !== digest) throw new StorageError(`blob ${expected.digest}: digest mismatch: wrote ${digest}`);
+      if (expected?.size !== undefined && expected.size !== size) throw new StorageError(`blob ${digest}: size mismatch: wrote ${size} bytes, expected ${expected.size}`);
+      const final = join(this.root, path ? path(digest) : join("blobs", "sha256", digestHex(digest)));
+      if (!existsSync(final)) {
+        mkdirSync(dirname(final), { recursive: true });
+        renameSync(temporary, final);
+        this.written.push(final);
+      }
+      return { digest, size };
+    } finally {
+      rmSync(temporary, { force: true });
+    }
+  }
+
+  /** Removes the blobs this writer added. */
+  removeWritten(): void {
+    for (const path of this.written) rmSync(path, { force: true });
+  }
+}
+
+/** The entry of a staged file, directory or symlink, with fixed owner and time (reproducible archives). */
+function entryOf(path: string, full: string): TarEntry {
+  const stat = lstatSync(full);
+  const type = stat.isDirectory() ? "dir" : stat.isSymbolicLink() ? "symlink" : "file";
+  return {
+    path: type === "dir" ? `${path}/` : path,
+    type,
+    mode: type === "dir" ? 0o755 : 0o644,
+    uid: 0,
+    gid: 0,
+    uname: "",
+    gname: "",
+    size: type === "file" ? stat.size : 0,
+    mtimeNs: 0n,
+    linkTarget: type === "symlink" ? readlinkSync(full) : "",
+    devMajor: 0,
+    devMinor: 0,
+    xattrs: new Map(),
+  };
+}
+
+/** Writes a directory's tree as an uncompressed tar to `file` (via a temporary name, then renamed). */
+export async function writeDirectoryTar(dir: string, file: string, order?: string[]): Promise<void> {
+  const temporary = `${file}.partial-${process.pid}`;
+  const sink = fileSink(temporary);
+  const writer = new TarWriter(sink);
+  try {
+    const paths = order ?? (readdirSync(dir, { recursive: true }) as string[]).sort();
+    for (const path of paths) {
+      const full = join(dir, path);
+      const entry = entryOf(path, full);
+      await writer.add(entry, entry.type === "file" ? (Bun.file(full).stream() as unknown as AsyncIterable<Uint8Array>) : undefined);
+    }
+    await writer.finish();
+    await sink.close();
+    renameSync(temporary, file);
+  } finally {
+    rmSync(temporary, { force: true });
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * The oci: and oci-archive: transports: an OCI image layout (image-spec image-layout.md) in a
+ * directory, or the same layout as an uncompressed tar. An image is picked from index.json by
+ * its org.opencontainers.image.ref.name annotation, or is the only entry when no ref is given.
+ */
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { StorageError } from "../errors.ts";
+import { directoryFiles, tarFiles, type LayoutFiles } from "./files.ts";
+import { ImageFormatError, MEDIA, digestHex, parseDescriptor, parseJsonObject, sha256Hex } from "./manifest.ts";
+import { LayoutWriter, writeDirectoryTar } from "./layout-writer.ts";
+import { formatReference, type OciReference } from "./reference.ts";
+import { BlobMissingError, type Descriptor, type DestinationOptions, type ImageDestination, type ImageSource, type RawManifest } from "./types.ts";
+
+const REF_NAME = "org.opencontainers.image.ref.name";
+
+/** The path of a blob inside a layout. */
+export function blobPath(digest: string): string {
+  return `blobs/${digest.slice(0, digest.indexOf(":"))}/${digestHex(digest)}`;
+}
+
+/** index.json's entries, checked. */
+async function readIndex(files: LayoutFiles, where: string): Promise<Descriptor[]> {
+  const bytes = await files.read("index.json");
+  if (!bytes) throw new StorageError(`${where}: not an OCI image layout (no index.json)`);
+  const json = parseJsonObject(bytes, `${where}: index.json`);
+  if (!Array.isArray(json.manifests)) throw new ImageFormatError(`${where}: index.json: manifests: missing`);
+  return json.manifests.map((entry: unknown, i: number) => parseDescriptor(entry, `${where}: index.json: manifests[${i}]`));
+}
+
+class OciSource implements ImageSource {
+  private entry: Descriptor | undefined;
+
+  constructor(
+    readonly description: string,
+    private readonly reference: OciReference,
+    private readonly files: LayoutFiles,
+  ) {}
+
+  async manifest(digest?: string): Promise<RawManifest> {
+    const descriptor = digest === undefined ? await this.topEntry() : { digest, mediaType: "", size: -1 };
+    const bytes = await this.files.read(blobPath(descriptor.digest));
+    if (!bytes) throw new BlobMissingError(this.description, descriptor.digest);
+    const actual = `sha256:${sha256Hex(bytes)}`;
+    if (actual !== descriptor.digest) throw new ImageFormatError(`${this.description}: manifest ${descriptor.digest}: digest mismatch (the blob's is ${actual})`);
+    return { bytes, mediaType: descriptor.mediaType, digest: actual };
+  }
+
+  private async topEntry(): Promise<Descriptor> {
+    if (this.entry) return this.entry;
+    const entries = await readIndex(this.files, this.description);
+    const ref = this.reference.ref;
+    if (ref === undefined) {
+      if (entries.length !== 1) throw new StorageError(`${this.description}: the layout holds ${entries.length} images; name one as ${this.reference.transport}:PATH:REF`);
+      return (this.entry = entries[0]!);
+    }
+    const found = entries.find((entry) => entry.annotations?.[REF_NAME] === ref);
+    if (!found) throw new StorageError(`${this.description}: no image with ref name "${ref}" in index.json`);
+    return (this.entry = found);
+  }
+
+  async blob(descriptor: Descriptor) {
+    const reader = this.files.open(blobPath(descriptor.digest));
+    if (!reader) throw new BlobMissingError(this.description, descriptor.digest);
+    return reader;
+  }
+
+  imageName(): string | undefined {
+    return this.reference.ref;
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Opens an oci: directory or oci-archive: file to read. */
+export async function openOciSource(reference: OciReference): Promise<ImageSource> {
+  const description = formatReference(reference);
+  if (!existsSync(reference.path)) throw new StorageError(`${description}: ${reference.path}: no such file or directory`);
+  const files = reference.transport === "oci" ? directoryFiles(reference.path) : tarFiles(reference.path);
+  return new OciSource(description, reference, files);
+}
+
+async function* bytesOnce(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
+class OciDestination implements ImageDestination {
+  /** As in containers/image: an OCI layout holds OCI manifests only. */
+  readonly manifestTypes = [MEDIA.ociManifest];
+  private manifestEntry: Descriptor | undefined;
+  private committed = false;
+
+  constructor(
+    readonly description: string,
+    private readonly reference: OciReference,
+    private readonly layout: LayoutWriter,
+    /** For oci-archive: the directory the layout is built in, tarred to the file at commit. */
+    private readonly staging?: string,
+  ) {}
+
+  hasBlob(digest: string) {
+    return Promise.resolve(this.layout.has(blobPath(digest)));
+  }
+
+  putBlob(stream: AsyncIterable<Uint8Array>, expected?: { digest?: string; size?: number }) {
+    return this.layout.putBlob(stream, expected);
+  }
+
+  async putManifest(manifest: RawManifest): Promise<void> {
+    await this.layout.putBlob(bytesOnce(manifest.bytes), { digest: manifest.digest });
+    this.manifestEntry = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.byteLength };
+    if (this.reference.ref) this.manifestEntry.annotations = { [REF_NAME]: this.reference.ref };
+  }
+
+  async commit(): Promise<void> {
+    if (!this.manifestEntry) throw new StorageError(`${this.description}: no manifest was written`);
+    const dir = this.layout.root;
+    const existing = existsSync(join(dir, "index.json")) ? await readIndex(directoryFiles(dir), this.description) : [];
+    const ref = this.reference.ref;
+    const kept = existing.filter((entry) => entry.digest !== this.manifestEntry!.digest && (ref === undefined || entry.annotations?.[REF_NAME] !== ref));
+    const index = { schemaVersion: 2, manifests: [...kept, this.manifestEntry] };
+    writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+    writeFileSync(join(dir, "index.json.tmp"), JSON.stringify(index));
+    renameSync(join(dir, "index.json.tmp"), join(dir, "index.json"));
+    if (this.staging) await writeDirectoryTar(this.staging, this.reference.path);
+    this.committed = true;
+  }
+
+  async close(): Promise<void> {
+    if (this.staging) rmSync(this.staging, { recursive: true, force: true });
+    else if (!this.committed) this.layout.removeWritten();
+  }
+}
+
+/** Opens an oci: directory (made if missing, merged into if present) or oci-archive: file to write. */
+export async function openOciDestination(reference: OciReference, _options: DestinationOptions): Promise<ImageDestination> {
+  const description = formatReference(reference);
+  if (reference.transport === "oci") {
+    mkdirSync(reference.path, { recursive: true });
+    return new OciDestination(description, reference, new LayoutWriter(reference.path), undefined);
+  }
+  const staging = LayoutWriter.stagingDirFor(reference.path);
+  return new OciDestination(description, reference, new LayoutWriter(staging), staging);
+}

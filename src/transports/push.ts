@@ -1,0 +1,142 @@
+/**
+ * push: an image of the store out through a transport. Each layer is exported with the Store's
+ * diff (byte-exact when the layer was applied from a tar, so diffIDs survive a round trip),
+ * compressed on the diff workers as `diff -c` does, hashed while it is written, and described
+ * in a new manifest of the asked type; the config is the image's stored config.
+ */
+import { ImageUnknownError, StorageError } from "../errors.ts";
+import { Compression, type ByteSink } from "../archive/types.ts";
+import type { LayerRecord } from "../store/records.ts";
+import type { Store } from "../store/store.ts";
+import { openDestination } from "./index.ts";
+import { ImageFormatError, MEDIA, layerMediaType, parseConfig, parseManifest, sha256Hex, type LayerCompression } from "./manifest.ts";
+import type { Progress } from "./progress.ts";
+import type { Descriptor, RawManifest } from "./types.ts";
+
+export interface PushOptions {
+  compression: LayerCompression;
+  /** "oci" or "v2s2". */
+  format: "oci" | "v2s2";
+  progress?: Progress;
+}
+
+const COMPRESSION: Record<LayerCompression, Compression> = { gzip: Compression.Gzip, zstd: Compression.Zstd, none: Compression.None };
+
+/** A sink whose bytes come out of an async iterable, with back-pressure (a few chunks in flight). */
+export function sinkToStream(): { sink: ByteSink; stream: AsyncIterable<Uint8Array>; fail(error: unknown): void } {
+  const queue: Array<Uint8Array | null> = [];
+  let failure: unknown;
+  let wakeReader: (() => void) | undefined;
+  let wakeWriter: (() => void) | undefined;
+  const wake = () => {
+    wakeReader?.();
+    wakeReader = undefined;
+  };
+  const sink: ByteSink = {
+    async write(chunk) {
+      if (failure !== undefined) throw failure;
+      queue.push(chunk.slice());
+      wake();
+      if (queue.length >= 8) await new Promise<void>((resolve) => (wakeWriter = resolve));
+    },
+    async close() {
+      queue.push(null);
+      wake();
+    },
+  };
+  async function* stream(): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      if (failure !== undefined) throw failure;
+      const chunk = queue.shift();
+      if (chunk === undefined) {
+        await new Promise<void>((resolve) => (wakeReader = resolve));
+        continue;
+      }
+      if (queue.length < 4) {
+        wakeWriter?.();
+        wakeWriter = undefined;
+      }
+      if (chunk === null) return;
+      yield chunk;
+    }
+  }
+  return {
+    sink,
+    stream: stream(),
+    fail(error) {
+      failure = error;
+      wake();
+      wakeWriter?.();
+    },
+  };
+}
+
+/** The image's layers, base first. */
+function layerChain(store: Store, top: string): LayerRecord[] {
+  const chain: LayerRecord[] = [];
+  for (let id = top; id !== ""; ) {
+    const layer = store.layer(id);
+    chain.unshift(layer);
+    id = layer.parent;
+  }
+  return chain;
+}
+
+/** Pushes one image; returns the digest of the manifest written. */
+export async function pushImage(store: Store, imageRef: string, destinationText: string, options: PushOptions): Promise<string> {
+  const image = store.findImage(imageRef);
+  if (!image) throw new ImageUnknownError();
+  const storedManifest = store.bigData("image", image, "manifest");
+  if (!storedManifest) throw new StorageError(`image ${image.id} has no "manifest" data item, so its config is not known; only pulled images can be pushed`);
+  const stored = parseManifest({ bytes: storedManifest, mediaType: "", digest: `sha256:${sha256Hex(storedManifest)}` }, `image ${image.id}: manifest`);
+  if (stored.kind !== "image") throw new ImageFormatError(`image ${image.id}: its manifest is an index`);
+  const configBytes = store.bigData("image", image, stored.config.digest);
+  if (!configBytes) throw new StorageError(`image ${image.id}: config ${stored.config.digest} is not among its data items`);
+  const config = parseConfig(configBytes, `image ${image.id}: config`);
+  const layers = image.topLayer ? layerChain(store, image.topLayer) : [];
+  if (layers.length !== config.diffIds.length) throw new ImageFormatError(`image ${image.id}: config rootfs.diff_ids has ${config.diffIds.length} entries for ${layers.length} layers`);
+
+  const manifestType = options.format === "v2s2" ? MEDIA.dockerManifest : MEDIA.ociManifest;
+  const layerType = layerMediaType(manifestType, options.compression);
+  const destination = await openDestination(destinationText, { manifestType });
+  try {
+    if (!destination.manifestTypes.includes(manifestType)) {
+      throw new StorageError(`${destination.description}: cannot hold ${options.format === "v2s2" ? "Docker schema 2" : "OCI"} manifests (--format ${options.format}); it takes ${destination.manifestTypes.join(", ")}`);
+    }
+    const descriptors: Descriptor[] = [];
+    for (const layer of layers) {
+      const pipe = sinkToStream();
+      const exporting = store.diff(layer.id, undefined, pipe.sink, COMPRESSION[options.compression]).catch((error) => {
+        pipe.fail(error);
+        throw error;
+      });
+      const label = { mediaType: layerType, digest: layer.diffDigest || `sha256:${layer.id}`, size: layer.diffSize };
+      const stream = options.progress ? options.progress.track(label, pipe.stream) : pipe.stream;
+      const [written] = await Promise.all([destination.putBlob(stream), exporting]);
+      options.progress?.done(label);
+      descriptors.push({ mediaType: layerType, digest: written.digest, size: written.size });
+    }
+    const configType = manifestType === MEDIA.dockerManifest ? MEDIA.dockerConfig : MEDIA.ociConfig;
+    const configDigest = `sha256:${sha256Hex(configBytes)}`;
+    await destination.putBlob(once(configBytes), { digest: configDigest, size: configBytes.byteLength });
+    const manifest = manifestBytes(manifestType, { mediaType: configType, digest: configDigest, size: configBytes.byteLength }, descriptors);
+    const raw: RawManifest = { bytes: manifest, mediaType: manifestType, digest: `sha256:${sha256Hex(manifest)}` };
+    await destination.putManifest(raw);
+    await destination.commit();
+    return raw.digest;
+  } finally {
+    options.progress?.finish();
+    await destination.close();
+  }
+}
+
+async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
+/** Manifest JSON with fields in the order containers/image writes them. */
+function manifestBytes(mediaType: string, config: Descriptor, layers: Descriptor[]): Uint8Array {
+  const docker = mediaType === MEDIA.dockerManifest;
+  const descriptor = (d: Descriptor) => (docker ? { mediaType: d.mediaType, size: d.size, digest: d.digest } : { mediaType: d.mediaType, digest: d.digest, size: d.size });
+  return new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType, config: descriptor(config), layers: layers.map(descriptor) }));
+}
