@@ -6,7 +6,7 @@ import { basename } from "node:path";
 import { dispatch } from "./cli/dispatch.ts";
 import type { CommandContext, ParsedOptions } from "./commands/command.ts";
 import { COMMANDS } from "./commands/index.ts";
-import { StorageError } from "./errors.ts";
+import { exitStatusOf, messageOf } from "./errors.ts";
 import { resolveStoreOptions } from "./store/options.ts";
 import { type Store, openStore } from "./store/store.ts";
 
@@ -34,11 +34,10 @@ class Output {
   };
 }
 
+/** The one line shown for a failure; with --debug, the stack of the error as thrown. */
 function errorText(e: unknown, debug: boolean): string {
-  if (e instanceof StorageError && !debug) return e.message;
   if (debug && e instanceof Error && e.stack) return e.stack;
-  const message = e instanceof Error ? e.message : String(e);
-  return e instanceof StorageError ? message : `internal error: ${message.split("\n")[0]}`;
+  return messageOf(e);
 }
 
 function programName(): string {
@@ -93,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
   } catch (e) {
     out.text(`error initializing: ${errorText(e, debug)}\n`);
     await out.flush();
-    return 1;
+    return exitStatusOf(e);
   }
   const ctx: CommandContext = {
     invokedAs: parsed.invokedAs,
@@ -111,7 +110,7 @@ async function main(argv: string[]): Promise<number> {
   } catch (e) {
     await out.flush().catch(() => {});
     stderr(`${errorText(e, debug)}\n`);
-    code = e instanceof StorageError ? e.exitCode : 1;
+    code = exitStatusOf(e);
   }
   store.close();
   await out.flush();
@@ -121,6 +120,6 @@ async function main(argv: string[]): Promise<number> {
 process.on("SIGPIPE", () => process.exit(141));
 const code = await main(process.argv.slice(2)).catch((e) => {
   process.stderr.write(`${errorText(e, process.argv.includes("--debug") || process.argv.includes("-D"))}\n`);
-  return 1;
+  return exitStatusOf(e);
 });
 process.exit(code);

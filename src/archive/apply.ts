@@ -27,7 +27,7 @@ import {
   writeSync,
 } from "node:fs";
 import { resolve } from "node:path";
-import { ArchiveError, StorageError, SystemError } from "../errors.ts";
+import { ArchiveError, StorageError, SystemError, errnoReason } from "../errors.ts";
 import { toHost } from "../idmap.ts";
 import { measure, openDecompressed } from "./compression.ts";
 import { LayoutRecorder } from "./layout.ts";
@@ -118,14 +118,6 @@ function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | SystemError)?.code;
 }
 
-/** A system call error's reason alone ("name too long"): no errno prefix, no host paths of the store. */
-function reasonOf(error: unknown): string {
-  const message = (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
-  const code = errorCode(error);
-  if (code === undefined || !message.startsWith(`${code}: `)) return message;
-  return message.slice(code.length + 2).replace(/, \w+ '.*$/, "");
-}
-
 /** An entry path for a message, quoted, and shortened when it is absurdly long. */
 function shownPath(path: string): string {
   return path.length > 200 ? `${JSON.stringify(path.slice(0, 100))}... (${path.length} characters)` : JSON.stringify(path);
@@ -193,7 +185,7 @@ class LayerExtractor {
       await this.writeEntry(joinRel(dir, name), entry, body);
     } catch (error) {
       if (error instanceof StorageError) throw error;
-      throw new SystemError(`extracting ${shownPath(entry.path)}: ${reasonOf(error)}`, errorCode(error));
+      throw new SystemError(`extracting ${shownPath(entry.path)}: ${errnoReason(error)}`, errorCode(error));
     }
   }
 
@@ -202,7 +194,7 @@ class LayerExtractor {
     await this.removeTemporaryDirs();
     if (this.removalFailure) {
       const { error, entryPath } = this.removalFailure;
-      throw new SystemError(`extracting ${shownPath(entryPath)}: removing what it replaces: ${reasonOf(error)}`, errorCode(error));
+      throw new SystemError(`extracting ${shownPath(entryPath)}: removing what it replaces: ${errnoReason(error)}`, errorCode(error));
     }
     for (const [rel, mtimeNs] of this.dirTimes) {
       try {

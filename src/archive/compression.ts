@@ -9,7 +9,7 @@
  * compressed on worker threads (parallel-gzip.ts), zstd output through CompressionStream.
  */
 import fs from "node:fs";
-import { ArchiveError, NotSupportedError, StorageError, SystemError } from "../errors.ts";
+import { ArchiveError, NotSupportedError, StorageError, ioError } from "../errors.ts";
 import { parallelGzipSink } from "./parallel-gzip.ts";
 import { decompressInWorker } from "./worker-decompression.ts";
 import { Compression, type ByteSink, type ByteSource } from "./types.ts";
@@ -282,24 +282,6 @@ export function measure(source: ByteSource): { stream: ByteSource; summary(): { 
   };
 }
 
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: "no such file or directory",
-  EACCES: "permission denied",
-  EPERM: "operation not permitted",
-  EISDIR: "is a directory",
-  ENOTDIR: "not a directory",
-  EROFS: "read-only file system",
-  ENOSPC: "no space left on device",
-  EPIPE: "broken pipe",
-  EEXIST: "file exists",
-};
-
-/** A SystemError worded like Go's *PathError: "<op> <path>: <reason>". */
-function systemError(op: string, path: string, error: unknown): SystemError {
-  const code = (error as { code?: string }).code;
-  const reason = (code && ERRNO_TEXT[code]) ?? (error instanceof Error ? error.message : String(error));
-  return new SystemError(`${op} ${path}: ${reason}`, code);
-}
 
 const FILE_BUFFER_SIZE = 1 << 20;
 
@@ -309,7 +291,7 @@ export function fileSink(path: string): ByteSink {
   try {
     fd = fs.openSync(path, "w", 0o644);
   } catch (error) {
-    throw systemError("open", path, error);
+    throw ioError("open", path, error);
   }
   let buffer = new Uint8Array(FILE_BUFFER_SIZE);
   let used = 0;
@@ -318,7 +300,7 @@ export function fileSink(path: string): ByteSink {
       let done = 0;
       while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
     } catch (error) {
-      throw systemError("write", path, error);
+      throw ioError("write", path, error);
     }
   };
   const flush = () => {
@@ -359,7 +341,7 @@ export function stdoutSink(): ByteSink {
     try {
       await writer.flush();
     } catch (error) {
-      throw systemError("write", "/dev/stdout", error);
+      throw ioError("write", "/dev/stdout", error);
     }
   };
   return {
@@ -369,7 +351,7 @@ export function stdoutSink(): ByteSink {
         const pending = writer.write(chunk);
         if (typeof pending !== "number") await pending;
       } catch (error) {
-        throw systemError("write", "/dev/stdout", error);
+        throw ioError("write", "/dev/stdout", error);
       }
       buffered += chunk.length;
       if (buffered >= STDOUT_FLUSH_THRESHOLD) await flush();

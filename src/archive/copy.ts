@@ -4,7 +4,7 @@
  * into a layer can never write outside it, and owners move through both trees' ID maps.
  */
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
-import { StorageError } from "../errors.ts";
+import { PreconditionError, SystemError } from "../errors.ts";
 import type { IdMaps } from "../idmap.ts";
 import { applyLayerTar } from "./apply.ts";
 import { cleanComponents } from "./paths.ts";
@@ -74,7 +74,7 @@ export function resolveInside(root: string, path: string): string {
       resolved.push(part);
       continue;
     }
-    if (++hops > 40) throw new StorageError(`too many levels of symbolic links in ${path}`);
+    if (++hops > 40) throw new SystemError(`too many levels of symbolic links in ${path}`, "ELOOP");
     const target = readlinkSync(`${root}/${candidate.join("/")}`);
     const base = target.startsWith("/") ? [] : resolved;
     parts.unshift(...cleanComponents([...base, target].join("/")));
@@ -129,7 +129,7 @@ export async function copyPath(from: CopyEndpoint, to: CopyEndpoint, chown?: { u
   try {
     fromStats = lstatSync(fromHost);
   } catch {
-    throw new StorageError(`stat ${fromHost}: no such file or directory`);
+    throw new SystemError(`stat ${fromHost}: no such file or directory`, "ENOENT");
   }
   const parts = cleanComponents(to.path);
   const name = parts.pop() ?? "";
@@ -143,7 +143,7 @@ export async function copyPath(from: CopyEndpoint, to: CopyEndpoint, chown?: { u
     existing = undefined;
   }
   if (!fromStats.isDirectory() && existing?.isDirectory()) {
-    throw new StorageError(`cannot overwrite directory "${toHost}" with non-directory "${fromHost}"`);
+    throw new PreconditionError(`cannot overwrite directory "${toHost}" with non-directory "${fromHost}"`);
   }
   const { sink, source } = pipe();
   const writing = writeTree(from, fromRel, toRel, sink, chown);

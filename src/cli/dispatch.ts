@@ -3,6 +3,7 @@
  * lookup, command options, argument counts — with 1.43's messages, output streams and exit codes.
  * It never touches the store.
  */
+import { ArgumentCountError, GlobalOptionError, UnknownCommandError, type UsageError, exitStatusOf } from "../errors.ts";
 import type { CommandSpec, ParsedOptions } from "./command-spec.ts";
 import { FlagError, GLOBAL_OPTIONS, HELP_OPTION, parseFlags } from "./flags.ts";
 import { goList } from "./format.ts";
@@ -14,7 +15,8 @@ export interface DispatchIO {
 }
 
 export type Dispatch<C extends CommandSpec = CommandSpec> =
-  | { kind: "exit"; code: number }
+  /** Help was printed (code 0), or the command line failed: `error` says how, `code` is its exit status. */
+  | { kind: "exit"; code: number; error?: UsageError }
   | {
       kind: "run";
       command: C;
@@ -33,14 +35,16 @@ export interface DispatchHooks {
   defaultGlobals?: (globals: ParsedOptions, givenBeforeCommand: Set<string>) => ParsedOptions;
 }
 
-/** Exit status of command-level option errors, including command --help (§1.8). */
-export const COMMAND_OPTION_ERROR_EXIT = 125;
-
 /** What mflag prints while parsing fails: usage for a help request, else the error and a "See '… --help'." hint. */
 function reportFlagError(error: FlagError, helpCommand: string, printUsage: () => void, io: DispatchIO): void {
   if (error.inner !== undefined) reportFlagError(error.inner, helpCommand, printUsage, io);
   if (error.kind === "help") printUsage();
   else io.stderr(`${error.message}\nSee '${helpCommand}'.\n`);
+}
+
+/** The outcome of a command line that failed; dispatch has already printed what 1.43 prints for it. */
+function failed(error: UsageError): { kind: "exit"; code: number; error: UsageError } {
+  return { kind: "exit", code: exitStatusOf(error), error };
 }
 
 /** Finds a command by primary name or alias. */
@@ -64,7 +68,7 @@ export function dispatch<C extends CommandSpec>(
 
   if (argv.length === 0) {
     printGlobalUsage(false, false);
-    return { kind: "exit", code: 1 };
+    return failed(new GlobalOptionError("no command given"));
   }
 
   let global: ReturnType<typeof parseFlags>;
@@ -75,7 +79,7 @@ export function dispatch<C extends CommandSpec>(
     reportFlagError(error, `${program} --help`, () => printGlobalUsage(false), io);
     io.stdout(`${error.message} while parsing arguments (1)\n`);
     printGlobalUsage(false);
-    return { kind: "exit", code: 1 };
+    return failed(new GlobalOptionError(error.message));
   }
   if (global.options[HELP_OPTION] === true) {
     printGlobalUsage(true);
@@ -89,12 +93,13 @@ export function dispatch<C extends CommandSpec>(
   const invokedAs = global.rest[0];
   if (invokedAs === undefined) {
     printGlobalUsage(false);
-    return { kind: "exit", code: 1 };
+    return failed(new GlobalOptionError("no command given"));
   }
   const command = findCommand(commands, invokedAs);
   if (command === undefined) {
-    io.stdout(`${invokedAs}: unrecognized command.\n`);
-    return { kind: "exit", code: 1 };
+    const error = new UnknownCommandError(`${invokedAs}: unrecognized command.`);
+    io.stdout(`${error.message}\n`);
+    return failed(error);
   }
 
   const printCommandUsage = () => {
@@ -109,19 +114,16 @@ export function dispatch<C extends CommandSpec>(
   } catch (error) {
     if (!(error instanceof FlagError)) throw error;
     reportFlagError(error, `${program} ${invokedAs} --help`, printCommandUsage, io);
-    return { kind: "exit", code: COMMAND_OPTION_ERROR_EXIT };
+    return failed(error);
   }
 
   const args = parsed.rest;
-  if (args.length < command.minArgs) {
-    io.stdout(`${invokedAs}: more arguments required.\n`);
+  const countError =
+    args.length < command.minArgs ? `${invokedAs}: more arguments required.` : args.length > command.maxArgs ? `${invokedAs}: too many arguments (${goList(args)}).` : undefined;
+  if (countError !== undefined) {
+    io.stdout(`${countError}\n`);
     printCommandUsage();
-    return { kind: "exit", code: 1 };
-  }
-  if (args.length > command.maxArgs) {
-    io.stdout(`${invokedAs}: too many arguments (${goList(args)}).\n`);
-    printCommandUsage();
-    return { kind: "exit", code: 1 };
+    return failed(new ArgumentCountError(countError));
   }
 
   const globals: ParsedOptions = { ...globalsBefore };

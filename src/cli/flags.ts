@@ -4,7 +4,7 @@
  * non-option word.
  */
 import type { OptionDef, ParsedOptions } from "./command-spec.ts";
-import { StorageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import { goQuote } from "./format.ts";
 
 /** The global options (§1.3). `help` is accepted before the command name only. */
@@ -25,7 +25,7 @@ export const DEPRECATED_HELP_WARNING = "Warning: '-help' is deprecated, it will 
 export type FlagErrorKind = "undefined" | "needs-argument" | "bad-bool" | "bad-syntax" | "help";
 
 /** Bad command-line options; the message is mflag's. Kind "help" means -h/-help/--help was given where help is not an option. */
-export class FlagError extends StorageError {
+export class FlagError extends UsageError {
   override name = "FlagError";
   constructor(
     readonly kind: FlagErrorKind,

@@ -2,7 +2,7 @@
 import { accessSync, closeSync, constants, fstatSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { goJson } from "../cli/format.ts";
 import type { ByteSource } from "../archive/types.ts";
-import { StorageError } from "../errors.ts";
+import { ioError } from "../errors.ts";
 import type { CommandContext, OptionDef } from "./command.ts";
 
 export const JSON_OPTION: OptionDef = { names: ["json", "j"], type: "bool", description: "Prefer JSON output" };
@@ -31,19 +31,12 @@ export function printJson(ctx: CommandContext, value: unknown): void {
   ctx.stdout(`${goJson(value)}\n`);
 }
 
-/** The error for a user-named file that cannot be opened, worded like Go's os.Open. */
-function openError(path: string, e: unknown): StorageError {
-  const code = (e as NodeJS.ErrnoException).code;
-  const reason = code === "ENOENT" ? "no such file or directory" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : (e as Error).message;
-  return new StorageError(`open ${path}: ${reason}`);
-}
-
 /** Reads a whole file given by the user, with a one-line error naming it. */
 export function readUserFile(path: string): Uint8Array {
   try {
     return readFileSync(path);
   } catch (e) {
-    throw openError(path, e);
+    throw ioError("open", path, e);
   }
 }
 
@@ -71,7 +64,7 @@ export function inputStream(ctx: CommandContext, fileOption = "file"): ByteSourc
   try {
     accessSync(file, constants.R_OK);
   } catch (e) {
-    throw openError(file, e);
+    throw ioError("open", file, e);
   }
   return { [Symbol.asyncIterator]: () => readFileChunks(file) };
 }
@@ -90,7 +83,7 @@ async function* readFileChunks(path: string): AsyncGenerator<Uint8Array> {
   try {
     regular = statSync(path).isFile();
   } catch (e) {
-    throw openError(path, e);
+    throw ioError("open", path, e);
   }
   if (!regular) {
     yield* Bun.file(path).stream() as unknown as AsyncIterable<Uint8Array>;
@@ -100,7 +93,7 @@ async function* readFileChunks(path: string): AsyncGenerator<Uint8Array> {
   try {
     fd = openSync(path, "r");
   } catch (e) {
-    throw openError(path, e);
+    throw ioError("open", path, e);
   }
   try {
     yield* readRegularFile(fd, path);
@@ -118,7 +111,7 @@ async function* readRegularFile(fd: number, path: string): AsyncGenerator<Uint8A
     try {
       length = readSync(fd, buffer, 0, buffer.length, null);
     } catch (e) {
-      throw new StorageError(`read ${path}: ${(e as Error).message}`);
+      throw ioError("read", path, e);
     }
     if (length === 0) return;
     yield buffer.subarray(0, length);

@@ -1,5 +1,5 @@
 /** Container commands: create-container, container, containers, get-container-dir, get-container-run-dir (docs/cli-contract.md §3.3). */
-import { ContainerUnknownError } from "../errors.ts";
+import { ContainerUnknownError, messageOf } from "../errors.ts";
 import type { ContainerRecord } from "../store/records.ts";
 import type { CommandDef } from "./command.ts";
 import { ID_OPTION, JSON_OPTION, METADATA_FILE_OPTION, METADATA_OPTION, NAME_OPTION, listOption, metadataOption, printJson, stringOption, wantsJson } from "./common.ts";
@@ -58,7 +58,7 @@ export const container: CommandDef = {
         try {
           lines.push(`Size: ${await ctx.store.containerSize(c)}`);
         } catch (e) {
-          lines.push(`Size unknown: ${(e as Error).message}`);
+          lines.push(`Size unknown: ${messageOf(e)}`);
         }
         lines.push(`Layer: ${c.layer}`);
         for (const item of c.bigData) lines.push(`Data: ${item.name}`);

@@ -1,5 +1,5 @@
 /** copy [SRCLAYER:]SRC... [DSTLAYER:]DST — files into or out of layers (docs/cli-contract.md §3.7.5). */
-import { StorageError } from "../errors.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import type { CommandDef } from "./command.ts";
 import { JSON_OPTION, stringOption } from "./common.ts";
 
@@ -8,7 +8,7 @@ export function parseChown(text: string): { uid: number; gid: number } {
   const [uidText, gidText = uidText] = text.split(":", 2) as [string, string?];
   const parse = (value: string, what: string) => {
     if (!/^[0-9]+$/.test(value) || Number(value) > 0xffffffff) {
-      throw new StorageError(`error "${value}" as a numeric ${what}: strconv.ParseUint: parsing "${value}": invalid syntax`);
+      throw new InvalidArgumentError(`error "${value}" as a numeric ${what}: strconv.ParseUint: parsing "${value}": invalid syntax`);
     }
     return Number(value);
   };

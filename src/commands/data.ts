@@ -3,7 +3,7 @@
  * list-, get-, set- and, for images and containers, get-...-data-size and -digest.
  */
 import { writeFileSync } from "node:fs";
-import { ContainerUnknownError, ImageUnknownError, LayerUnknownError, StorageError } from "../errors.ts";
+import { ContainerUnknownError, DataItemUnknownError, ImageUnknownError, LayerUnknownError } from "../errors.ts";
 import type { BigDataInfo, ObjectKind } from "../store/records.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import { JSON_OPTION, inputBytes, printJson, stringOption, wantsJson } from "./common.ts";
@@ -27,9 +27,9 @@ function resolveOwner(ctx: CommandContext, kind: ObjectKind, ref: string): DataO
   return { id: record.id, items: ctx.store.bigDataItems(kind, record), fromReadOnlyStore };
 }
 
-function missingItem(kind: ObjectKind, name: string, id: string): StorageError {
+function missingItem(kind: ObjectKind, name: string, id: string): DataItemUnknownError {
   const hint = kind === "image" ? " (consider removing the image to resolve the issue)" : "";
-  return new StorageError(`locating item named "${name}" for ${kind} with ID "${id}"${hint}: file does not exist`);
+  return new DataItemUnknownError(`locating item named "${name}" for ${kind} with ID "${id}"${hint}: file does not exist`);
 }
 
 /** The data commands of one kind; aliases drop the dashes (listimagedata). */
@@ -95,7 +95,7 @@ export function dataCommands(kind: ObjectKind): CommandDef[] {
     options: [],
     async run(ctx) {
       const found = item(ctx);
-      if (!found) throw new StorageError("size is not known");
+      if (!found) throw new DataItemUnknownError("size is not known");
       ctx.stdout(`${found.size}\n`);
       return 0;
     },
@@ -109,7 +109,7 @@ export function dataCommands(kind: ObjectKind): CommandDef[] {
     options: [],
     async run(ctx) {
       const found = item(ctx);
-      if (!found) throw new StorageError("could not compute digest of item");
+      if (!found) throw new DataItemUnknownError("could not compute digest of item");
       ctx.stdout(`${found.digest}\n`);
       return 0;
     },

@@ -1,5 +1,6 @@
 /** Existence and deletion: exists, delete, delete-layer, delete-image, delete-container (docs/cli-contract.md §3.5). */
 import { sortedRecord } from "../cli/format.ts";
+import { messageOf } from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import { JSON_OPTION, QUIET_OPTION, printJson, wantsJson } from "./common.ts";
@@ -44,7 +45,7 @@ async function deleteEach(ctx: CommandContext, remove: (store: Store, ref: strin
       await remove(ctx.store, ref);
       errors.set(ref, "");
     } catch (e) {
-      errors.set(ref, (e as Error).message);
+      errors.set(ref, messageOf(e));
     }
   }
   if (wantsJson(ctx)) printJson(ctx, sortedRecord(errors));
@@ -85,8 +86,8 @@ export const deleteImage: CommandDef = {
         if (!wantsJson(ctx)) for (const id of deletedLayers) ctx.stderr(`${ref}: ${id}\n`);
       } catch (e) {
         failed = true;
-        results.set(ref, { error: (e as Error).message });
-        if (!wantsJson(ctx)) ctx.stderr(`${ref}: ${(e as Error).message}\n`);
+        results.set(ref, { error: messageOf(e) });
+        if (!wantsJson(ctx)) ctx.stderr(`${ref}: ${messageOf(e)}\n`);
       }
     }
     if (wantsJson(ctx)) printJson(ctx, sortedRecord(results));

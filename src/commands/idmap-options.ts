@@ -1,6 +1,6 @@
 /** The ID-mapping options of create-layer, import-layer and create-container (docs/cli-contract.md §5). */
 import { readFileSync } from "node:fs";
-import { StorageError } from "../errors.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import type { IdMapping, IdMaps } from "../idmap.ts";
 import type { CommandContext, OptionDef } from "./command.ts";
 import { stringOption } from "./common.ts";
@@ -23,14 +23,14 @@ export function parseIdMap(text: string, which: "uid" | "gid"): IdMapping[] {
   const numbers = parts.map((p) => (/^[0-9]+$/.test(p) ? Number(p) : NaN));
   if (parts.length % 3 !== 0 || numbers.some((n) => !Number.isSafeInteger(n) || n > 0xffffffff)) {
     const shown = text.length > 80 ? `${text.slice(0, 64)}... (${text.length} characters)` : text;
-    throw new StorageError(`initializing ID mappings: ${which} setting is malformed expected ["uint32:uint32:uint32"]: ["${shown}"]`);
+    throw new InvalidArgumentError(`initializing ID mappings: ${which} setting is malformed expected ["uint32:uint32:uint32"]: ["${shown}"]`);
   }
   const ranges: IdMapping[] = [];
   for (let i = 0; i < numbers.length; i += 3) {
     const range = { containerId: numbers[i]!, hostId: numbers[i + 1]!, size: numbers[i + 2]! };
     // IDs are 32-bit and 4294967295 is (uid_t)-1, which chown takes as "leave unchanged".
     if (Math.max(range.containerId, range.hostId) + range.size > MAX_ID + 1) {
-      throw new StorageError(`initializing ID mappings: ${which} range ${range.containerId}:${range.hostId}:${range.size} goes beyond the largest ID ${MAX_ID}`);
+      throw new InvalidArgumentError(`initializing ID mappings: ${which} range ${range.containerId}:${range.hostId}:${range.size} goes beyond the largest ID ${MAX_ID}`);
     }
     ranges.push(range);
   }
@@ -52,7 +52,7 @@ export function subordinateRanges(name: string, file: "/etc/subuid" | "/etc/subg
     .map((f) => ({ start: Number(f[1]), size: Number(f[2]) }))
     .filter((r) => Number.isSafeInteger(r.start) && Number.isSafeInteger(r.size) && r.size > 0)
     .sort((a, b) => a.start - b.start);
-  if (ranges.length === 0) throw new StorageError(`no ${file === "/etc/subuid" ? "subuid" : "subgid"} ranges found for ${file === "/etc/subuid" ? "user" : "group"} "${name}" in ${file}`);
+  if (ranges.length === 0) throw new InvalidArgumentError(`no ${file === "/etc/subuid" ? "subuid" : "subgid"} ranges found for ${file === "/etc/subuid" ? "user" : "group"} "${name}" in ${file}`);
   let next = 0;
   return ranges.map((r) => {
     const mapping = { containerId: next, hostId: r.start, size: r.size };
@@ -76,11 +76,11 @@ export function idMapsFromOptions(ctx: CommandContext): IdMaps | undefined {
   if (subGroup !== undefined && subUser === undefined) subUser = subGroup;
   const hostUid = ctx.options.hostuidmap === true;
   const hostGid = ctx.options.hostgidmap === true;
-  if (hostUid && (uidText !== undefined || subUser !== undefined)) throw new StorageError("host uid map specified along with UID mapping");
-  if (hostGid && (gidText !== undefined || subGroup !== undefined)) throw new StorageError("host gid map specified along with GID mapping");
+  if (hostUid && (uidText !== undefined || subUser !== undefined)) throw new InvalidArgumentError("host uid map specified along with UID mapping");
+  if (hostGid && (gidText !== undefined || subGroup !== undefined)) throw new InvalidArgumentError("host gid map specified along with GID mapping");
   const uidMap = [...(subUser !== undefined ? subordinateRanges(subUser, "/etc/subuid") : []), ...(uidText ? parseIdMap(uidText, "uid") : [])];
   const gidMap = [...(subGroup !== undefined ? subordinateRanges(subGroup, "/etc/subgid") : []), ...(gidText ? parseIdMap(gidText, "gid") : [])];
-  if (overlaps(uidMap) || overlaps(gidMap)) throw new StorageError("initializing ID mappings: overlapping ranges in the ID map");
+  if (overlaps(uidMap) || overlaps(gidMap)) throw new InvalidArgumentError("initializing ID mappings: overlapping ranges in the ID map");
   if (uidMap.length === 0 && gidMap.length === 0 && !hostUid && !hostGid) return undefined;
   return { uidMap, gidMap };
 }

@@ -1,4 +1,5 @@
 /** Image commands: create-image, image, images, images-by-digest (docs/cli-contract.md §3.2). */
+import { messageOf } from "../errors.ts";
 import type { ImageRecord } from "../store/records.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import { ID_OPTION, JSON_OPTION, METADATA_FILE_OPTION, METADATA_OPTION, NAME_OPTION, QUIET_OPTION, listOption, metadataOption, printJson, stringOption, wantsJson } from "./common.ts";
@@ -55,7 +56,7 @@ export const image: CommandDef = {
         try {
           lines.push(`Size: ${await ctx.store.imageSize(i)}`);
         } catch (e) {
-          lines.push(`Size unknown: ${(e as Error).message}`);
+          lines.push(`Size unknown: ${messageOf(e)}`);
         }
         if (i.fromReadOnlyStore) lines.push("Read Only: true");
         ctx.stdout(`${lines.join("\n")}\n`);

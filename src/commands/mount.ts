@@ -1,4 +1,5 @@
 /** Mounting: mount, unmount, mounted (docs/cli-contract.md §3.6). */
+import { messageOf } from "../errors.ts";
 import type { CommandDef } from "./command.ts";
 import { JSON_OPTION, printJson, stringOption, wantsJson } from "./common.ts";
 
@@ -23,7 +24,7 @@ export const mount: CommandDef = {
         const path = ctx.store.mount(ref, { readOnly: ctx.options.ro === true, mountLabel: stringOption(ctx, "label"), options });
         results.push({ id: ref, mountpoint: path, error: "" });
       } catch (e) {
-        results.push({ id: ref, mountpoint: "", error: (e as Error).message });
+        results.push({ id: ref, mountpoint: "", error: messageOf(e) });
       }
     }
     if (wantsJson(ctx)) printJson(ctx, results);
@@ -53,8 +54,8 @@ export const unmount: CommandDef = {
         if (outcome === "unmounted") ctx.stdout(`${ref} mountpoint unmounted\n`);
         results.push({ id: ref, error: "" });
       } catch (e) {
-        results.push({ id: ref, error: (e as Error).message });
-        if (!wantsJson(ctx)) ctx.stderr(`${(e as Error).message} while unmounting ${ref}\n`);
+        results.push({ id: ref, error: messageOf(e) });
+        if (!wantsJson(ctx)) ctx.stderr(`${messageOf(e)} while unmounting ${ref}\n`);
       }
     }
     if (wantsJson(ctx)) printJson(ctx, results);
@@ -76,8 +77,8 @@ export const mounted: CommandDef = {
         if (ctx.store.mountCount(ref) > 0) ctx.stdout(`${ref} mounted\n`);
         results.push({ id: ref, error: "" });
       } catch (e) {
-        results.push({ id: ref, error: (e as Error).message });
-        if (!wantsJson(ctx)) ctx.stderr(`${(e as Error).message} checking if ${ref} is mounted\n`);
+        results.push({ id: ref, error: messageOf(e) });
+        if (!wantsJson(ctx)) ctx.stderr(`${messageOf(e)} checking if ${ref} is mounted\n`);
       }
     }
     if (wantsJson(ctx)) printJson(ctx, results);

@@ -1,5 +1,5 @@
 /** Names and metadata: get-names, add-names, set-names, metadata, set-metadata (docs/cli-contract.md §3.4). */
-import { StorageError } from "../errors.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import { JSON_OPTION, METADATA_FILE_OPTION, METADATA_OPTION, NAME_OPTION, QUIET_OPTION, listOption, metadataOption, printJson, wantsJson } from "./common.ts";
 import { sortedRecord } from "../cli/format.ts";
@@ -78,7 +78,7 @@ export const setMetadata: CommandDef = {
   async run(ctx) {
     const value = metadataOption(ctx);
     const fromFile = ctx.options["metadata-file"] !== undefined;
-    if (value === undefined || (value === "" && !fromFile)) throw new StorageError("no new metadata provided");
+    if (value === undefined || (value === "" && !fromFile)) throw new InvalidArgumentError("no new metadata provided");
     ctx.store.setMetadata(ctx.args[0]!, value);
     return 0;
   },

@@ -1,4 +1,5 @@
 /** Store-level commands: status, version, wipe, shutdown (docs/cli-contract.md §3.8). */
+import { messageOf } from "../errors.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import { JSON_OPTION, printJson, wantsJson } from "./common.ts";
 
@@ -13,7 +14,7 @@ function printPairs(ctx: CommandContext, pairs: Array<[string, string]>): void {
 
 /** Reports a store-level failure as "<command>: <error>" (JSON: {}), exit 1. */
 function failure(ctx: CommandContext, command: string, e: unknown): number {
-  ctx.stderr(`${command}: ${(e as Error).message}\n`);
+  ctx.stderr(`${command}: ${messageOf(e)}\n`);
   if (wantsJson(ctx)) printJson(ctx, {});
   return 1;
 }

@@ -1,5 +1,5 @@
 /** Picks and builds the driver a store uses. */
-import { InitError } from "../errors.ts";
+import { NotSupportedError } from "../errors.ts";
 import type { Driver } from "./driver.ts";
 import type { Mounter } from "./mounter.ts";
 import { OverlayDriver, overlaySupport, parseOverlayOptions } from "./overlay.ts";
@@ -35,6 +35,6 @@ export function createDriver(name: string, context: DriverContext): Driver {
     case "overlay":
       return new OverlayDriver(context.graphRoot, context.runRoot, parseOverlayOptions(context.options), context.mounter);
     default:
-      throw new InitError(`failed to GetDriver graph ${name} ${context.graphRoot}: driver not supported`);
+      throw new NotSupportedError(`failed to GetDriver graph ${name} ${context.graphRoot}: driver not supported`);
   }
 }

@@ -33,7 +33,7 @@ import { compareTrees, sizeOfChanges } from "../archive/changes.ts";
 import { exportChanges } from "../archive/export.ts";
 import { exportOverlayDiff, overlayChanges, overlayDiffSize } from "../archive/overlay-diff.ts";
 import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types.ts";
-import { InitError, NotSupportedError, StorageError } from "../errors.ts";
+import { CorruptError, InitError, InvalidArgumentError, NotSupportedError } from "../errors.ts";
 import { type IdMaps, sameMaps } from "../idmap.ts";
 import type { CompareRequest, CreateLayerRequest, Driver, MountRequest, MountSpec } from "./driver.ts";
 import { type Mounter, kernelMountPoints, mountNow, unmountPath } from "./mounter.ts";
@@ -249,7 +249,7 @@ export class OverlayDriver implements Driver {
     if (!existsSync(marker)) writeFileSync(marker, String(this.options.mountProgram !== undefined));
     if (this.options.mountProgram === undefined) {
       const support = overlaySupport(this.graphRoot, dirname(this.runDir));
-      if (!support.supported) throw new InitError(`failed to GetDriver graph overlay ${this.graphRoot}: driver not supported: ${support.reason}`);
+      if (!support.supported) throw new NotSupportedError(`failed to GetDriver graph overlay ${this.graphRoot}: driver not supported: ${support.reason}`);
     }
     this.releaseStaleViews();
   }
@@ -287,7 +287,7 @@ export class OverlayDriver implements Driver {
   private chain(id: string): { own: string; lowers: string[] } {
     const dir = this.layerDir(id);
     const own = readText(join(dir, "link"));
-    if (own === undefined) throw new StorageError(`overlay: layer ${id} has no link file`);
+    if (own === undefined) throw new CorruptError(`overlay: layer ${id} has no link file`);
     const lower = readText(join(dir, "lower"));
     const lowers = lower ? lower.split(":").map((entry) => entry.replace(/^l\//, "")) : [];
     return { own, lowers };
@@ -301,7 +301,7 @@ export class OverlayDriver implements Driver {
       resolved = links.map((link) => this.linkPath(link));
     }
     const missing = resolved.findIndex((r) => r === undefined);
-    if (missing >= 0) throw new StorageError(`overlay: layer ${id}: lower layer link ${LINK_DIR}/${links[missing]} is missing`);
+    if (missing >= 0) throw new CorruptError(`overlay: layer ${id}: lower layer link ${LINK_DIR}/${links[missing]} is missing`);
     return resolved as Array<{ mountName: string; absolute: string }>;
   }
 
@@ -327,7 +327,7 @@ export class OverlayDriver implements Driver {
   // ---- layers ---------------------------------------------------------------------------------
 
   async create(id: string, request: CreateLayerRequest): Promise<void> {
-    if (RESERVED_NAMES.has(id)) throw new StorageError(`layer ID "${id}" is reserved by the overlay driver`);
+    if (RESERVED_NAMES.has(id)) throw new InvalidArgumentError(`layer ID "${id}" is reserved by the overlay driver`);
     await this.remove(id);
     const dir = join(this.home, id);
     mkdirSync(dir, { mode: 0o700 });
@@ -346,7 +346,7 @@ export class OverlayDriver implements Driver {
       }
       const parentDir = request.parentHome ?? this.layerDir(request.parent);
       const parentLink = readText(join(parentDir, "link"));
-      if (parentLink === undefined) throw new StorageError(`overlay: parent layer ${request.parent} has no link file`);
+      if (parentLink === undefined) throw new CorruptError(`overlay: parent layer ${request.parent} has no link file`);
       const parentLower = readText(join(parentDir, "lower"));
       const parentRoot = lstatSync(join(parentDir, "diff"));
       mkdirSync(diff);
@@ -461,14 +461,14 @@ export class OverlayDriver implements Driver {
     options.push(...this.options.mountOptions, ...request.options);
     const joined = options.join(",");
     if (this.options.mountProgram === undefined && Buffer.byteLength(joined) > MOUNT_OPTIONS_MAX_BYTES) {
-      throw new StorageError(`overlay: the mount options of layer ${id} take ${Buffer.byteLength(joined)} bytes, more than the kernel's limit of ${MOUNT_OPTIONS_MAX_BYTES}`);
+      throw new NotSupportedError(`overlay: the mount options of layer ${id} take ${Buffer.byteLength(joined)} bytes, more than the kernel's limit of ${MOUNT_OPTIONS_MAX_BYTES}`);
     }
     return { kind: "overlay", target, options: joined, cwd: this.linkDir, program: this.options.mountProgram };
   }
 
   private checkDepth(id: string, lowerCount: number): void {
     if (lowerCount > MAX_LOWER_LAYERS) {
-      throw new StorageError(`max depth exceeded: layer ${id} needs ${lowerCount} lower layers, overlayfs stacks at most ${MAX_LOWER_LAYERS}`);
+      throw new NotSupportedError(`max depth exceeded: layer ${id} needs ${lowerCount} lower layers, overlayfs stacks at most ${MAX_LOWER_LAYERS}`);
     }
   }
 

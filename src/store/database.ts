@@ -4,7 +4,9 @@
  * migrations numbered by PRAGMA user_version. Every mutation runs in BEGIN IMMEDIATE.
  */
 import { Database } from "bun:sqlite";
-import { InitError } from "../errors.ts";
+import { accessSync, constants } from "node:fs";
+import { dirname } from "node:path";
+import { NotSupportedError, StorageError, SystemError, ioError, sqliteFailure } from "../errors.ts";
 
 /** How long a writer waits for another process's write transaction before giving up. */
 const BUSY_TIMEOUT_MS = 60_000;
@@ -99,30 +101,45 @@ const MIGRATIONS: string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Opens (creating if needed) the database at path and brings its schema up to date. */
+/** Opens (creating if needed) the database at path and brings its schema up to date; a failure names the path. */
 export function openDatabase(path: string): Database {
-  let db: Database;
+  let db: Database | undefined;
   try {
     db = new Database(path, { create: true, strict: true });
+    db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    const mode = db.query("PRAGMA journal_mode = WAL").get() as { journal_mode: string } | null;
+    if (mode?.journal_mode !== "wal") throw new SystemError(`database ${path}: cannot switch to WAL mode`);
+    // WAL with synchronous=NORMAL is durable across application crashes and keeps the
+    // database consistent across power loss; layer data itself is synced before it is marked complete.
+    db.run("PRAGMA synchronous = NORMAL");
+    db.run("PRAGMA foreign_keys = ON");
+    db.run(`PRAGMA mmap_size = ${MMAP_BYTES}`);
+    migrate(db, path);
+    return db;
   } catch (e) {
-    throw new InitError(`opening database ${path}: ${(e as Error).message}`);
+    db?.close();
+    throw databaseError(path, e);
   }
-  db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-  const mode = db.query("PRAGMA journal_mode = WAL").get() as { journal_mode: string } | null;
-  if (mode?.journal_mode !== "wal") throw new InitError(`database ${path}: cannot switch to WAL mode`);
-  // WAL with synchronous=NORMAL is durable across application crashes and keeps the
-  // database consistent across power loss; layer data itself is synced before it is marked complete.
-  db.run("PRAGMA synchronous = NORMAL");
-  db.run("PRAGMA foreign_keys = ON");
-  db.run(`PRAGMA mmap_size = ${MMAP_BYTES}`);
-  migrate(db, path);
-  return db;
+}
+
+/** A failure while opening, naming the file; when SQLite only says it cannot open it, the directory tells why (read-only, permission). */
+function databaseError(path: string, e: unknown): unknown {
+  if (e instanceof StorageError) return e;
+  const context = `opening database ${path}`;
+  if ((e as { code?: unknown }).code === "SQLITE_CANTOPEN") {
+    try {
+      accessSync(dirname(path), constants.W_OK);
+    } catch (why) {
+      return ioError("opening database", path, why);
+    }
+  }
+  return sqliteFailure(e, context) ?? e;
 }
 
 function migrate(db: Database, path: string): void {
   const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
   if (current > MIGRATIONS.length) {
-    throw new InitError(`database ${path} has schema version ${current}, newer than this oci-storage understands (${MIGRATIONS.length}); upgrade oci-storage`);
+    throw new NotSupportedError(`database ${path} has schema version ${current}, newer than this oci-storage understands (${MIGRATIONS.length}); upgrade oci-storage`);
   }
   if (current === MIGRATIONS.length) return;
   immediate(db, () => {

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { InitError } from "../errors.ts";
+import { InitError, SystemError, errnoReason } from "../errors.ts";
 
 export interface StoreOptions {
   graphRoot: string;
@@ -49,7 +49,7 @@ export function readConfig(path: string): ConfigValues {
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw new InitError(`reading configuration ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
+    throw new SystemError(`reading configuration ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : errnoReason(e)}`, (e as NodeJS.ErrnoException).code);
   }
   let parsed: any;
   try {

@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ParsedOptions } from "../../src/commands/command.ts";
 import { dispatch, type Dispatch, type DispatchHooks } from "../../src/cli/dispatch.ts";
+import { FlagError } from "../../src/cli/flags.ts";
+import { ArgumentCountError, GlobalOptionError, UnknownCommandError, UsageError, exitStatusOf } from "../../src/errors.ts";
 import { FAKE_COMMANDS } from "./fake-commands.ts";
 
 interface Captured {
@@ -364,4 +366,33 @@ describe.skipIf(reference === null)("dispatch matches containers-storage 1.43", 
       });
     });
   }
+});
+
+describe("dispatch: a failed command line is a UsageError whose class sets the exit status", () => {
+  const cases: Array<[string[], new (...args: never[]) => UsageError, number]> = [
+    [["layers", "--bogus"], FlagError, 125],
+    [["layers", "--json=yes"], FlagError, 125],
+    [["layers", "--help"], FlagError, 125],
+    [["-x", "layers"], GlobalOptionError, 1],
+    [["-h"], GlobalOptionError, 1],
+    [[], GlobalOptionError, 1],
+    [["nosuch"], UnknownCommandError, 1],
+    [["diff"], ArgumentCountError, 1],
+    [["create-layer", "a", "b"], ArgumentCountError, 1],
+  ];
+  for (const [argv, errorClass, status] of cases) {
+    test(`${argv.join(" ") || "(no arguments)"}: ${errorClass.name}, exit ${status}`, () => {
+      const { result } = run(argv);
+      expect(result.kind).toBe("exit");
+      if (result.kind !== "exit") return;
+      expect(result.error).toBeInstanceOf(errorClass);
+      expect(result.code).toBe(status);
+      expect(exitStatusOf(result.error)).toBe(status);
+    });
+  }
+
+  test("help asked for before the command is no error: exit 0", () => {
+    const { result } = run(["--help"]);
+    expect(result).toEqual({ kind: "exit", code: 0 });
+  });
 });
