@@ -4,8 +4,8 @@
  * texts follow containers-storage 1.43 where scripts may match on them (docs/cli-contract.md).
  */
 
-/** Base of every expected failure: shown as its message alone (a stack only with --debug). Thrown only through a subclass. */
-export class StorageError extends Error {}
+/** Base of every expected failure: shown as its message alone (a stack only with --debug). Abstract: throw the class that says what went wrong. */
+export abstract class StorageError extends Error {}
 
 /** A layer, image, container, data item or name that does not exist. */
 export class NotFoundError extends StorageError {}
@@ -214,6 +214,14 @@ export function asStorageError(error: unknown): StorageError | undefined {
   if (typeof code === "string" && code.startsWith("SQLITE_")) return sqliteFailure(error, "database");
   if (errnoCode(error) === undefined || typeof syscall !== "string") return undefined;
   return path === undefined ? new SystemError(`${syscall}: ${errnoReason(error)}`, code) : ioError(syscall, path, error);
+}
+
+/** The same failure with "<context>: " before its message (the class, and so the exit status, kept); a bug is returned as it is. */
+export function withContext(context: string, error: unknown): unknown {
+  const known = asStorageError(error);
+  if (known === undefined) return error;
+  known.message = `${context}: ${known.message}`;
+  return known;
 }
 
 /** The one-line text of anything thrown, as shown after "<REF>: " or alone; a bug reads "internal error: …". */

@@ -32,6 +32,7 @@ import {
   exitStatusOf,
   ioError,
   messageOf,
+  withContext,
 } from "../src/errors.ts";
 import { FlagError } from "../src/cli/flags.ts";
 
@@ -124,6 +125,16 @@ describe("failures from the system are I/O errors naming the path", () => {
     expect(thrown).toBeDefined();
     expect(asStorageError(thrown)).toBeInstanceOf(CorruptError);
     expect(messageOf(thrown)).toMatch(/^database: database is corrupt: /);
+  });
+
+  test("withContext prefixes the message and keeps the class, so the exit status stays the cause's", () => {
+    const wrapped = withContext("sha256:abc", new InvalidArgumentError("invalid checksum digest length"));
+    expect(wrapped).toBeInstanceOf(InvalidArgumentError);
+    expect((wrapped as Error).message).toBe("sha256:abc: invalid checksum digest length");
+    const fsError = Object.assign(new Error("EACCES: permission denied, open '/x'"), { code: "EACCES", syscall: "open", path: "/x" });
+    expect(messageOf(withContext("error copying \"/a\" to \"/b\"", fsError))).toBe('error copying "/a" to "/b": open /x: permission denied');
+    const bug = new TypeError("boom");
+    expect(withContext("ctx", bug)).toBe(bug);
   });
 
   test("anything else is a bug: 'internal error: <first line>'", () => {

@@ -1,5 +1,5 @@
 /** Named data items (big data) of layers, images and containers: a manifest, a config, anything keyed by name. */
-import { ContainerUnknownError, ImageUnknownError, LayerUnknownError, StorageError } from "../errors.ts";
+import { ContainerUnknownError, ImageUnknownError, InvalidArgumentError, LayerUnknownError } from "../errors.ts";
 import { sha256Digest } from "./digest.ts";
 import type { StoreParts } from "./parts.ts";
 import type { BigDataInfo, ObjectKind } from "./records.ts";
@@ -16,7 +16,7 @@ export function bigData(parts: StoreParts, kind: ObjectKind, record: { id: strin
 
 /** Stores a data item in its own transaction (see writeDataItem). */
 export function setBigData(parts: StoreParts, kind: ObjectKind, id: string, name: string, data: Uint8Array): void {
-  if (name === "") throw new StorageError(`can't set empty name for ${kind} big data item: not a valid name for a big data item`);
+  if (name === "") throw new InvalidArgumentError(`can't set empty name for ${kind} big data item: not a valid name for a big data item`);
   const digest = sha256Digest(data);
   parts.tx(() => writeDataItem(parts, kind, id, name, data, digest));
 }

@@ -5,7 +5,7 @@
  * one parts.tx call insertImage and writeDataItem (data-items.ts) for the manifest, config and
  * signatures — `importImage(plan)` below is that sequence; nobody sees half an image.
  */
-import { IdInUseError, ImageInUseError, LayerUnknownError, NotAnImageError, StorageError } from "../errors.ts";
+import { IdInUseError, ImageInUseError, LayerUnknownError, NotAnImageError, withContext } from "../errors.ts";
 import { unique } from "../util/lists.ts";
 import { nowNs } from "../util/time.ts";
 import { writeDataItem } from "./data-items.ts";
@@ -50,7 +50,7 @@ export function createImage(parts: StoreParts, options: CreateImageOptions): Ima
     try {
       validateDigest(options.digest);
     } catch (e) {
-      throw new StorageError(`validating digests for new image: validating image digest "${options.digest}": ${(e as Error).message}`);
+      throw withContext(`validating digests for new image: validating image digest "${options.digest}"`, e);
     }
   }
   const names = unique(options.names);
@@ -122,7 +122,7 @@ export function imagesByDigest(parts: StoreParts, digest: string): ImageRecord[]
   try {
     validateDigest(digest);
   } catch (e) {
-    throw new StorageError(`${digest}: ${(e as Error).message}`);
+    throw withContext(digest, e);
   }
   return parts.roots.listEverywhere((catalog) => catalog.listImages()).filter((image) => imageDigests(image).includes(digest));
 }

@@ -11,7 +11,7 @@
  * the moments the crash tests stop at.
  */
 import type { ByteSource } from "../archive/types.ts";
-import { IdInUseError, LayerInUseError, LayerUnknownError, NotALayerError, StorageError } from "../errors.ts";
+import { IdInUseError, LayerInUseError, LayerUnknownError, NotALayerError, PreconditionError } from "../errors.ts";
 import { type IdMaps, NO_ID_MAPS } from "../idmap.ts";
 import { crashPoint } from "../util/crash-points.ts";
 import { unique } from "../util/lists.ts";
@@ -48,7 +48,7 @@ export function beginLayer(parts: StoreParts, options: CreateLayerOptions): Laye
     if (options.parent !== undefined) {
       parent = findLayer(parts, options.parent);
       if (!parent) throw new LayerUnknownError();
-      if (parts.catalog.containerOfLayer(parent.id)) throw new StorageError("would-be parent layer is a container");
+      if (parts.catalog.containerOfLayer(parent.id)) throw new PreconditionError("would-be parent layer is a container");
     }
     checkNamesFree(parts, "layer", names);
     const maps = options.idMaps ?? (parent ? { uidMap: parent.uidMap, gidMap: parent.gidMap } : NO_ID_MAPS);
@@ -163,12 +163,20 @@ export async function applyDiff(parts: StoreParts, ref: string, source: ByteSour
     parts.catalog.setLayerOnInterrupt(found.id, "reset");
     return found;
   });
+  let failure: unknown;
   try {
     await applyInto(parts, layer, source);
-  } finally {
-    // A failed apply may have changed some files; the layer stays usable as it is, like containers-storage's.
-    completeLayer(parts, layer.id);
+  } catch (e) {
+    failure = e;
   }
+  // A failed apply may have changed some files; the layer stays usable as it is, like containers-storage's.
+  // When marking it complete fails too (a full disk fails both), the apply's error is the one that says why.
+  try {
+    completeLayer(parts, layer.id);
+  } catch (e) {
+    throw failure ?? e;
+  }
+  if (failure !== undefined) throw failure;
 }
 
 // ---- removing --------------------------------------------------------------------------------
@@ -230,7 +238,7 @@ export function dropLayerRow(parts: StoreParts, id: string): void {
 }
 
 /** Why a layer may not be deleted safely, or undefined when it may (docs/cli-contract.md §3.5.3). */
-function layerInUse(parts: StoreParts, id: string): StorageError | undefined {
+function layerInUse(parts: StoreParts, id: string): LayerInUseError | undefined {
   const child = parts.catalog.childLayerRows(id)[0];
   if (child) return new LayerInUseError(`used by layer ${child}: layer has children`);
   const image = parts.catalog.imagesUsingLayer(id)[0];

@@ -6,7 +6,7 @@
 import { statSync } from "node:fs";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { type CopyEndpoint, copyPath as copyBetween } from "../archive/copy.ts";
-import { LayerUnknownError, StorageError } from "../errors.ts";
+import { LayerUnknownError, PreconditionError, withContext } from "../errors.ts";
 import { NO_ID_MAPS, toContainer } from "../idmap.ts";
 import { findContainer, findImage, findLayer } from "./lookup.ts";
 import type { StoreParts } from "./parts.ts";
@@ -106,7 +106,7 @@ export async function withLayerView<T>(parts: StoreParts, layer: LayerRecord, fn
 export function parentOwners(parts: StoreParts, layer: LayerRecord, errorPrefix: string): ParentOwners {
   if (layer.uidMap.length === 0 && layer.gidMap.length === 0) return { uids: [], gids: [] };
   const mountPoint = parts.mounter.mountPoint(layer.id);
-  if (mountPoint === undefined) throw new StorageError(`${errorPrefix}: layer is not mounted`);
+  if (mountPoint === undefined) throw new PreconditionError(`${errorPrefix}: layer is not mounted`);
   const uids = new Set<number>();
   const gids = new Set<number>();
   for (let dir = dirname(mountPoint); ; dir = dirname(dir)) {
@@ -141,7 +141,7 @@ export async function copyPath(
     try {
       await copyBetween(source, target, chown);
     } catch (e) {
-      throw new StorageError(`error copying "${join(source.root, source.path)}" to "${join(target.root, target.path)}": ${(e as Error).message}`);
+      throw withContext(`error copying "${join(source.root, source.path)}" to "${join(target.root, target.path)}"`, e);
     }
   } finally {
     for (const id of mountedHere) parts.mounter.unmount(id, false);

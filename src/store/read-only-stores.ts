@@ -6,7 +6,7 @@
 import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { InitError } from "../errors.ts";
+import { InitError, sqliteFailure } from "../errors.ts";
 import { Catalog } from "./catalog.ts";
 
 /** Graph roots of read-only image stores named by driver options (`<driver>.imagestore=`, `.additionalimagestore=`). */
@@ -51,7 +51,7 @@ export class ReadOnlyStores {
       try {
         db = new Database(path, { readonly: true, strict: true });
       } catch (e) {
-        throw new InitError(`image store ${root}: ${(e as Error).message}`);
+        throw sqliteFailure(e, `image store ${root}`) ?? e;
       }
       this.opened.push({ root, catalog: new Catalog(db) });
     }

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import type { ByteSink, ByteSource, Change, Compression } from "../archive/types.ts";
 import { canonicalDriverName, createDriver, defaultDriverName } from "../drivers/index.ts";
 import { Mounter } from "../drivers/mounter.ts";
-import { InitError, LayerInUseError, LayerUnknownError } from "../errors.ts";
+import { InitError, LayerInUseError, LayerUnknownError, ioError } from "../errors.ts";
 import { Catalog } from "./catalog.ts";
 import { type RepairOutcome, type Finding, checkStore, repairStore } from "./check.ts";
 import * as containers from "./containers.ts";
@@ -50,7 +50,7 @@ export async function openStore(options: StoreOptions, { recover = true }: { rec
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
     } catch (e) {
-      throw new InitError(`creating ${dir}: ${(e as Error).message}`);
+      throw ioError("creating", dir, e);
     }
   }
   const db = openDatabase(join(options.graphRoot, "oci-storage.db"));
