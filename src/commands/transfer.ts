@@ -1,5 +1,5 @@
 /** pull SOURCE and push IMAGE DESTINATION: whole images through the transports (docs/cli.md). */
-import { StorageError } from "../errors.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import type { CommandDef } from "./command.ts";
 import { JSON_OPTION, listOption, printJson, stringOption, wantsJson } from "./common.ts";
 import { imageJson } from "./render.ts";
@@ -48,9 +48,9 @@ export const push: CommandDef = {
   ],
   async run(ctx) {
     const compression = stringOption(ctx, "compression-format") ?? "gzip";
-    if (compression !== "gzip" && compression !== "zstd" && compression !== "none") throw new StorageError(`invalid --compression-format "${compression}": expected gzip, zstd or none`);
+    if (compression !== "gzip" && compression !== "zstd" && compression !== "none") throw new InvalidArgumentError(`invalid --compression-format "${compression}": expected gzip, zstd or none`);
     const format = stringOption(ctx, "format") ?? "oci";
-    if (format !== "oci" && format !== "v2s2") throw new StorageError(`invalid --format "${format}": expected oci or v2s2`);
+    if (format !== "oci" && format !== "v2s2") throw new InvalidArgumentError(`invalid --format "${format}": expected oci or v2s2`);
     const { pushImage } = await import("../transports/push.ts");
     const { Progress } = await import("../transports/progress.ts");
     const digest = await pushImage(ctx.store, ctx.args[0]!, ctx.args[1]!, { compression, format, progress: Progress.forStderr(ctx.options.quiet === true) });

@@ -6,7 +6,7 @@
  */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { join, normalize, posix } from "node:path";
-import { StorageError } from "../errors.ts";
+import { CorruptError, NotSupportedError, ioError, messageOf } from "../errors.ts";
 import { BLOCK_SIZE, TypeFlag, parseHeaderBlock, parsePaxRecords, utf8Text } from "../archive/tar-header.ts";
 import type { BlobReader } from "./types.ts";
 
@@ -29,7 +29,7 @@ async function* readRange(path: string, start: number, length: number): AsyncGen
     while (position < end) {
       const buffer = new Uint8Array(Math.min(CHUNK, end - position));
       const n = readSync(fd, buffer, 0, buffer.length, position);
-      if (n === 0) throw new StorageError(`read ${path}: unexpected end of file`);
+      if (n === 0) throw new CorruptError(`read ${path}: unexpected end of file`);
       position += n;
       yield n === buffer.length ? buffer : buffer.subarray(0, n);
     }
@@ -78,7 +78,7 @@ export function tarFiles(archive: string): LayoutFiles {
   try {
     fd = openSync(archive, "r");
   } catch (error) {
-    throw new StorageError(`open ${archive}: ${(error as Error).message}`);
+    throw ioError("open", archive, error);
   }
   try {
     const total = statSync(archive).size;
@@ -88,12 +88,12 @@ export function tarFiles(archive: string): LayoutFiles {
     let paxPath: string | undefined;
     while (offset + BLOCK_SIZE <= total) {
       readSync(fd, block, 0, BLOCK_SIZE, offset);
-      if (offset === 0 && (block[0] === 0x1f || block[0] === 0x28)) throw new StorageError(`${archive}: compressed archives are not supported; decompress it first`);
+      if (offset === 0 && (block[0] === 0x1f || block[0] === 0x28)) throw new NotSupportedError(`${archive}: compressed archives are not supported; decompress it first`);
       let header;
       try {
         header = parseHeaderBlock(block, offset);
       } catch (error) {
-        throw new StorageError(`${archive}: not a tar archive: ${(error as Error).message}`);
+        throw new CorruptError(`${archive}: not a tar archive: ${messageOf(error)}`);
       }
       if (header === "zero") break;
       const dataOffset = offset + BLOCK_SIZE;

@@ -8,7 +8,7 @@ import { basename, dirname, join } from "node:path";
 import { fileSink } from "../archive/compression.ts";
 import { TarWriter } from "../archive/tar.ts";
 import type { TarEntry } from "../archive/types.ts";
-import { StorageError } from "../errors.ts";
+import { CorruptError } from "../errors.ts";
 import { digestHex } from "./manifest.ts";
 import type { WrittenBlob } from "./types.ts";
 
@@ -43,8 +43,8 @@ export class LayoutWriter {
       }
       await sink.close();
       const digest = `sha256:${hasher.digest("hex")}`;
-      if (expected?.digest !== undefined && expected.digest !== digest) throw new StorageError(`blob ${expected.digest}: digest mismatch: wrote ${digest}`);
-      if (expected?.size !== undefined && expected.size !== size) throw new StorageError(`blob ${digest}: size mismatch: wrote ${size} bytes, expected ${expected.size}`);
+      if (expected?.digest !== undefined && expected.digest !== digest) throw new CorruptError(`blob ${expected.digest}: digest mismatch: wrote ${digest}`);
+      if (expected?.size !== undefined && expected.size !== size) throw new CorruptError(`blob ${digest}: size mismatch: wrote ${size} bytes, expected ${expected.size}`);
       const final = join(this.root, path ? path(digest) : join("blobs", "sha256", digestHex(digest)));
       if (!existsSync(final)) {
         mkdirSync(dirname(final), { recursive: true });

@@ -3,12 +3,12 @@
  * errors naming the field, media types, platform choice in an index, the diffID rules and the
  * layer / image IDs containers/image gives an image in containers-storage.
  */
-import { StorageError } from "../errors.ts";
+import { CorruptError, InvalidArgumentError } from "../errors.ts";
 import { validateDigest } from "../store/digest.ts";
 import type { Descriptor, Platform, RawManifest } from "./types.ts";
 
 /** A manifest, index, config or blob that is malformed or does not match what describes it. */
-export class ImageFormatError extends StorageError {
+export class ImageFormatError extends CorruptError {
   override name = "ImageFormatError";
 }
 
@@ -234,7 +234,7 @@ export function hostPlatform(): Platform {
 /** Parses `OS/ARCH[/VARIANT]` as given to --platform. */
 export function parsePlatform(text: string): Platform {
   const parts = text.split("/");
-  if (parts.length < 2 || parts.length > 3 || parts.some((part) => part === "")) throw new StorageError(`invalid platform "${text}": expected OS/ARCH[/VARIANT]`);
+  if (parts.length < 2 || parts.length > 3 || parts.some((part) => part === "")) throw new InvalidArgumentError(`invalid platform "${text}": expected OS/ARCH[/VARIANT]`);
   const platform: Platform = { os: parts[0]!, architecture: parts[1]! };
   if (parts[2] !== undefined) platform.variant = parts[2];
   else if (platform.architecture === "arm64") platform.variant = "v8";

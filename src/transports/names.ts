@@ -8,9 +8,9 @@
  * Both add ":latest" when there is neither tag nor digest. The first component is a domain
  * when it contains "." or ":" or is "localhost", as in distribution/reference.
  */
-import { StorageError } from "../errors.ts";
+import { InvalidArgumentError } from "../errors.ts";
 
-export class InvalidImageNameError extends StorageError {
+export class InvalidImageNameError extends InvalidArgumentError {
   override name = "InvalidImageNameError";
   constructor(name: string, reason: string) {
     super(`invalid image name "${name}": ${reason}`);

@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { StorageError } from "../errors.ts";
+import { CorruptError, InvalidArgumentError, NotFoundError, PreconditionError, SystemError } from "../errors.ts";
 import { directoryFiles, tarFiles, type LayoutFiles } from "./files.ts";
 import { ImageFormatError, MEDIA, digestHex, parseDescriptor, parseJsonObject, sha256Hex } from "./manifest.ts";
 import { LayoutWriter, writeDirectoryTar } from "./layout-writer.ts";
@@ -22,7 +22,7 @@ export function blobPath(digest: string): string {
 /** index.json's entries, checked. */
 async function readIndex(files: LayoutFiles, where: string): Promise<Descriptor[]> {
   const bytes = await files.read("index.json");
-  if (!bytes) throw new StorageError(`${where}: not an OCI image layout (no index.json)`);
+  if (!bytes) throw new CorruptError(`${where}: not an OCI image layout (no index.json)`);
   const json = parseJsonObject(bytes, `${where}: index.json`);
   if (!Array.isArray(json.manifests)) throw new ImageFormatError(`${where}: index.json: manifests: missing`);
   return json.manifests.map((entry: unknown, i: number) => parseDescriptor(entry, `${where}: index.json: manifests[${i}]`));
@@ -51,11 +51,11 @@ class OciSource implements ImageSource {
     const entries = await readIndex(this.files, this.description);
     const ref = this.reference.ref;
     if (ref === undefined) {
-      if (entries.length !== 1) throw new StorageError(`${this.description}: the layout holds ${entries.length} images; name one as ${this.reference.transport}:PATH:REF`);
+      if (entries.length !== 1) throw new InvalidArgumentError(`${this.description}: the layout holds ${entries.length} images; name one as ${this.reference.transport}:PATH:REF`);
       return (this.entry = entries[0]!);
     }
     const found = entries.find((entry) => entry.annotations?.[REF_NAME] === ref);
-    if (!found) throw new StorageError(`${this.description}: no image with ref name "${ref}" in index.json`);
+    if (!found) throw new NotFoundError(`${this.description}: no image with ref name "${ref}" in index.json`);
     return (this.entry = found);
   }
 
@@ -75,7 +75,7 @@ class OciSource implements ImageSource {
 /** Opens an oci: directory or oci-archive: file to read. */
 export async function openOciSource(reference: OciReference): Promise<ImageSource> {
   const description = formatReference(reference);
-  if (!existsSync(reference.path)) throw new StorageError(`${description}: ${reference.path}: no such file or directory`);
+  if (!existsSync(reference.path)) throw new SystemError(`${description}: ${reference.path}: no such file or directory`, "ENOENT");
   const files = reference.transport === "oci" ? directoryFiles(reference.path) : tarFiles(reference.path);
   return new OciSource(description, reference, files);
 }
@@ -113,7 +113,7 @@ class OciDestination implements ImageDestination {
   }
 
   async commit(): Promise<void> {
-    if (!this.manifestEntry) throw new StorageError(`${this.description}: no manifest was written`);
+    if (!this.manifestEntry) throw new PreconditionError(`${this.description}: no manifest was written`);
     const dir = this.layout.root;
     const existing = existsSync(join(dir, "index.json")) ? await readIndex(directoryFiles(dir), this.description) : [];
     const ref = this.reference.ref;

@@ -8,7 +8,7 @@
  * layer is marked complete. Layers this pull made are removed again if it fails; the image,
  * its names and data items are written in one transaction at the end.
  */
-import { StorageError } from "../errors.ts";
+import { InvalidArgumentError, messageOf } from "../errors.ts";
 import type { ImageRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import { openSource } from "./index.ts";
@@ -124,6 +124,6 @@ function defaultNames(source: ImageSource): string[] {
   try {
     return [formatImageName(normalizeLocalName(name))];
   } catch (error) {
-    throw new StorageError(`${source.description}: ${(error as Error).message}; give the image a name with --name`);
+    throw new InvalidArgumentError(`${source.description}: ${messageOf(error)}; give the image a name with --name`);
   }
 }

@@ -4,7 +4,7 @@
  * compressed on the diff workers as `diff -c` does, hashed while it is written, and described
  * in a new manifest of the asked type; the config is the image's stored config.
  */
-import { ImageUnknownError, StorageError } from "../errors.ts";
+import { CorruptError, ImageUnknownError, NotSupportedError, PreconditionError } from "../errors.ts";
 import { Compression, type ByteSink } from "../archive/types.ts";
 import type { LayerRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
@@ -87,11 +87,11 @@ export async function pushImage(store: Store, imageRef: string, destinationText:
   const image = store.findImage(imageRef);
   if (!image) throw new ImageUnknownError();
   const storedManifest = store.bigData("image", image, "manifest");
-  if (!storedManifest) throw new StorageError(`image ${image.id} has no "manifest" data item, so its config is not known; only pulled images can be pushed`);
+  if (!storedManifest) throw new PreconditionError(`image ${image.id} has no "manifest" data item, so its config is not known; only pulled images can be pushed`);
   const stored = parseManifest({ bytes: storedManifest, mediaType: "", digest: `sha256:${sha256Hex(storedManifest)}` }, `image ${image.id}: manifest`);
   if (stored.kind !== "image") throw new ImageFormatError(`image ${image.id}: its manifest is an index`);
   const configBytes = store.bigData("image", image, stored.config.digest);
-  if (!configBytes) throw new StorageError(`image ${image.id}: config ${stored.config.digest} is not among its data items`);
+  if (!configBytes) throw new CorruptError(`image ${image.id}: config ${stored.config.digest} is not among its data items`);
   const config = parseConfig(configBytes, `image ${image.id}: config`);
   const layers = image.topLayer ? layerChain(store, image.topLayer) : [];
   if (layers.length !== config.diffIds.length) throw new ImageFormatError(`image ${image.id}: config rootfs.diff_ids has ${config.diffIds.length} entries for ${layers.length} layers`);
@@ -101,7 +101,7 @@ export async function pushImage(store: Store, imageRef: string, destinationText:
   const destination = await openDestination(destinationText, { manifestType });
   try {
     if (!destination.manifestTypes.includes(manifestType)) {
-      throw new StorageError(`${destination.description}: cannot hold ${options.format === "v2s2" ? "Docker schema 2" : "OCI"} manifests (--format ${options.format}); it takes ${destination.manifestTypes.join(", ")}`);
+      throw new NotSupportedError(`${destination.description}: cannot hold ${options.format === "v2s2" ? "Docker schema 2" : "OCI"} manifests (--format ${options.format}); it takes ${destination.manifestTypes.join(", ")}`);
     }
     const descriptors: Descriptor[] = [];
     for (const layer of layers) {

@@ -7,10 +7,10 @@
  *   docker://NAME[:TAG|@DIGEST]     a registry (see registry.ts)
  * As in containers/image, the path ends at the first ":" after the transport name.
  */
-import { StorageError } from "../errors.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import { formatImageName, normalizeDockerName, type ImageName } from "./names.ts";
 
-export class InvalidReferenceError extends StorageError {
+export class InvalidReferenceError extends InvalidArgumentError {
   override name = "InvalidReferenceError";
 }
 

@@ -3,12 +3,12 @@
  * registry transport lands (issue 12): it implements `openRegistrySource` /
  * `openRegistryDestination` against the contract in types.ts.
  */
-import { StorageError } from "../errors.ts";
+import { NotSupportedError } from "../errors.ts";
 import { formatReference, type RegistryReference } from "./reference.ts";
 import type { DestinationOptions, ImageDestination, ImageSource } from "./types.ts";
 
 function notYet(reference: RegistryReference): never {
-  throw new StorageError(`${formatReference(reference)}: the docker:// (registry) transport is not implemented yet`);
+  throw new NotSupportedError(`${formatReference(reference)}: the docker:// (registry) transport is not implemented yet`);
 }
 
 /** A registry image to read. */

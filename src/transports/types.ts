@@ -23,7 +23,7 @@
  *      Without commit nothing new is visible to other tools; `close()` then removes the partial
  *      output. `close()` is always called.
  */
-import { StorageError } from "../errors.ts";
+import { NotFoundError } from "../errors.ts";
 
 /** A content descriptor as in OCI image-spec and Docker schema 2 (mediaType, digest, size). */
 export interface Descriptor {
@@ -111,7 +111,7 @@ export interface DestinationOptions {
 }
 
 /** A blob named in a manifest that the source does not have. */
-export class BlobMissingError extends StorageError {
+export class BlobMissingError extends NotFoundError {
   override name = "BlobMissingError";
   constructor(where: string, digest: string) {
     super(`${where}: blob ${digest} is missing`);
