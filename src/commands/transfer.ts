@@ -42,15 +42,15 @@ export const push: CommandDef = {
   minArgs: 2,
   maxArgs: 2,
   options: [
-    { names: ["compression-format"], type: "string", description: "Layer compression: gzip, zstd or none", defaultValue: "gzip" },
-    { names: ["format", "f"], type: "string", description: "Manifest type: oci or v2s2", defaultValue: "oci" },
+    { names: ["compression-format"], type: "string", description: "Layer compression: gzip, zstd or none (default: gzip; docker-archive: none)" },
+    { names: ["format", "f"], type: "string", description: "Manifest type: oci or v2s2 (default: oci; docker-archive: v2s2)" },
     QUIET_OPTION,
   ],
   async run(ctx) {
-    const compression = stringOption(ctx, "compression-format") ?? "gzip";
-    if (compression !== "gzip" && compression !== "zstd" && compression !== "none") throw new InvalidArgumentError(`invalid --compression-format "${compression}": expected gzip, zstd or none`);
-    const format = stringOption(ctx, "format") ?? "oci";
-    if (format !== "oci" && format !== "v2s2") throw new InvalidArgumentError(`invalid --format "${format}": expected oci or v2s2`);
+    const compression = stringOption(ctx, "compression-format");
+    if (compression !== undefined && compression !== "gzip" && compression !== "zstd" && compression !== "none") throw new InvalidArgumentError(`invalid --compression-format "${compression}": expected gzip, zstd or none`);
+    const format = stringOption(ctx, "format");
+    if (format !== undefined && format !== "oci" && format !== "v2s2") throw new InvalidArgumentError(`invalid --format "${format}": expected oci or v2s2`);
     const { pushImage } = await import("../transports/push.ts");
     const { Progress } = await import("../transports/progress.ts");
     const digest = await pushImage(ctx.store, ctx.args[0]!, ctx.args[1]!, { compression, format, progress: Progress.forStderr(ctx.options.quiet === true) });

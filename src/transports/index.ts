@@ -2,7 +2,6 @@
  * Opens the source or destination a transport reference names. Each transport is loaded only
  * when used (`await import`), so commands that do not move images never load them.
  */
-import { NotSupportedError } from "../errors.ts";
 import { parseReference, type TransportReference } from "./reference.ts";
 import type { DestinationOptions, ImageDestination, ImageSource } from "./types.ts";
 
@@ -14,7 +13,7 @@ export async function openSource(reference: string | TransportReference): Promis
     case "oci-archive":
       return (await import("./oci.ts")).openOciSource(parsed);
     case "docker-archive":
-      throw new NotSupportedError(`${parsed.transport}: reading is not implemented yet`);
+      return (await import("./docker-archive.ts")).openDockerArchiveSource(parsed);
     case "docker":
       return (await import("./registry.ts")).openRegistrySource(parsed);
   }
@@ -28,7 +27,7 @@ export async function openDestination(reference: string | TransportReference, op
     case "oci-archive":
       return (await import("./oci.ts")).openOciDestination(parsed, options);
     case "docker-archive":
-      throw new NotSupportedError(`${parsed.transport}: writing is not implemented yet`);
+      return (await import("./docker-archive.ts")).openDockerArchiveDestination(parsed, options);
     case "docker":
       return (await import("./registry.ts")).openRegistryDestination(parsed, options);
   }

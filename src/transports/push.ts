@@ -14,9 +14,10 @@ import type { Progress } from "./progress.ts";
 import type { Descriptor, RawManifest } from "./types.ts";
 
 export interface PushOptions {
-  compression: LayerCompression;
-  /** "oci" or "v2s2". */
-  format: "oci" | "v2s2";
+  /** Default: what the destination takes, else gzip. */
+  compression?: LayerCompression;
+  /** "oci" or "v2s2"; default: the destination's preferred manifest type. */
+  format?: "oci" | "v2s2";
   progress?: Progress;
 }
 
@@ -96,17 +97,22 @@ export async function pushImage(store: Store, imageRef: string, destinationText:
   const layers = image.topLayer ? layerChain(store, image.topLayer) : [];
   if (layers.length !== config.diffIds.length) throw new ImageFormatError(`image ${image.id}: config rootfs.diff_ids has ${config.diffIds.length} entries for ${layers.length} layers`);
 
-  const manifestType = options.format === "v2s2" ? MEDIA.dockerManifest : MEDIA.ociManifest;
-  const layerType = layerMediaType(manifestType, options.compression);
-  const destination = await openDestination(destinationText, { manifestType });
+  const wantedType = options.format === undefined ? undefined : options.format === "v2s2" ? MEDIA.dockerManifest : MEDIA.ociManifest;
+  const destination = await openDestination(destinationText, { manifestType: wantedType ?? MEDIA.ociManifest });
   try {
+    const manifestType = wantedType ?? destination.manifestTypes[0]!;
     if (!destination.manifestTypes.includes(manifestType)) {
       throw new NotSupportedError(`${destination.description}: cannot hold ${options.format === "v2s2" ? "Docker schema 2" : "OCI"} manifests (--format ${options.format}); it takes ${destination.manifestTypes.join(", ")}`);
     }
+    const compression = options.compression ?? destination.layerCompression ?? "gzip";
+    if (destination.layerCompression !== undefined && compression !== destination.layerCompression) {
+      throw new NotSupportedError(`${destination.description}: layers are stored uncompressed (--compression-format ${destination.layerCompression}), not ${compression}`);
+    }
+    const layerType = layerMediaType(manifestType, compression);
     const descriptors: Descriptor[] = [];
     for (const layer of layers) {
       const pipe = sinkToStream();
-      const exporting = store.diff(layer.id, undefined, pipe.sink, COMPRESSION[options.compression]).catch((error) => {
+      const exporting = store.diff(layer.id, undefined, pipe.sink, COMPRESSION[compression]).catch((error) => {
         pipe.fail(error);
         throw error;
       });

@@ -89,6 +89,8 @@ export interface ImageDestination {
   readonly description: string;
   /** Manifest media types this destination accepts, preferred first. */
   readonly manifestTypes: string[];
+  /** The only layer compression this destination takes (docker-archive: "none"), if it is fixed. */
+  readonly layerCompression?: "gzip" | "zstd" | "none";
   /** Whether a blob with this digest is already there (then putBlob may be skipped). */
   hasBlob(digest: string): Promise<boolean>;
   /**

@@ -207,3 +207,64 @@ describe("progress", () => {
     }
   });
 });
+
+describe("archives: oci-archive: and docker-archive:", () => {
+  test("pull docker-archive: stores what skopeo copy stores (IDs, generated manifest digest, names from the archive)", () => {
+    const archive = join(work, "skopeo-made.tar");
+    sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `docker-archive:${archive}:foo:bar`]);
+    const ours = new TestStore("vfs");
+    const theirs = peer(mkdtempSync(join(tmpdir(), "oci-peer-")), "vfs");
+    try {
+      sh(["skopeo", "copy", "-q", `docker-archive:${archive}`, `containers-storage:[${theirs.spec}]docker.io/library/foo:bar`]);
+      ours.ok(["pull", "-q", `docker-archive:${archive}`]);
+      expect(withoutTimes(ours.json(["images", "--json"]))).toEqual(withoutTimes(JSON.parse(theirs.run(["images", "--json"]))));
+      expect(withoutTimes(ours.json(["layers", "--json"]))).toEqual(withoutTimes(JSON.parse(theirs.run(["layers", "--json"]))));
+      // @INDEX and NAME:TAG pick the same image.
+      expect(ours.ok(["pull", "-q", `docker-archive:${archive}:@0`])).toBe(ours.ok(["pull", "-q", `docker-archive:${archive}:foo:bar`]));
+      const wrong = ours.cli(["pull", `docker-archive:${archive}:foo:nope`]);
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.stderr.trim()).toEndWith("no image tagged docker.io/library/foo:nope in the archive");
+    } finally {
+      ours.destroy();
+      theirs.destroy();
+    }
+  });
+
+  test("push oci-archive: and docker-archive: are read by skopeo and umoci, and pull back with the same IDs", () => {
+    const ours = new TestStore("vfs");
+    try {
+      const id = ours.ok(["pull", "-q", `oci:${LAYOUT()}:app:v1`]).trim();
+      const layers = ours.json(["layers", "--json"]).map((l: any) => l.id);
+      const top = imageRecord(ours, id).layer;
+      const mounted = treeListing(ours.ok(["mount", top]).trim());
+      ours.ok(["unmount", top]);
+      const ociArchive = join(work, "pushed-oci.tar");
+      const dockerArchive = join(work, "pushed-docker.tar");
+      ours.ok(["push", "-q", id, `oci-archive:${ociArchive}:tag`]);
+      ours.ok(["push", "-q", id, `docker-archive:${dockerArchive}:me/app:v2`]);
+      expect(JSON.parse(sh(["skopeo", "inspect", `oci-archive:${ociArchive}:tag`])).Layers.length).toBe(2);
+      expect(JSON.parse(sh(["skopeo", "inspect", `docker-archive:${dockerArchive}`])).Layers.length).toBe(2);
+      sh(["skopeo", "copy", "-q", `oci-archive:${ociArchive}:tag`, `dir:${join(work, "from-oci-archive")}`]);
+      sh(["skopeo", "copy", "-q", `docker-archive:${dockerArchive}`, `oci:${join(work, "from-docker-archive")}:t`]);
+      const unpacked = join(work, "oci-archive-layout");
+      sh(["mkdir", unpacked]);
+      sh(["tar", "-xf", ociArchive, "-C", unpacked]);
+      sh(["umoci", "unpack", "--image", `${unpacked}:tag`, `${unpacked}-bundle`]);
+      expect(treeListing(join(`${unpacked}-bundle`, "rootfs"))).toBe(mounted);
+      const refused = ours.cli(["push", "--compression-format", "gzip", id, `docker-archive:${join(work, "never.tar")}:a:b`]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain("layers are stored uncompressed");
+      for (const source of [`oci-archive:${ociArchive}:tag`, `docker-archive:${dockerArchive}`]) {
+        const again = new TestStore("vfs");
+        try {
+          expect(again.ok(["pull", "-q", source]).trim()).toBe(id);
+          expect(again.json(["layers", "--json"]).map((l: any) => l.id)).toEqual(layers);
+        } finally {
+          again.destroy();
+        }
+      }
+    } finally {
+      ours.destroy();
+    }
+  });
+});
