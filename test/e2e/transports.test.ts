@@ -35,6 +35,16 @@ function imageRecord(store: TestStore, ref: string): any {
   return Array.isArray(printed) ? printed[0] : printed;
 }
 
+/** Pulls the test image: its ID, its layer IDs and the listing of its mounted tree. */
+function pullTestImage(store: TestStore): { id: string; layers: string[]; mounted: string } {
+  const id = store.ok(["pull", "-q", `oci:${LAYOUT()}:app:v1`]).trim();
+  const layers = store.json(["layers", "--json"]).map((l: any) => l.id);
+  const top = imageRecord(store, id).layer;
+  const mounted = treeListing(store.ok(["mount", top]).trim());
+  store.ok(["unmount", top]);
+  return { id, layers, mounted };
+}
+
 /** containers-storage 1.43 on its own store in `dir`. */
 function peer(dir: string, driver: string) {
   const globals = ["--graph", join(dir, "g"), "--run", join(dir, "r"), "--storage-driver", driver];
@@ -85,11 +95,7 @@ for (const driver of availableDrivers()) {
     test("push oci: is accepted by skopeo and umoci, the rootfs equals the mounted image, and a second pull keeps the IDs", () => {
       const ours = new TestStore(driver);
       try {
-        const id = ours.ok(["pull", "-q", `oci:${LAYOUT()}:app:v1`]).trim();
-        const layers = ours.json(["layers", "--json"]).map((l: any) => l.id);
-        const top = imageRecord(ours, id).layer;
-        const mounted = treeListing(ours.ok(["mount", top]).trim());
-        ours.ok(["unmount", top]);
+        const { id, layers, mounted } = pullTestImage(ours);
         const refused = ours.cli(["push", "--format", "v2s2", id, `oci:${join(work, "refused")}:tag`]);
         expect(refused.code).not.toBe(0);
         expect(refused.stderr).toContain("cannot hold Docker schema 2 manifests (--format v2s2)");
@@ -233,11 +239,7 @@ describe("archives: oci-archive: and docker-archive:", () => {
   test("push oci-archive: and docker-archive: are read by skopeo and umoci, and pull back with the same IDs", () => {
     const ours = new TestStore("vfs");
     try {
-      const id = ours.ok(["pull", "-q", `oci:${LAYOUT()}:app:v1`]).trim();
-      const layers = ours.json(["layers", "--json"]).map((l: any) => l.id);
-      const top = imageRecord(ours, id).layer;
-      const mounted = treeListing(ours.ok(["mount", top]).trim());
-      ours.ok(["unmount", top]);
+      const { id, layers, mounted } = pullTestImage(ours);
       const ociArchive = join(work, "pushed-oci.tar");
       const dockerArchive = join(work, "pushed-docker.tar");
       ours.ok(["push", "-q", id, `oci-archive:${ociArchive}:tag`]);
