@@ -19,7 +19,6 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
-  readlinkSync,
   renameSync,
   rm,
   rmSync,
@@ -35,6 +34,7 @@ import { readTar } from "./tar.ts";
 import { type ApplyOptions, type ApplyResult, type ByteSource, Compression, type TarEntry } from "./types.ts";
 import { mknod, setTimes, setXattr, syncFilesystem } from "../sys/libc.ts";
 import { cleanComponents } from "./paths.ts";
+import { type DirectoryCache, isConfinedFailure, resolveConfined } from "./confined-path.ts";
 
 const WHITEOUT_PREFIX = ".wh.";
 const WHITEOUT_META_PREFIX = ".wh..wh.";
@@ -43,8 +43,6 @@ const HARDLINK_STORE = ".wh..wh.plnk";
 /** Prefix of the directory inside the root where removed paths wait for their deletion (never a tar name: .wh..wh. entries are skipped). */
 const TRASH_PREFIX = ".wh..wh.trash";
 const OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque";
-/** Symlinks followed while resolving one path before giving up, as Linux does (ELOOP). */
-const MAX_SYMLINKS = 40;
 const CREATE_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 const S_ISGID = 0o2000;
 
@@ -128,7 +126,7 @@ class LayerExtractor {
   readonly uids = new Set<number>();
   readonly gids = new Set<number>();
   /** Relative paths (already resolved, "" = root) known to be real directories, mapped to "has setgid". */
-  private readonly knownDirs = new Map<string, boolean>();
+  private readonly knownDirs: DirectoryCache = new Map();
   /** Directory times, set at the end so that writing children does not disturb them. */
   private readonly dirTimes = new Map<string, bigint>();
   /** Paths written by this stream and their ancestors, for opaque directories ("remove" style). */
@@ -234,57 +232,25 @@ class LayerExtractor {
   }
 
   /**
-   * Resolves directory components inside the root, following symlinks with the root as "/".
-   * Missing components of the entry's own path are created (0755) when create is set; a
-   * symlink whose target is missing fails. Returns the resolved relative path, or null when
-   * create is off and the directory does not exist.
+   * Resolves an entry's directory components inside the root (see confined-path.ts). Missing
+   * components of the entry's own path are created (0755) when create is set; a symlink whose
+   * target is missing fails. Returns the resolved relative path, or null when create is off and
+   * the directory does not exist.
    */
   private resolveDir(parts: string[], create: boolean, entryPath: string): string | null {
-    const direct = parts.join("/");
-    if (this.knownDirs.has(direct)) return direct;
-    const resolved: string[] = [];
-    const pending: Array<{ name: string; fromLink: boolean }> = [];
-    for (let i = parts.length - 1; i >= 0; i--) pending.push({ name: parts[i]!, fromLink: false });
-    let linksFollowed = 0;
-    while (pending.length > 0) {
-      const { name, fromLink } = pending.pop()!;
-      if (name === "" || name === ".") continue;
-      if (name === "..") {
-        resolved.pop();
-        continue;
-      }
-      const candidate = joinRel(resolved.join("/"), name);
-      if (this.knownDirs.has(candidate)) {
-        resolved.push(name);
-        continue;
-      }
-      let stats;
-      try {
-        stats = lstatSync(this.host(candidate));
-      } catch (error) {
-        if (errorCode(error) !== "ENOENT") throw error;
-        if (!create) return null;
-        if (fromLink) throw new ArchiveError(`open /${cleanComponents(entryPath).join("/")}: no such file or directory`);
-        mkdirSync(this.host(candidate), 0o755);
-        this.knownDirs.set(candidate, this.knownDirs.get(resolved.join("/")) ?? false);
-        resolved.push(name);
-        continue;
-      }
-      if (stats.isDirectory()) {
-        this.knownDirs.set(candidate, (stats.mode & S_ISGID) !== 0);
-        resolved.push(name);
-      } else if (stats.isSymbolicLink()) {
-        if (++linksFollowed > MAX_SYMLINKS) throw new ArchiveError(`${JSON.stringify(entryPath)}: too many levels of symbolic links`);
-        const target = readlinkSync(this.host(candidate));
-        if (target.startsWith("/")) resolved.length = 0;
-        const targetParts = target.split("/");
-        for (let i = targetParts.length - 1; i >= 0; i--) pending.push({ name: targetParts[i]!, fromLink: true });
-      } else {
-        if (!create) return null;
-        throw new ArchiveError(`${JSON.stringify(entryPath)}: /${candidate} is not a directory`);
-      }
+    const result = resolveConfined(this.root, parts, { createMissing: create, cache: this.knownDirs });
+    if (!isConfinedFailure(result)) return result;
+    switch (result.problem) {
+      case "too-many-links":
+        throw new ArchiveError(`${JSON.stringify(entryPath)}: too many levels of symbolic links`);
+      case "dangling":
+        throw new ArchiveError(`open /${cleanComponents(entryPath).join("/")}: no such file or directory`);
+      case "not-directory":
+        if (create) throw new ArchiveError(`${JSON.stringify(entryPath)}: /${result.at} is not a directory`);
+        return null;
+      case "missing":
+        return null;
     }
-    return resolved.join("/");
   }
 
   private async writeEntry(rel: string, entry: TarEntry, body: ByteSource): Promise<void> {

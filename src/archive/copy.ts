@@ -3,11 +3,12 @@
  * another: the writing side is the same confined extraction that applies layers, so a copy
  * into a layer can never write outside it, and owners move through both trees' ID maps.
  */
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
+import { lstatSync, readdirSync, type BigIntStats } from "node:fs";
 import { PreconditionError, SystemError } from "../errors.ts";
 import type { IdMaps } from "../idmap.ts";
 import { applyLayerTar } from "./apply.ts";
 import { cleanComponents } from "./paths.ts";
+import { isConfinedFailure, resolveConfined } from "./confined-path.ts";
 import { HardLinkTracker, entryFromStat, fileBody } from "./export.ts";
 import { TarWriter } from "./tar.ts";
 import type { ByteSink, ByteSource } from "./types.ts";
@@ -55,32 +56,11 @@ function pipe(): { sink: ByteSink; source: ByteSource } {
   return { sink, source };
 }
 
-/** Resolves a path inside root as a chroot would: symlinks met on the way are resolved inside root. */
+/** Resolves a path inside root as a chroot would: symlinks met on the way, the last one included, are resolved inside root. */
 export function resolveInside(root: string, path: string): string {
-  const parts = cleanComponents(path);
-  const resolved: string[] = [];
-  let hops = 0;
-  while (parts.length > 0) {
-    const part = parts.shift()!;
-    const candidate = [...resolved, part];
-    let stats;
-    try {
-      stats = lstatSync(`${root}/${candidate.join("/")}`);
-    } catch {
-      resolved.push(part, ...parts);
-      break;
-    }
-    if (!stats.isSymbolicLink()) {
-      resolved.push(part);
-      continue;
-    }
-    if (++hops > 40) throw new SystemError(`too many levels of symbolic links in ${path}`, "ELOOP");
-    const target = readlinkSync(`${root}/${candidate.join("/")}`);
-    const base = target.startsWith("/") ? [] : resolved;
-    parts.unshift(...cleanComponents([...base, target].join("/")));
-    resolved.length = 0;
-  }
-  return resolved.join("/");
+  const result = resolveConfined(root, cleanComponents(path), { keepUnresolvedRest: true });
+  if (isConfinedFailure(result)) throw new SystemError(`too many levels of symbolic links in ${path}`, "ELOOP");
+  return result;
 }
 
 /** Writes the tree (or file) at from as tar entries named under `as`, optionally re-owned. */

@@ -24,6 +24,7 @@ import fs from "node:fs";
 import { ArchiveError } from "../errors.ts";
 import type { ByteSink } from "./types.ts";
 import { cleanComponents } from "./paths.ts";
+import { type DirectoryCache, isConfinedFailure, resolveConfined } from "./confined-path.ts";
 
 const FORMAT_VERSION = 1;
 const RECORD_RAW = 0x01;
@@ -247,55 +248,18 @@ class OutputBuffer {
   }
 }
 
-const MAX_SYMLINK_HOPS = 255;
-
 /** Finds files under a root the way extraction placed them: symlinks are followed but never leave the root. */
 class RootedLookup {
-  private readonly directories = new Map<string, string[] | null>();
-  private hops = 0;
+  private readonly directories: DirectoryCache = new Map();
 
   constructor(private readonly root: string) {}
 
-  /** The host path of an archive path's file, or null when a parent directory is missing. */
+  /** The host path of an archive path's file (its last component not followed), or null when a parent directory is missing. */
   hostPath(archivePath: string): string | null {
     const parts = cleanComponents(archivePath);
-    const name = parts.pop();
-    if (name === undefined) return null;
-    this.hops = 0;
-    const parent = this.resolveDirectory(parts);
-    if (parent === null) return null;
-    return parent.length === 0 ? `${this.root}/${name}` : `${this.root}/${parent.join("/")}/${name}`;
-  }
-
-  /** Resolves directory components to real ones (symlinks replaced), with a cache per directory. */
-  private resolveDirectory(parts: string[]): string[] | null {
-    const key = parts.join("/");
-    const cached = this.directories.get(key);
-    if (cached !== undefined) return cached;
-    let resolved: string[] | null = [];
-    for (const part of parts) {
-      resolved = this.resolveChild(resolved, part);
-      if (resolved === null) break;
-    }
-    this.directories.set(key, resolved);
-    return resolved;
-  }
-
-  private resolveChild(parent: string[], name: string): string[] | null {
-    const candidate = [...parent, name];
-    const key = candidate.join("/");
-    const cached = this.directories.get(key);
-    if (cached !== undefined) return cached;
-    let result: string[] | null = null;
-    const stat = fs.lstatSync(`${this.root}/${key}`, { throwIfNoEntry: false });
-    if (stat?.isDirectory()) result = candidate;
-    else if (stat?.isSymbolicLink() && ++this.hops <= MAX_SYMLINK_HOPS) {
-      const target = fs.readlinkSync(`${this.root}/${key}`);
-      const base = target.startsWith("/") ? "" : `${parent.join("/")}/`;
-      result = this.resolveDirectory(cleanComponents(base + target));
-    }
-    this.directories.set(key, result);
-    return result;
+    if (parts.length === 0) return null;
+    const result = resolveConfined(this.root, parts, { followLast: false, cache: this.directories });
+    return isConfinedFailure(result) ? null : `${this.root}/${result}`;
   }
 }
 
