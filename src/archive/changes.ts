@@ -6,24 +6,10 @@ import { lstatSync, readdirSync, type BigIntStats } from "node:fs";
 import { toContainer, type IdMapping, type IdMaps } from "../idmap.ts";
 import { listXattrs, getXattr } from "../sys/libc.ts";
 import { ChangeKind, type Change } from "./types.ts";
+import { compareBytes } from "../util/byte-order.ts";
 
 const S_IFMT = 0o170000n;
 const S_IFDIR = 0o040000n;
-
-/** Orders strings by Unicode code point, which is the byte order of their UTF-8 encoding. */
-export function compareBytewise(a: string, b: string): number {
-  const length = Math.min(a.length, b.length);
-  for (let i = 0; i < length; i++) {
-    let x = a.charCodeAt(i);
-    let y = b.charCodeAt(i);
-    if (x === y) continue;
-    // Surrogates (D800-DFFF) encode code points above FFFF: move them above E000-FFFF.
-    if (x >= 0xd800) x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
-    if (y >= 0xd800) y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
-    return x - y;
-  }
-  return a.length - b.length;
-}
 
 function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException)?.code;
@@ -52,7 +38,7 @@ class TreeComparer {
   /** Records changes below the upper directory rel; lowerIsDirectory says whether lower has a directory there. */
   compareDirectory(rel: string, lowerIsDirectory: boolean, reported: boolean): void {
     const start = this.changes.length;
-    const upperChildren = readdirSync(joinPath(this.upper, rel), { withFileTypes: true }).sort((a, b) => compareBytewise(a.name, b.name));
+    const upperChildren = readdirSync(joinPath(this.upper, rel), { withFileTypes: true }).sort((a, b) => compareBytes(a.name, b.name));
     const lowerNames = lowerIsDirectory ? new Set(readSortedNames(joinPath(this.lower!, rel))) : new Set<string>();
     for (const child of upperChildren) {
       const childRel = rel === "" ? child.name : `${rel}/${child.name}`;
@@ -107,7 +93,7 @@ function joinPath(root: string, rel: string): string {
 }
 
 function readSortedNames(path: string): string[] {
-  return readdirSync(path).sort(compareBytewise);
+  return readdirSync(path).sort(compareBytes);
 }
 
 /** Host ID -> container ID; an ID outside the map compares as itself. */

@@ -9,8 +9,7 @@ import type { IdMaps } from "../idmap.ts";
 import { applyLayerTar } from "./apply.ts";
 import { cleanComponents } from "./paths.ts";
 import { isConfinedFailure, resolveConfined } from "./confined-path.ts";
-import { HardLinkTracker, entryFromStat, fileBody } from "./export.ts";
-import { TarWriter } from "./tar.ts";
+import { TreeTarWriter } from "./export.ts";
 import type { ByteSink, ByteSource } from "./types.ts";
 
 /** One side of a copy: a tree root (a mounted layer, or "/" for the host), a path in it, and its ID maps. */
@@ -65,19 +64,15 @@ export function resolveInside(root: string, path: string): string {
 
 /** Writes the tree (or file) at from as tar entries named under `as`, optionally re-owned. */
 async function writeTree(from: CopyEndpoint, fromRel: string, as: string, sink: ByteSink, chown?: { uid: number; gid: number }): Promise<void> {
-  const writer = new TarWriter(sink);
-  const links = new HardLinkTracker();
-  const emit = async (rel: string, name: string, stats: BigIntStats) => {
-    const entry = entryFromStat(from.root, rel, from.maps, stats);
-    if (!entry) return;
-    entry.path = entry.type === "dir" ? `${name}/` : name;
-    if (chown) {
-      entry.uid = chown.uid;
-      entry.gid = chown.gid;
-    }
-    if (links.linkTarget(entry, stats) !== undefined) await writer.add(entry);
-    else await writer.add(entry, entry.type === "file" ? fileBody(`${from.root}/${rel}`, entry.size) : undefined);
-  };
+  const writer = new TreeTarWriter(sink, from.root, from.maps);
+  const emit = (rel: string, name: string, stats: BigIntStats) =>
+    writer.addFile(rel, stats, (entry) => {
+      entry.path = entry.type === "dir" ? `${name}/` : name;
+      if (chown) {
+        entry.uid = chown.uid;
+        entry.gid = chown.gid;
+      }
+    });
   const walk = async (rel: string, name: string) => {
     for (const child of readdirSync(`${from.root}/${rel}`).sort()) {
       const childRel = rel ? `${rel}/${child}` : child;

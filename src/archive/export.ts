@@ -6,7 +6,7 @@ import { closeSync, constants, lstatSync, openSync, readFileSync, readlinkSync, 
 import { ArchiveError } from "../errors.ts";
 import { toContainer, type IdMaps } from "../idmap.ts";
 import { devMajorMinor, getXattr, listXattrs } from "../sys/libc.ts";
-import { compareBytewise } from "./changes.ts";
+import { compareBytes } from "../util/byte-order.ts";
 import { TarWriter } from "./tar.ts";
 import { ChangeKind, type ByteSink, type ByteSource, type Change, type EntryType, type TarEntry } from "./types.ts";
 
@@ -21,8 +21,7 @@ const WHITEOUT_PREFIX = ".wh.";
  * whiteout files `.wh.NAME`, owners mapped back to container IDs, hard links within the export as tar hard links.
  */
 export async function exportChanges(upper: string, changes: Change[], sink: ByteSink, maps: IdMaps): Promise<void> {
-  const writer = new TarWriter(sink);
-  const links = new HardLinkTracker();
+  const writer = new TreeTarWriter(sink, upper, maps);
   for (const change of withParentDirectories(changes)) {
     const rel = change.path.replace(/^\/+/, "");
     if (rel === "") continue;
@@ -31,13 +30,50 @@ export async function exportChanges(upper: string, changes: Change[], sink: Byte
       continue;
     }
     const stats = lstatOrNull(`${upper}/${rel}`);
-    if (stats === null) continue;
-    const entry = entryFromStat(upper, rel, maps, stats);
-    if (entry === null) continue;
-    if (links.linkTarget(entry, stats) !== undefined) await writer.add(entry);
-    else await writer.add(entry, entry.type === "file" ? fileBody(`${upper}/${rel}`, entry.size) : undefined);
+    if (stats !== null) await writer.addFile(rel, stats);
   }
   await writer.finish();
+}
+
+/**
+ * The one writer of a tree's files as tar entries (export, overlay diffs, copy): owners mapped to
+ * container IDs, file contents streamed, later names of an inode written as hard links.
+ */
+export class TreeTarWriter {
+  private readonly writer: TarWriter;
+  private readonly links = new HardLinkTracker();
+
+  constructor(
+    sink: ByteSink,
+    private readonly root: string,
+    private readonly maps: IdMaps,
+  ) {
+    this.writer = new TarWriter(sink);
+  }
+
+  /** Writes an entry made by the caller (a whiteout, an opaque marker). */
+  add(entry: TarEntry): Promise<void> {
+    return this.writer.add(entry);
+  }
+
+  /**
+   * Writes root/rel as an entry, after adjust (a new name, other owners) when given. Returns the
+   * entry, or null for what a tar cannot hold (a socket).
+   */
+  async addFile(rel: string, stats?: BigIntStats, adjust?: (entry: TarEntry) => void): Promise<TarEntry | null> {
+    stats ??= lstatSync(`${this.root}/${rel}`, { bigint: true });
+    const entry = entryFromStat(this.root, rel, this.maps, stats);
+    if (entry === null) return null;
+    adjust?.(entry);
+    if (this.links.linkTarget(entry, stats) !== undefined || entry.type !== "file") await this.writer.add(entry);
+    else await this.writer.add(entry, fileBody(`${this.root}/${rel}`, entry.size));
+    return entry;
+  }
+
+  /** Writes the end of the archive. */
+  finish(): Promise<void> {
+    return this.writer.finish();
+  }
 }
 
 /** Changes sorted by path, with a Modify for every ancestor directory that is not listed itself. */
@@ -52,7 +88,7 @@ function withParentDirectories(changes: Change[]): Change[] {
       all.push({ path: parent, kind: ChangeKind.Modify });
     }
   }
-  return all.sort((a, b) => compareBytewise(a.path, b.path));
+  return all.sort((a, b) => compareBytes(a.path, b.path));
 }
 
 function lstatOrNull(path: string): BigIntStats | null {

@@ -10,9 +10,9 @@
 import { lstatSync, readdirSync, type BigIntStats, type Dirent } from "node:fs";
 import type { IdMaps } from "../idmap.ts";
 import { getXattr, listXattrs } from "../sys/libc.ts";
-import { compareBytewise, metadataDiffers } from "./changes.ts";
-import { HardLinkTracker, entryFromStat, fileBody } from "./export.ts";
-import { TarWriter } from "./tar.ts";
+import { metadataDiffers } from "./changes.ts";
+import { compareBytes } from "../util/byte-order.ts";
+import { TreeTarWriter, entryFromStat } from "./export.ts";
 import { ChangeKind, type ByteSink, type Change, type TarEntry } from "./types.ts";
 
 /** The xattr overlayfs marks an opaque directory with (value "y"). */
@@ -52,7 +52,7 @@ export function isOpaqueDirectory(path: string): boolean {
 }
 
 function sortedEntries(path: string): Dirent[] {
-  return readdirSync(path, { withFileTypes: true }).sort((a, b) => compareBytewise(a.name, b.name));
+  return readdirSync(path, { withFileTypes: true }).sort((a, b) => compareBytes(a.name, b.name));
 }
 
 /**
@@ -120,7 +120,7 @@ class UpperWalker {
       }
     }
     const deleted = opaque ? [...lowerNames.keys()].filter((name) => !present.has(name)) : whiteouts.filter((name) => lowerNames.has(name));
-    for (const name of deleted.sort(compareBytewise)) this.changes.push({ path: `/${rel === "" ? name : `${rel}/${name}`}`, kind: ChangeKind.Delete });
+    for (const name of deleted.sort(compareBytes)) this.changes.push({ path: `/${rel === "" ? name : `${rel}/${name}`}`, kind: ChangeKind.Delete });
     if (!reported && this.changes.length > start) this.changes.splice(start, 0, { path: `/${rel}`, kind: ChangeKind.Modify });
   }
 
@@ -224,27 +224,22 @@ export function overlayDiffSize(upper: string): number {
  * dir's content, so it is byte-stable.
  */
 export async function exportOverlayDiff(upper: string, lowers: string[], sink: ByteSink, maps: IdMaps): Promise<void> {
-  const writer = new TarWriter(sink);
-  const links = new HardLinkTracker();
+  const writer = new TreeTarWriter(sink, upper, maps);
   const existsBelow = (rel: string) => lowers.some((lower) => lstatOrNull(joinPath(lower, rel)) !== null);
   if (lowers.length > 0 && isOpaqueDirectory(upper)) await writer.add(opaqueMarker("", lstatSync(upper, { bigint: true }), maps, upper));
   const walk = async (rel: string): Promise<void> => {
     for (const child of sortedEntries(joinPath(upper, rel))) {
       const childRel = rel === "" ? child.name : `${rel}/${child.name}`;
       const stats = lstatSync(joinPath(upper, childRel), { bigint: true });
-      const entry = entryFromStat(upper, childRel, maps, stats);
-      if (entry === null) continue;
       if (isWhiteout(stats)) {
-        await writer.add(asWhiteout(entry, rel, child.name));
-      } else if (entry.type === "dir") {
-        await writer.add(entry);
-        if (isOpaqueDirectory(joinPath(upper, childRel)) && existsBelow(childRel)) await writer.add(opaqueMarker(childRel, stats, maps, upper));
-        await walk(childRel);
-      } else if (links.linkTarget(entry, stats) !== undefined) {
-        await writer.add(entry);
-      } else {
-        await writer.add(entry, entry.type === "file" ? fileBody(joinPath(upper, childRel), entry.size) : undefined);
+        const device = entryFromStat(upper, childRel, maps, stats);
+        if (device !== null) await writer.add(asWhiteout(device, rel, child.name));
+        continue;
       }
+      const entry = await writer.addFile(childRel, stats);
+      if (entry?.type !== "dir") continue;
+      if (isOpaqueDirectory(joinPath(upper, childRel)) && existsBelow(childRel)) await writer.add(opaqueMarker(childRel, stats, maps, upper));
+      await walk(childRel);
     }
   };
   await walk("");

@@ -2,6 +2,7 @@
  * Output helpers that reproduce Go's formatting where scripts can see it (docs/cli-contract.md §2.5, §2.6):
  * encoding/json, strconv.Quote (%q), RFC 3339 nanosecond timestamps and %v of string slices.
  */
+import { compareBytes } from "../util/byte-order.ts";
 
 /** Marks objects made by sortedRecord: goJson writes their keys in byte order, like a Go map. */
 const SORTED_KEYS = Symbol("sortedKeys");
@@ -137,22 +138,6 @@ function appendObjectEntries(entries: Array<[string, unknown]>, out: string[]): 
     appendJson(member, out);
   }
   out.push("}");
-}
-
-/** Compares strings by their UTF-8 bytes (equivalently, by code points), as Go sorts map keys. */
-export function compareBytes(a: string, b: string): number {
-  const length = Math.min(a.length, b.length);
-  for (let i = 0; i < length; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    // Surrogates (D800-DFFF) encode code points above FFFF, which sort after E000-FFFF in UTF-8.
-    const xHigh = x >= 0xd800 && x <= 0xdfff;
-    const yHigh = y >= 0xd800 && y <= 0xdfff;
-    if (xHigh !== yHigh) return xHigh ? (y >= 0xe000 ? 1 : -1) : x >= 0xe000 ? -1 : 1;
-    return x - y;
-  }
-  return a.length - b.length;
 }
 
 /** Sorted-by-bytes key object for map-shaped JSON outputs (goJson keeps byte order even for keys like "10" and "9"). */

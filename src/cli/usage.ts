@@ -4,7 +4,8 @@
  */
 import type { CommandSpec, OptionDef, ParsedOptions } from "./command-spec.ts";
 import { GLOBAL_OPTIONS, HELP_OPTION } from "./flags.ts";
-import { compareBytes, goList } from "./format.ts";
+import { compareBytes } from "../util/byte-order.ts";
+import { goList } from "./format.ts";
 
 /** Global options a command accepts again after its name (all but --help). */
 export const COMMAND_GLOBAL_OPTIONS: OptionDef[] = GLOBAL_OPTIONS.filter((def) => def.names[0] !== HELP_OPTION);

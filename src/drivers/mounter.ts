@@ -5,7 +5,8 @@
  * holding a mount is killed, or someone unmounts behind our back, the next call sees the truth.
  */
 import { Database } from "bun:sqlite";
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { kernelMountPoints } from "../sys/mount-table.ts";
 import { join } from "node:path";
 import { SystemError } from "../errors.ts";
 import { crashPoint } from "../util/crash-points.ts";
@@ -15,16 +16,6 @@ export interface MountState {
   layer: string;
   path: string;
   count: number;
-}
-
-/** Mount points currently in the kernel's table for this process's mount namespace. */
-export function kernelMountPoints(): Set<string> {
-  const points = new Set<string>();
-  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
-    const field = line.split(" ")[4];
-    if (field) points.add(field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))));
-  }
-  return points;
 }
 
 function run(argv: string[], cwd?: string): void {

@@ -36,7 +36,9 @@ import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types
 import { CorruptError, InitError, InvalidArgumentError, NotSupportedError } from "../errors.ts";
 import { type IdMaps, sameMaps } from "../idmap.ts";
 import type { CompareRequest, CreateLayerRequest, Driver, MountRequest, MountSpec } from "./driver.ts";
-import { type Mounter, kernelMountPoints, mountNow, unmountPath } from "./mounter.ts";
+import { kernelMountPoints } from "../sys/mount-table.ts";
+import { type Mounter, mountNow, unmountPath } from "./mounter.ts";
+import { imageStoresOption, splitDriverOption } from "./options.ts";
 import { copyTree } from "./copy-tree.ts";
 import { syncFilesystem } from "../sys/libc.ts";
 
@@ -82,22 +84,21 @@ const KNOWN_OPTIONS = new Set([
 export function parseOverlayOptions(options: string[]): OverlayOptions {
   const result: OverlayOptions = { mountOptions: [], mountProgram: undefined, imageStores: [] };
   for (const option of options) {
-    const eq = option.indexOf("=");
-    const key = option.slice(0, eq).toLowerCase();
-    const value = option.slice(eq + 1);
+    const { key, value } = splitDriverOption(option);
     const match = /^(overlay2?\.|\.)(.*)$/.exec(key);
     const bare = match?.[2] ?? "";
     if (!KNOWN_OPTIONS.has(bare)) throw new InitError(`overlay: Unknown option ${key}`);
+    const stores = imageStoresOption(bare, value);
+    if (stores) {
+      for (const store of stores) {
+        if (!isAbsolute(store)) throw new InitError(`overlay: image path ${JSON.stringify(store)} is not absolute.  Can not be relative`);
+        result.imageStores.push(store);
+      }
+      continue;
+    }
     switch (bare) {
       case "mountopt":
         result.mountOptions.push(...value.split(",").filter(Boolean));
-        break;
-      case "imagestore":
-      case "additionalimagestore":
-        for (const store of value.split(",").filter(Boolean)) {
-          if (!isAbsolute(store)) throw new InitError(`overlay: image path ${JSON.stringify(store)} is not absolute.  Can not be relative`);
-          result.imageStores.push(store);
-        }
         break;
       case "mount_program":
         if (value !== "") {

@@ -12,6 +12,7 @@ import { InitError } from "../errors.ts";
 import { syncFilesystem } from "../sys/libc.ts";
 import type { IdMaps } from "../idmap.ts";
 import { copyTree } from "./copy-tree.ts";
+import { imageStoresOption, splitDriverOption } from "./options.ts";
 import type { CompareRequest, CreateLayerRequest, Driver, MountSpec } from "./driver.ts";
 
 export interface VfsOptions {
@@ -23,11 +24,10 @@ export interface VfsOptions {
 export function parseVfsOptions(options: string[]): VfsOptions {
   const result: VfsOptions = { imageStores: [] };
   for (const option of options) {
-    const eq = option.indexOf("=");
-    const key = option.slice(0, eq).toLowerCase();
-    const value = option.slice(eq + 1);
+    const { key, value } = splitDriverOption(option);
     const bare = key.replace(/^(vfs)?\./, "");
-    if (bare === "imagestore" || bare === "additionalimagestore") result.imageStores.push(...value.split(",").filter(Boolean));
+    const stores = imageStoresOption(bare, value);
+    if (stores) result.imageStores.push(...stores);
     else if (bare === "ignore_chown_errors") continue;
     else if (bare === "mountopt") throw new InitError("vfs driver does not support mount options");
     else throw new InitError(`vfs driver does not support ${key} options`);

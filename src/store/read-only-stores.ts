@@ -7,19 +7,10 @@ import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { InitError, sqliteFailure } from "../errors.ts";
+import { imageStorePaths } from "../drivers/options.ts";
 import { Catalog } from "./catalog.ts";
 
-/** Graph roots of read-only image stores named by driver options (`<driver>.imagestore=`, `.additionalimagestore=`). */
-export function imageStorePaths(driverOptions: string[]): string[] {
-  const paths: string[] = [];
-  for (const option of driverOptions) {
-    const eq = option.indexOf("=");
-    const key = option.slice(0, eq).toLowerCase();
-    const bare = key.slice(key.lastIndexOf(".") + 1);
-    if (bare === "imagestore" || bare === "additionalimagestore") paths.push(...option.slice(eq + 1).split(",").filter(Boolean));
-  }
-  return paths;
-}
+export { imageStorePaths };
 
 /** Another store's catalog, opened read-only. */
 interface ReadOnlyStore {

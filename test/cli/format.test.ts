@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { compareBytes, formatTimestamp, goJson, goList, goQuote, sortedRecord } from "../../src/cli/format.ts";
+import { formatTimestamp, goJson, goList, goQuote, sortedRecord } from "../../src/cli/format.ts";
 
 describe("goJson (Go encoding/json)", () => {
   const cases: Array<[string, unknown, string]> = [
@@ -61,16 +61,6 @@ describe("goJson (Go encoding/json)", () => {
     const record = sortedRecord<number>([["b", 1]]);
     record.a = 2;
     expect(goJson(record)).toBe('{"a":2,"b":1}');
-  });
-});
-
-describe("compareBytes", () => {
-  test("orders by UTF-8 bytes: U+FFFD sorts before an emoji (JS < says the opposite)", () => {
-    expect(compareBytes("\ufffd", "😀")).toBeLessThan(0);
-    expect(compareBytes("😀", "\ufffd")).toBeGreaterThan(0);
-    expect(compareBytes("A", "a")).toBeLessThan(0);
-    expect(compareBytes("ab", "abc")).toBeLessThan(0);
-    expect(compareBytes("x", "x")).toBe(0);
   });
 });
 

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:tes
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ChangeKind, Compression, type Change } from "../../src/archive/types.ts";
-import { kernelMountPoints } from "../../src/drivers/mounter.ts";
+import { kernelMountPoints } from "../../src/sys/mount-table.ts";
 import { MAX_LOWER_LAYERS } from "../../src/drivers/overlay.ts";
 import { LayerInUseError } from "../../src/errors.ts";
 import { availableDrivers } from "../helpers/cli.ts";
