@@ -7,20 +7,23 @@
 import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types.ts";
 import type { IdMaps } from "../idmap.ts";
 
-/** A mount described as data. "directory" needs no kernel mount (vfs). */
-export type MountSpec =
-  | { kind: "directory"; path: string }
-  | {
-      kind: "overlay";
-      /** Where the merged view appears. */
-      target: string;
-      /** The -o option string for mount(8), e.g. "lowerdir=l/A:l/B,upperdir=...,workdir=...". */
-      options: string;
-      /** Directory to run mount(8) in, so that relative lower dirs stay short. */
-      cwd: string;
-      /** A FUSE program (e.g. fuse-overlayfs) to run instead of mount(8). */
-      program?: string;
-    };
+/** A kernel (or FUSE) mount described as data; making it is the Mounter's job. */
+export interface KernelMountSpec {
+  kind: "overlay";
+  /** Where the merged view appears. */
+  target: string;
+  /** The -o option string for mount(8), e.g. "lowerdir=l/A:l/B,upperdir=...,workdir=...". */
+  options: string;
+  /** Directory to run mount(8) in, so that relative lower dirs stay short. */
+  cwd: string;
+  /** A FUSE program (e.g. fuse-overlayfs) to run instead of mount(8). */
+  program?: string;
+  /** What the Mounter does just before mounting: directories to make (0700), paths to remove, symlinks to make. */
+  prepare?: { directories?: string[]; remove?: string[]; links?: Array<{ path: string; target: string }> };
+}
+
+/** A mount described as data. "directory" needs no kernel mount (vfs). Describing one changes nothing on disk. */
+export type MountSpec = { kind: "directory"; path: string } | KernelMountSpec;
 
 export interface MountRequest {
   readOnly: boolean;
@@ -33,8 +36,6 @@ export interface MountRequest {
 export interface CreateLayerRequest {
   /** Parent layer ID, or undefined for a base layer. */
   parent: string | undefined;
-  /** Where the parent's content lives when it comes from a read-only image store. */
-  parentHome?: string;
   idMaps: IdMaps;
   /** Maps of the parent (or of copyOf's tree), so a copy can be shifted from its owners to the new ones. */
   parentIdMaps: IdMaps;
@@ -67,12 +68,12 @@ export interface Driver {
   /** Layer IDs that have a directory here, for consistency checks. */
   listLayerIds(): string[];
   /** Applies a layer tar on top of the layer's content. */
-  applyDiff(id: string, parent: string | undefined, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult>;
+  applyDiff(id: string, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult>;
   /** The directory holding the files that belong to this layer (vfs: the full tree; overlay: diff/). */
   contentDir(id: string): string;
   /** Where the layer appears when mounted (printed by `mount`). */
   mountPoint(id: string): string;
-  /** Describes how to mount the layer. */
+  /** Describes how to mount the layer, as data: no file is made or removed (the Mounter prepares and mounts). */
   mountSpec(id: string, request: MountRequest): MountSpec;
   changes(request: CompareRequest): Promise<Change[]>;
   diffSize(request: CompareRequest): Promise<number>;

@@ -5,12 +5,13 @@
  * holding a mount is killed, or someone unmounts behind our back, the next call sees the truth.
  */
 import { Database } from "bun:sqlite";
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { kernelMountPoints } from "../sys/mount-table.ts";
 import { join } from "node:path";
 import { SystemError } from "../errors.ts";
 import { crashPoint } from "../util/crash-points.ts";
-import type { MountSpec } from "./driver.ts";
+import { isTokenAlive, processToken } from "../sys/liveness.ts";
+import type { KernelMountSpec, MountSpec } from "./driver.ts";
 
 export interface MountState {
   layer: string;
@@ -26,11 +27,41 @@ function run(argv: string[], cwd?: string): void {
   }
 }
 
-/** Runs one kernel (or FUSE program) mount described by a spec, with no counting. */
-export function mountNow(spec: Extract<MountSpec, { kind: "overlay" }>): void {
+/**
+ * Runs one kernel (or FUSE program) mount described by a spec, with no counting: first the
+ * spec's preparation (directories to make, paths to remove), then mount(8) in the spec's cwd.
+ */
+function mountNow(spec: KernelMountSpec): void {
+  for (const dir of spec.prepare?.directories ?? []) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const path of spec.prepare?.remove ?? []) rmSync(path, { recursive: true, force: true });
+  for (const { path, target } of spec.prepare?.links ?? []) {
+    try {
+      symlinkSync(target, path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+  }
   mkdirSync(spec.target, { recursive: true, mode: 0o700 });
   if (spec.program) run([spec.program, "-o", spec.options, spec.target], spec.cwd);
   else run(["mount", "-t", "overlay", "overlay", "-o", spec.options, spec.target], spec.cwd);
+}
+
+/** Mounts a spec and unmounts it again (a driver's probe of kernel support); returns why it failed, or undefined. */
+export function probeMount(spec: KernelMountSpec): string | undefined {
+  try {
+    mountNow(spec);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  unmountPath(spec.target);
+  return undefined;
+}
+
+const VIEW_PREFIX = "view-";
+
+/** The liveness token of a view directory's owner: view-<token with "/" as "_">-XXXXXX. */
+function viewOwner(name: string): string {
+  return name.slice(VIEW_PREFIX.length, -7).replaceAll("_", "/");
 }
 
 /** False when a mount point in the table no longer answers (a FUSE mount whose program was killed). */
@@ -102,7 +133,7 @@ export class Mounter {
       const path = spec.kind === "directory" ? spec.path : spec.target;
       const count = this.liveCount(layer);
       if (count === 0) {
-        if (spec.kind === "overlay") {
+        if (spec.kind !== "directory") {
           // A mount left by a process that died before counting it, or a dead FUSE mount.
           if (kernelMountPoints().has(spec.target)) unmountPath(spec.target);
           mountNow(spec);
@@ -111,7 +142,7 @@ export class Mounter {
       }
       const existing = this.row(layer);
       const mountedPath = count > 0 && existing ? existing.path : path;
-      const kernel = count > 0 && existing ? existing.kernel : spec.kind === "overlay" ? 1 : 0;
+      const kernel = count > 0 && existing ? existing.kernel : spec.kind === "directory" ? 0 : 1;
       this.db.query("INSERT OR REPLACE INTO mounts (layer, path, count, kernel) VALUES (?, ?, ?, ?)").run(layer, mountedPath, count + 1, kernel);
       return mountedPath;
     });
@@ -168,6 +199,47 @@ export class Mounter {
       const rows = this.db.query("SELECT layer, path, count, kernel FROM mounts ORDER BY layer").all() as Array<MountState & { kernel: number }>;
       return fn(rows.map((r) => ({ ...r, kernel: r.kernel !== 0 })));
     });
+  }
+
+  /** Unmounts a mount point that no count accounts for (left by a process killed between mounting and counting). */
+  releaseUncounted(path: string, points?: Set<string>): void {
+    if ((points ?? kernelMountPoints()).has(path)) unmountPath(path);
+  }
+
+  /**
+   * Mounts a temporary, uncounted view (a read-only merged tree to compare) in a fresh directory
+   * under dir, named after this process so that releaseStaleViews can tell when its owner died.
+   * spec receives the target; releaseView ends the view.
+   */
+  mountView(dir: string, spec: (target: string) => KernelMountSpec): string {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const target = mkdtempSync(join(dir, `${VIEW_PREFIX}${processToken().replaceAll("/", "_")}-`));
+    try {
+      mountNow(spec(target));
+    } catch (e) {
+      rmSync(target, { recursive: true, force: true });
+      throw e;
+    }
+    return target;
+  }
+
+  /** Unmounts a view and removes its directory. */
+  releaseView(target: string, points?: Set<string>): void {
+    this.releaseUncounted(target, points);
+    rmSync(target, { recursive: true, force: true });
+  }
+
+  /** Releases the views under dir whose owning process no longer runs. */
+  releaseStaleViews(dir: string): void {
+    let names: string[];
+    try {
+      names = readdirSync(dir).filter((name) => name.startsWith(VIEW_PREFIX));
+    } catch {
+      return;
+    }
+    if (names.length === 0) return;
+    const points = kernelMountPoints();
+    for (const name of names) if (!isTokenAlive(viewOwner(name))) this.releaseView(join(dir, name), points);
   }
 
   close(): void {

@@ -29,15 +29,14 @@ import {
 } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { applyLayerTar } from "../archive/apply.ts";
-import { compareTrees, sizeOfChanges } from "../archive/changes.ts";
-import { exportChanges } from "../archive/export.ts";
+import { naiveChanges, naiveDiff, naiveDiffSize } from "../archive/naive-diff.ts";
 import { exportOverlayDiff, overlayChanges, overlayDiffSize } from "../archive/overlay-diff.ts";
 import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types.ts";
 import { CorruptError, InitError, InvalidArgumentError, NotSupportedError } from "../errors.ts";
 import { type IdMaps, sameMaps } from "../idmap.ts";
-import type { CompareRequest, CreateLayerRequest, Driver, MountRequest, MountSpec } from "./driver.ts";
+import type { CompareRequest, CreateLayerRequest, Driver, KernelMountSpec, MountRequest } from "./driver.ts";
 import { kernelMountPoints } from "../sys/mount-table.ts";
-import { type Mounter, mountNow, unmountPath } from "./mounter.ts";
+import { type Mounter, probeMount } from "./mounter.ts";
 import { imageStoresOption, splitDriverOption } from "./options.ts";
 import { copyTree } from "./copy-tree.ts";
 import { syncFilesystem } from "../sys/libc.ts";
@@ -154,13 +153,8 @@ function probeOverlay(graphRoot: string): OverlaySupport {
   const dir = mkdtempSync(join(graphRoot, ".overlay-probe-"));
   try {
     for (const sub of ["lower1", "lower2", "upper", "work", "merged"]) mkdirSync(join(dir, sub));
-    const spec = { kind: "overlay" as const, target: join(dir, "merged"), options: "lowerdir=lower1:lower2,upperdir=upper,workdir=work", cwd: dir };
-    try {
-      mountNow(spec);
-    } catch (e) {
-      return { supported: false, reason: `a test mount of overlayfs on ${graphRoot} failed: ${(e as Error).message}` };
-    }
-    unmountPath(spec.target);
+    const failure = probeMount({ kind: "overlay", target: join(dir, "merged"), options: "lowerdir=lower1:lower2,upperdir=upper,workdir=work", cwd: dir });
+    if (failure !== undefined) return { supported: false, reason: `a test mount of overlayfs on ${graphRoot} failed: ${failure}` };
     return { supported: true, reason: "" };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -215,15 +209,10 @@ function readText(path: string): string | undefined {
   }
 }
 
-/** True when the process with this ID still exists. */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return errorCode(error) === "EPERM";
-  }
-}
+/** A link of l/ to recreate before mounting. */
+type LinkRepair = { path: string; target: string };
+/** A link as a mount option names it (bare in l/, or absolute in a read-only store) and the diff dir it leads to. */
+type ResolvedLink = { mountName: string; dir: string };
 
 export class OverlayDriver implements Driver {
   readonly name = "overlay" as const;
@@ -252,7 +241,7 @@ export class OverlayDriver implements Driver {
       const support = overlaySupport(this.graphRoot, dirname(this.runDir));
       if (!support.supported) throw new NotSupportedError(`failed to GetDriver graph overlay ${this.graphRoot}: driver not supported: ${support.reason}`);
     }
-    this.releaseStaleViews();
+    this.mounter.releaseStaleViews(this.runDir);
   }
 
   /** True when diff/changes/diffsize against the parent may read the upper dir directly. */
@@ -294,35 +283,37 @@ export class OverlayDriver implements Driver {
     return { own, lowers };
   }
 
-  /** Resolves link names, recreating missing links of this store once from the layers' link files. */
-  private resolveLinks(id: string, links: string[]): Array<{ mountName: string; absolute: string }> {
-    let resolved = links.map((link) => this.linkPath(link));
-    if (resolved.some((r) => r === undefined)) {
-      this.repairLinks();
-      resolved = links.map((link) => this.linkPath(link));
-    }
-    const missing = resolved.findIndex((r) => r === undefined);
-    if (missing >= 0) throw new CorruptError(`overlay: layer ${id}: lower layer link ${LINK_DIR}/${links[missing]} is missing`);
-    return resolved as Array<{ mountName: string; absolute: string }>;
+  /**
+   * Resolves link names to what a mount option names and the diff dir behind it. A link of this
+   * store that is missing but named by some layer's link file is answered as it will be once the
+   * Mounter has recreated it (listed in repairs); nothing is written here.
+   */
+  private resolveLinks(id: string, links: string[], repairs: LinkRepair[] = []): ResolvedLink[] {
+    let owners: Map<string, string> | undefined;
+    return links.map((link) => {
+      const found = this.linkPath(link);
+      if (found) return { mountName: found.mountName, dir: resolve(dirname(found.absolute), readlinkSync(found.absolute)) };
+      owners ??= this.linkOwners();
+      const owner = owners.get(link);
+      if (owner === undefined) throw new CorruptError(`overlay: layer ${id}: lower layer link ${LINK_DIR}/${link} is missing`);
+      repairs.push({ path: join(this.linkDir, link), target: `../${owner}/diff` });
+      return { mountName: link, dir: join(this.home, owner, "diff") };
+    });
   }
 
-  /** Recreates l/<LINKID> for every layer whose link file names a link that is missing. */
-  private repairLinks(): void {
+  /** Link name -> layer, from the link files of this store's layers. */
+  private linkOwners(): Map<string, string> {
+    const owners = new Map<string, string>();
     for (const id of this.listLayerIds()) {
       const link = readText(join(this.home, id, "link"));
-      if (link === undefined || lstatOrNull(join(this.linkDir, link))) continue;
-      try {
-        symlinkSync(`../${id}/diff`, join(this.linkDir, link));
-      } catch (error) {
-        if (errorCode(error) !== "EEXIST") throw error;
-      }
+      if (link !== undefined) owners.set(link, id);
     }
+    return owners;
   }
 
   /** The diff dirs of the layer's lower layers, nearest first. */
   private lowerDirs(id: string): string[] {
-    const { lowers } = this.chain(id);
-    return this.resolveLinks(id, lowers).map(({ absolute }) => resolve(dirname(absolute), readlinkSync(absolute)));
+    return this.resolveLinks(id, this.chain(id).lowers).map(({ dir }) => dir);
   }
 
   // ---- layers ---------------------------------------------------------------------------------
@@ -345,7 +336,7 @@ export class OverlayDriver implements Driver {
       if (!sameMaps(request.idMaps, request.parentIdMaps)) {
         throw new NotSupportedError(`overlay: layer ${id} cannot use ID maps different from its parent's: lower layers are not shifted`);
       }
-      const parentDir = request.parentHome ?? this.layerDir(request.parent);
+      const parentDir = this.layerDir(request.parent);
       const parentLink = readText(join(parentDir, "link"));
       if (parentLink === undefined) throw new CorruptError(`overlay: parent layer ${request.parent} has no link file`);
       const parentLower = readText(join(parentDir, "lower"));
@@ -399,8 +390,7 @@ export class OverlayDriver implements Driver {
         if (errorCode(error) !== "ENOENT" && errorCode(error) !== "EINVAL") throw error;
       }
     }
-    const merged = join(dir, "merged");
-    if (kernelMountPoints().has(merged)) unmountPath(merged);
+    this.mounter.releaseUncounted(join(dir, "merged"));
     rmSync(dir, { recursive: true, force: true });
   }
 
@@ -415,7 +405,7 @@ export class OverlayDriver implements Driver {
       .map((entry) => entry.name);
   }
 
-  applyDiff(id: string, _parent: string | undefined, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult> {
+  applyDiff(id: string, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult> {
     return applyLayerTar(join(this.home, id, "diff"), source, { whiteouts: "overlay", idMaps, onLayoutChunk });
   }
 
@@ -429,7 +419,7 @@ export class OverlayDriver implements Driver {
 
   // ---- mounting -------------------------------------------------------------------------------
 
-  mountSpec(id: string, request: MountRequest): MountSpec {
+  mountSpec(id: string, request: MountRequest): KernelMountSpec {
     return this.overlaySpec(id, this.mountPoint(id), request);
   }
 
@@ -437,14 +427,16 @@ export class OverlayDriver implements Driver {
    * The overlayfs mount of a layer at target. Read-write: lowerdir = the parent chain (or the
    * layer's empty/ dir), upperdir = diff, workdir = work, both named through the layer's own
    * link so that the ID's length and characters never reach the option string. Read-only:
-   * lower dirs only (the layer's own diff first), at least two as the kernel requires.
+   * lower dirs only (the layer's own diff first), at least two as the kernel requires. What must
+   * exist or go before mounting (a base layer's empty/, the marker a volatile mount leaves) is in
+   * the spec's preparation, which the Mounter runs.
    */
-  private overlaySpec(id: string, target: string, request: MountRequest): MountSpec {
+  private overlaySpec(id: string, target: string, request: MountRequest): KernelMountSpec {
     const { own, lowers } = this.chain(id);
-    const [self, ...below] = this.resolveLinks(id, [own, ...lowers]);
-    const emptyDir = join(this.layerDir(id), "empty");
+    const prepare = { directories: [] as string[], remove: [] as string[], links: [] as LinkRepair[] };
+    const [self, ...below] = this.resolveLinks(id, [own, ...lowers], prepare.links);
     const emptyName = `${self!.mountName}/../empty`;
-    if (below.length === 0 && !existsSync(emptyDir)) mkdirSync(emptyDir, { mode: 0o700 });
+    if (below.length === 0) prepare.directories.push(join(this.layerDir(id), "empty"));
     const options: string[] = [];
     if (request.readOnly) {
       const layers = [self!.mountName, ...below.map((b) => b.mountName)];
@@ -457,14 +449,14 @@ export class OverlayDriver implements Driver {
       options.push(`lowerdir=${layers.join(":")}`, `upperdir=${self!.mountName}`, `workdir=${self!.mountName}/../work`);
       if (request.volatile) options.push("volatile");
       // After a volatile mount the kernel refuses the work dir until this marker is gone.
-      rmSync(join(this.layerDir(id), "work", "work", "incompat", "volatile"), { recursive: true, force: true });
+      prepare.remove.push(join(this.layerDir(id), "work", "work", "incompat", "volatile"));
     }
     options.push(...this.options.mountOptions, ...request.options);
     const joined = options.join(",");
     if (this.options.mountProgram === undefined && Buffer.byteLength(joined) > MOUNT_OPTIONS_MAX_BYTES) {
       throw new NotSupportedError(`overlay: the mount options of layer ${id} take ${Buffer.byteLength(joined)} bytes, more than the kernel's limit of ${MOUNT_OPTIONS_MAX_BYTES}`);
     }
-    return { kind: "overlay", target, options: joined, cwd: this.linkDir, program: this.options.mountProgram };
+    return { kind: "overlay", target, options: joined, cwd: this.linkDir, program: this.options.mountProgram, prepare };
   }
 
   private checkDepth(id: string, lowerCount: number): void {
@@ -477,23 +469,17 @@ export class OverlayDriver implements Driver {
 
   changes(request: CompareRequest): Promise<Change[]> {
     if (this.readsUpperDir(request)) return Promise.resolve(overlayChanges(this.contentDir(request.id), this.lowerDirs(request.id), request.idMaps));
-    return this.withViews(request, async (from, layer) => compareTrees(from, layer, { lower: request.idMaps, upper: request.idMaps }));
+    return this.withViews(request, (from, layer) => naiveChanges(from, layer, request.idMaps));
   }
 
   async diffSize(request: CompareRequest): Promise<number> {
     if (this.readsUpperDir(request)) return overlayDiffSize(this.contentDir(request.id));
-    return this.withViews(request, async (from, layer) => sizeOfChanges(layer, await compareTrees(from, layer, { lower: request.idMaps, upper: request.idMaps })));
+    return this.withViews(request, (from, layer) => naiveDiffSize(from, layer, request.idMaps));
   }
 
   async diff(request: CompareRequest, sink: ByteSink): Promise<void> {
-    if (this.readsUpperDir(request)) {
-      await exportOverlayDiff(this.contentDir(request.id), this.lowerDirs(request.id), sink, request.idMaps);
-      return;
-    }
-    await this.withViews(request, async (from, layer) => {
-      const changes = await compareTrees(from, layer, { lower: request.idMaps, upper: request.idMaps });
-      await exportChanges(layer, changes, sink, request.idMaps);
-    });
+    if (this.readsUpperDir(request)) return exportOverlayDiff(this.contentDir(request.id), this.lowerDirs(request.id), sink, request.idMaps);
+    return this.withViews(request, (from, layer) => naiveDiff(from, layer, sink, request.idMaps));
   }
 
   private readsUpperDir(request: CompareRequest): boolean {
@@ -502,7 +488,7 @@ export class OverlayDriver implements Driver {
 
   /**
    * Runs fn with the merged views of FROM (null for none) and the layer: a layer that is
-   * mounted already is read through its mount; otherwise it is mounted read-only in a
+   * mounted already is read through its mount; otherwise the Mounter mounts it read-only in a
    * temporary directory of the run root for the duration of fn.
    */
   private async withViews<T>(request: CompareRequest, fn: (from: string | null, layer: string) => Promise<T>): Promise<T> {
@@ -510,38 +496,15 @@ export class OverlayDriver implements Driver {
     const view = (id: string): string => {
       const existing = this.mounter.mountPoint(id) ?? made.get(id);
       if (existing !== undefined) return existing;
-      const target = mkdtempSync(join(this.runDir, `view-${process.pid}-`));
+      const target = this.mounter.mountView(this.runDir, (at) => this.overlaySpec(id, at, { readOnly: true, options: [], volatile: false, mountLabel: "" }));
       made.set(id, target);
-      mountNow(this.overlaySpec(id, target, { readOnly: true, options: [], volatile: false, mountLabel: "" }) as Extract<MountSpec, { kind: "overlay" }>);
       return target;
     };
     try {
       const from = request.from === undefined ? null : view(request.from);
       return await fn(from, view(request.id));
     } finally {
-      for (const target of made.values()) {
-        if (kernelMountPoints().has(target)) unmountPath(target);
-        rmSync(target, { recursive: true, force: true });
-      }
-    }
-  }
-
-  /** Unmounts and removes read-only views left by processes that died while comparing. */
-  private releaseStaleViews(): void {
-    let entries: string[];
-    try {
-      entries = readdirSync(this.runDir).filter((name) => name.startsWith("view-"));
-    } catch {
-      return;
-    }
-    if (entries.length === 0) return;
-    const points = kernelMountPoints();
-    for (const name of entries) {
-      const pid = Number(name.split("-")[1]);
-      if (Number.isInteger(pid) && processAlive(pid)) continue;
-      const target = join(this.runDir, name);
-      if (points.has(target)) unmountPath(target);
-      rmSync(target, { recursive: true, force: true });
+      for (const target of made.values()) this.mounter.releaseView(target);
     }
   }
 
@@ -563,13 +526,14 @@ export class OverlayDriver implements Driver {
    * a FUSE mount whose program died). This driver makes no private bind mount of its home.
    */
   async shutdown(): Promise<void> {
-    this.releaseStaleViews();
+    this.mounter.releaseStaleViews(this.runDir);
     const prefix = `${this.home}/`;
-    for (const point of kernelMountPoints()) {
+    const points = kernelMountPoints();
+    for (const point of points) {
       if (!point.startsWith(prefix) || !point.endsWith("/merged")) continue;
       const id = point.slice(prefix.length, -"/merged".length);
       if (id.includes("/") || this.mounter.count(id) > 0) continue;
-      unmountPath(point);
+      this.mounter.releaseUncounted(point, points);
     }
   }
 }

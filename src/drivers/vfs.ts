@@ -5,8 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { applyLayerTar } from "../archive/apply.ts";
-import { compareTrees, sizeOfChanges } from "../archive/changes.ts";
-import { exportChanges } from "../archive/export.ts";
+import { naiveChanges, naiveDiff, naiveDiffSize } from "../archive/naive-diff.ts";
 import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types.ts";
 import { InitError } from "../errors.ts";
 import { syncFilesystem } from "../sys/libc.ts";
@@ -69,7 +68,7 @@ export class VfsDriver implements Driver {
   async create(id: string, request: CreateLayerRequest): Promise<void> {
     const dir = join(this.home, id);
     rmSync(dir, { recursive: true, force: true });
-    const source = request.copyOf ?? (request.parent === undefined ? undefined : (request.parentHome ?? this.dirOf(request.parent)));
+    const source = request.copyOf ?? (request.parent === undefined ? undefined : this.dirOf(request.parent));
     if (source === undefined) {
       mkdirSync(dir, { mode: 0o555 });
       return;
@@ -90,7 +89,7 @@ export class VfsDriver implements Driver {
     return existsSync(this.home) ? readdirSync(this.home) : [];
   }
 
-  applyDiff(id: string, _parent: string | undefined, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult> {
+  applyDiff(id: string, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult> {
     return applyLayerTar(join(this.home, id), source, { whiteouts: "remove", idMaps, onLayoutChunk });
   }
 
@@ -106,23 +105,21 @@ export class VfsDriver implements Driver {
     return { kind: "directory", path: this.dirOf(id) };
   }
 
+  /** The reference tree (null: empty) and the layer's tree. */
   private trees(request: CompareRequest): [string | null, string] {
     return [request.from === undefined ? null : this.dirOf(request.from), this.dirOf(request.id)];
   }
 
   changes(request: CompareRequest): Promise<Change[]> {
-    const [lower, upper] = this.trees(request);
-    return compareTrees(lower, upper, { lower: request.idMaps, upper: request.idMaps });
+    return naiveChanges(...this.trees(request), request.idMaps);
   }
 
-  async diffSize(request: CompareRequest): Promise<number> {
-    const [, upper] = this.trees(request);
-    return sizeOfChanges(upper, await this.changes(request));
+  diffSize(request: CompareRequest): Promise<number> {
+    return naiveDiffSize(...this.trees(request), request.idMaps);
   }
 
-  async diff(request: CompareRequest, sink: ByteSink): Promise<void> {
-    const [, upper] = this.trees(request);
-    await exportChanges(upper, await this.changes(request), sink, request.idMaps);
+  diff(request: CompareRequest, sink: ByteSink): Promise<void> {
+    return naiveDiff(...this.trees(request), sink, request.idMaps);
   }
 
   status(): Array<[string, string]> {

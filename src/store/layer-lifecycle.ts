@@ -141,7 +141,7 @@ export async function importLayer(parts: StoreParts, options: CreateLayerOptions
 async function applyInto(parts: StoreParts, layer: LayerRecord, source: ByteSource): Promise<void> {
   parts.tx(() => parts.catalog.clearLayout(layer.id));
   let seq = 0;
-  const result = await parts.driver.applyDiff(layer.id, layer.parent || undefined, source, { uidMap: layer.uidMap, gidMap: layer.gidMap }, (chunk) => {
+  const result = await parts.driver.applyDiff(layer.id, source, { uidMap: layer.uidMap, gidMap: layer.gidMap }, (chunk) => {
     const n = seq++;
     parts.tx(() => parts.catalog.addLayoutChunk(layer.id, n, chunk));
     crashPoint("mid-apply");

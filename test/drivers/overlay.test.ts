@@ -75,6 +75,7 @@ describe.skipIf(skip !== undefined)("overlay layout and mount descriptions", () 
       options: `lowerdir=${link(mid!)}:${link(base!)},upperdir=${link(top!)},workdir=${link(top!)}/../work`,
       cwd: join(home(), "l"),
       program: undefined,
+      prepare: { directories: [], remove: [join(home(), top!, "work", "work", "incompat", "volatile")], links: [] },
     });
     expect(spec(top!, RO).options).toBe(`lowerdir=${link(top!)}:${link(mid!)}:${link(base!)},ro,nosuid,noexec`);
     // A base layer mounts over its empty/ dir; read-only, the kernel wants two lower dirs.
@@ -101,7 +102,15 @@ describe.skipIf(skip !== undefined)("overlay layout and mount descriptions", () 
     const [base, top] = await chain(2);
     unlinkSync(join(home(), "l", link(base!)));
     expect(spec(top!).options).toStartWith(`lowerdir=${link(base!)},`);
-    expect(existsSync(join(home(), "l", link(base!)))).toBe(true);
+    // Describing the mount writes nothing: the link comes back when the Mounter mounts.
+    expect(existsSync(join(home(), "l", link(base!)))).toBe(false);
+    const target = mounter.mount(top!, spec(top!));
+    try {
+      expect(existsSync(join(home(), "l", link(base!)))).toBe(true);
+    } finally {
+      mounter.unmount(top!, true);
+    }
+    expect(target).toBe(join(home(), top!, "merged"));
   });
 
   test("removing a layer removes its link; a half-made layer is made again from scratch", async () => {
