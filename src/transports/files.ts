@@ -7,7 +7,7 @@
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { join, normalize, posix } from "node:path";
 import { CorruptError, NotSupportedError, ioError, messageOf } from "../errors.ts";
-import { BLOCK_SIZE, TypeFlag, parseHeaderBlock, parsePaxRecords, utf8Text } from "../archive/tar-header.ts";
+import { BLOCK_SIZE, TypeFlag, dataLength, parseHeaderBlock, parsePaxRecords, utf8Text } from "../archive/tar-header.ts";
 import type { BlobReader } from "./types.ts";
 
 /** Read access to the files of a layout by their path inside it ("index.json", "blobs/sha256/…"). */
@@ -97,7 +97,7 @@ export function tarFiles(archive: string): LayoutFiles {
       }
       if (header === "zero") break;
       const dataOffset = offset + BLOCK_SIZE;
-      const dataSize = [TypeFlag.Dir, TypeFlag.Symlink, TypeFlag.HardLink].includes(header.typeflag as 0x35) ? 0 : header.size;
+      const dataSize = dataLength(header.typeflag, header.size);
       const readData = () => {
         const data = new Uint8Array(dataSize);
         readSync(fd, data, 0, dataSize, dataOffset);
