@@ -30,7 +30,7 @@ import { ArchiveError, StorageError, SystemError, errnoReason } from "../errors.
 import { toHost } from "../idmap.ts";
 import { measure, openDecompressed } from "./compression.ts";
 import { LayoutRecorder } from "./layout.ts";
-import { readTar } from "./tar.ts";
+import { readTar } from "./tar-reader.ts";
 import { type ApplyOptions, type ApplyResult, type ByteSource, Compression, type TarEntry } from "./types.ts";
 import { mknod, setTimes, setXattr, syncFilesystem } from "../sys/libc.ts";
 import { cleanComponents } from "./paths.ts";

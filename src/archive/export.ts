@@ -7,7 +7,7 @@ import { ArchiveError } from "../errors.ts";
 import { toContainer, type IdMaps } from "../idmap.ts";
 import { devMajorMinor, getXattr, listXattrs } from "../sys/libc.ts";
 import { compareBytes } from "../util/byte-order.ts";
-import { TarWriter } from "./tar.ts";
+import { TarWriter } from "./tar-writer.ts";
 import { ChangeKind, type ByteSink, type ByteSource, type Change, type EntryType, type TarEntry } from "./types.ts";
 
 const NS_PER_SECOND = 1_000_000_000n;

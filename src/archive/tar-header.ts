@@ -8,6 +8,11 @@ import type { EntryType } from "./types.ts";
 
 export const BLOCK_SIZE = 512;
 
+/** The zero bytes that follow a body of this size to fill its last block. */
+export function paddingOf(size: number): number {
+  return (BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE;
+}
+
 /** Typeflag bytes this codec knows. */
 export const TypeFlag = {
   RegularOld: 0, // '\0'

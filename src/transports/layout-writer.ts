@@ -6,7 +6,7 @@
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileSink } from "../archive/compression.ts";
-import { TarWriter } from "../archive/tar.ts";
+import { TarWriter } from "../archive/tar-writer.ts";
 import type { TarEntry } from "../archive/types.ts";
 import { CorruptError } from "../errors.ts";
 import { digestHex } from "./manifest.ts";

@@ -4,7 +4,7 @@ import path from "node:path";
 import { ArchiveError, NotSupportedError, SystemError } from "../../src/errors.ts";
 import { compressingSink, fileSink, measure, openDecompressed } from "../../src/archive/compression.ts";
 import { LayoutRecorder, reproduceTar } from "../../src/archive/layout.ts";
-import { readTar } from "../../src/archive/tar.ts";
+import { readTar } from "../../src/archive/tar-reader.ts";
 import { Compression, type ByteSource } from "../../src/archive/types.ts";
 import { collectBytes, memorySink, rejection, removeTempDirs, run, sha256, sourceOf, tempDir, SLOW_TEST_TIMEOUT } from "./tar-fixtures.ts";
 

@@ -10,7 +10,7 @@ import { existsSync, lstatSync, mkdirSync, realpathSync, symlinkSync, writeFileS
 import { dirname, join } from "node:path";
 import { type DirectoryCache, MAX_SYMLINKS, isConfinedFailure, resolveConfined } from "../../src/archive/confined-path.ts";
 import { cleanComponents } from "../../src/archive/paths.ts";
-import { readTar } from "../../src/archive/tar.ts";
+import { readTar } from "../../src/archive/tar-reader.ts";
 import { buildCorpus } from "../robustness/hostile-corpus.ts";
 import { applyFile, makeTempDir, removeDir, sentinelState } from "./apply-helpers.ts";
 

@@ -3,7 +3,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { ArchiveError } from "../../src/errors.ts";
 import { LayoutRecorder, reproduceTar } from "../../src/archive/layout.ts";
-import { TarWriter, readTar } from "../../src/archive/tar.ts";
+import { readTar } from "../../src/archive/tar-reader.ts";
+import { TarWriter } from "../../src/archive/tar-writer.ts";
 import type { TarEntry } from "../../src/archive/types.ts";
 import { FIXTURES, concatBytes, memorySink, rejection, removeTempDirs, run, sha256, sourceOf, tempDir, SLOW_TEST_TIMEOUT } from "./tar-fixtures.ts";
 

@@ -2,7 +2,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { readTar } from "../../src/archive/tar.ts";
+import { readTar } from "../../src/archive/tar-reader.ts";
 import type { LayoutRecorder } from "../../src/archive/layout.ts";
 import type { ByteSink, ByteSource, TarEntry } from "../../src/archive/types.ts";
 

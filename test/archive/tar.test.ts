@@ -2,7 +2,8 @@ import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
 import { ArchiveError } from "../../src/errors.ts";
-import { TarWriter, readTar } from "../../src/archive/tar.ts";
+import { readTar } from "../../src/archive/tar-reader.ts";
+import { TarWriter } from "../../src/archive/tar-writer.ts";
 import type { ByteSource, TarEntry } from "../../src/archive/types.ts";
 import { fileSink } from "../../src/archive/compression.ts";
 import {

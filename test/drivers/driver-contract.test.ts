@@ -10,7 +10,7 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { applyLayerTar } from "../../src/archive/apply.ts";
-import { readTar } from "../../src/archive/tar.ts";
+import { readTar } from "../../src/archive/tar-reader.ts";
 import type { Driver, MountSpec } from "../../src/drivers/driver.ts";
 import { createDriver } from "../../src/drivers/index.ts";
 import { Mounter } from "../../src/drivers/mounter.ts";
