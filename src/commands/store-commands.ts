@@ -5,6 +5,7 @@ import { JSON_OPTION, printJson, wantsJson } from "./common.ts";
 
 declare const BUILD_VERSION: string | undefined;
 declare const BUILD_COMMIT: string | undefined;
+declare const BUILD_TARGET: string | undefined;
 
 /** Key/value pairs: text on stderr as "Key: Value" lines (as containers-storage does), JSON as [[k,v],...] on stdout. */
 function printPairs(ctx: CommandContext, pairs: Array<[string, string]>): void {
@@ -47,6 +48,7 @@ export const version: CommandDef = {
     const pairs: Array<[string, string]> = [
       ["Version", typeof BUILD_VERSION === "string" ? BUILD_VERSION : "development"],
       ["Build", typeof BUILD_COMMIT === "string" ? BUILD_COMMIT : "source"],
+      ["Target", typeof BUILD_TARGET === "string" ? BUILD_TARGET : `linux-${process.arch} (source)`],
       ["Bun", Bun.version],
       ["SQLite", ctx.store.sqliteVersion],
       ["Schema", String(ctx.store.schemaVersion)],

@@ -84,10 +84,10 @@ describe("command line", () => {
     s.destroy();
   });
 
-  test("version prints this tool's version, build and SQLite version", () => {
+  test("version prints this tool's version, build, target and SQLite version", () => {
     const s = new TestStore("vfs");
     const text = s.ok(["version"]);
-    expect(text).toMatch(/^Version: \d+\.\d+\.\d+\nBuild: \S+\nBun: [\d.]+\nSQLite: 3\.\d+\.\d+\nSchema: \d+\n$/);
+    expect(text).toMatch(/^Version: \d+\.\d+\.\d+\nBuild: \S+\nTarget: linux-\S+ \(local build\)\nBun: [\d.]+\nSQLite: 3\.\d+\.\d+\nSchema: \d+\n$/);
     const json = s.json(["version", "-j"]);
     expect(json[0]).toEqual(["Version", expect.any(String)]);
     s.destroy();
