@@ -35,7 +35,7 @@ log() { echo "bench-data: $*" >&2; }
 
 install_missing() {
   local wanted=() pair
-  for pair in containers-storage:containers-storage debootstrap:debootstrap zstd:zstd gzip:gzip \
+  for pair in containers-storage:containers-storage skopeo:skopeo debootstrap:debootstrap zstd:zstd gzip:gzip \
               tar:tar python3:python3 /usr/bin/time:time; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || wanted+=("${pair#*:}")
   done

@@ -63,8 +63,8 @@ export async function benchImage(dataDir: string): Promise<BenchImage> {
     const known = JSON.parse(readFileSync(described, "utf8"));
     if (known.stamp === stamp) return known.image as BenchImage;
   }
-  rmSync(layout, { recursive: true, force: true });
-  const staging = `${layout}.partial`;
+  // Made beside the layout and renamed into place, so that two benchmarks starting at once each get a whole image.
+  const staging = `${layout}.partial-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
   const blobs = join(staging, "blobs", "sha256");
   mkdirSync(blobs, { recursive: true });
@@ -115,8 +115,14 @@ export async function benchImage(dataDir: string): Promise<BenchImage> {
     }),
   );
   const image: BenchImage = { layout, ref: BENCH_IMAGE_REF, manifestDigest: manifest.digest, configDigest: config.digest, layers: [base, upper] };
-  renameSync(staging, layout);
-  writeFileSync(described, `${JSON.stringify({ stamp, image }, null, 1)}\n`);
+  rmSync(layout, { recursive: true, force: true });
+  try {
+    renameSync(staging, layout);
+  } catch {
+    rmSync(staging, { recursive: true, force: true }); // another process put the same image in place meanwhile
+  }
+  writeFileSync(`${described}.${process.pid}`, `${JSON.stringify({ stamp, image }, null, 1)}\n`);
+  renameSync(`${described}.${process.pid}`, described);
   return image;
 }
 

@@ -13,6 +13,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { type BenchImage, benchImage } from "./bench-image.ts";
 
 type DriverName = "vfs" | "overlay";
 type ToolName = "oci" | "cs";
@@ -180,6 +181,8 @@ interface Data {
   baseGz: string;
   baseZst: string;
   upperTar: string;
+  /** The two-layer image made of them (scripts/bench-image.ts). */
+  image: BenchImage;
 }
 
 const BASE = idFor("base");
@@ -203,6 +206,26 @@ async function inParallel(tasks: Array<() => Promise<void>>, width: number): Pro
 const largeLayerId = (i: number) => idFor(`large layer ${i}`);
 const largeLayerName = (i: number) => `layer-${Math.floor(i / CHAIN_LENGTH)}-${i % CHAIN_LENGTH}`;
 const largeImageId = (i: number) => idFor(`large image ${i}`);
+
+/** The name both tools give the bench image in their stores. */
+const BENCH_IMAGE_NAME = "localhost/debian:bench";
+
+/** skopeo's name for an image in a containers-storage store. */
+function peerImage(store: StoreDir): string {
+  return `containers-storage:[${store.driver}@${store.graph}+${store.runRoot}]${BENCH_IMAGE_NAME}`;
+}
+
+/** The command that takes the bench image into a store: oci-storage pull, or skopeo copy for containers-storage. */
+function pullArgv(store: StoreDir, image: BenchImage): string[] {
+  const source = `oci:${image.layout}:${image.ref}`;
+  return store.tool === "oci" ? store.argv(["pull", "-q", source]) : ["skopeo", "copy", "-q", source, peerImage(store)];
+}
+
+/** The command that writes the bench image from a store to a new OCI layout: oci-storage push, or skopeo copy. */
+function pushArgv(store: StoreDir, out: string): string[] {
+  const destination = `oci:${out}:bench`;
+  return store.tool === "oci" ? store.argv(["push", "-q", BENCH_IMAGE_NAME, destination]) : ["skopeo", "copy", "-q", peerImage(store), destination];
+}
 
 /** Shared, lazily built stores: one per tool, driver and kind, reused by the workloads that only read them. */
 class Stores {
@@ -275,6 +298,14 @@ class Stores {
     return store;
   }
 
+  /** A store holding the bench image, pulled by the tool's own way (oci-storage pull, skopeo copy). */
+  withImage(tool: ToolName, driver: DriverName): StoreDir {
+    return this.memo(`${tool}-${driver}-image`, tool, driver, (store) => {
+      log(`${tool}: pulling the bench image into a ${driver} store`);
+      run(pullArgv(store, this.data.image));
+    });
+  }
+
   removeAll(): void {
     for (const store of this.made.values()) store.remove();
     this.made.clear();
@@ -292,6 +323,7 @@ const TARGETS = {
   work: { ratio: 0.8 },
   mount: { ratio: 1.0 },
   applyBase: { ratio: 0.8, vsTar: 1.2 },
+  pull: { ratio: 0.6 },
 } satisfies Record<string, Target>;
 
 /**
@@ -482,6 +514,34 @@ function workloads(stores: Stores, data: Data, scratch: string, driver: DriverNa
       },
     },
   );
+
+  list.push(
+    {
+      name: "pull-oci",
+      description: "`pull oci:` of the two-layer Debian image (gzip) into a fresh store; containers-storage: `skopeo copy oci:… containers-storage:[…]`",
+      target: TARGETS.pull,
+      driver,
+      warmup: false,
+      flush: true,
+      round(tool) {
+        const store = stores.fresh(tool, driver);
+        return { argv: pullArgv(store, data.image), later: () => store.remove() };
+      },
+    },
+    {
+      name: "push-oci",
+      description: "`push` of the two-layer Debian image to a new `oci:` layout (gzip); containers-storage: `skopeo copy containers-storage:[…] oci:…`",
+      target: TARGETS.work,
+      driver,
+      warmup: false,
+      flush: true,
+      round(tool) {
+        const store = stores.withImage(tool, driver);
+        const out = join(scratch, `push-${serial++}`);
+        return { argv: pushArgv(store, out), later: () => rmSync(out, { recursive: true, force: true }) };
+      },
+    },
+  );
   return list;
 }
 
@@ -595,15 +655,16 @@ function machine(tmp: string): string {
   // findmnt names ext4 as such (stat -f reports ext2/ext3 for every ext file system) and shows its mount options.
   const fs = run(["findmnt", "-n", "-T", tmp, "-o", "FSTYPE,OPTIONS"]).trim().replace(/\s+/, " (") + ")";
   const kernel = run(["uname", "-r"]).trim();
-  const cs = run(["dpkg-query", "-W", "-f", "${Version}", "containers-storage"]).trim();
-  return `${cpu.length} × ${cpu[0]?.model ?? "unknown CPU"}, kernel ${kernel}, temp dir on ${fs}, containers-storage ${cs}, Bun ${Bun.version}`;
+  const version = (pkg: string) => run(["dpkg-query", "-W", "-f", "${Version}", pkg]).trim();
+  return `${cpu.length} × ${cpu[0]?.model ?? "unknown CPU"}, kernel ${kernel}, temp dir on ${fs}, containers-storage ${version("containers-storage")}, skopeo ${version("skopeo")}, Bun ${Bun.version}`;
 }
 
-/** Runs scripts/bench-data.sh, which installs missing tools and builds the data unless it is up to date. */
-function ensureData(dataDir: string): Data {
+/** Runs scripts/bench-data.sh, which installs missing tools and builds the data unless it is up to date, and makes the bench image. */
+async function ensureData(dataDir: string): Promise<Data> {
   const made = Bun.spawnSync(["bash", join(REPO, "scripts", "bench-data.sh"), "--out", resolve(dataDir, "..")], { stdout: "inherit", stderr: "inherit" });
   if (made.exitCode !== 0) fail("scripts/bench-data.sh failed");
-  return { baseTar: join(dataDir, "base.tar"), baseGz: join(dataDir, "base.tar.gz"), baseZst: join(dataDir, "base.tar.zst"), upperTar: join(dataDir, "upper.tar") };
+  const image = await benchImage(dataDir);
+  return { baseTar: join(dataDir, "base.tar"), baseGz: join(dataDir, "base.tar.gz"), baseZst: join(dataDir, "base.tar.zst"), upperTar: join(dataDir, "upper.tar"), image };
 }
 
 async function main(): Promise<void> {
@@ -612,7 +673,7 @@ async function main(): Promise<void> {
     log("building dist/oci-storage");
     run([process.execPath, join(REPO, "scripts", "build.ts")]);
   }
-  const data = ensureData(options.dataDir);
+  const data = await ensureData(options.dataDir);
   const root = mkdtempSync(join(options.tmpRoot, "oci-bench-"));
   const scratch = join(root, "scratch");
   mkdirSync(scratch);
