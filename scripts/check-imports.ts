@@ -31,9 +31,7 @@ export const MAX_LINES = 500;
  * may not exceed meanwhile. An entry must go once its file is within MAX_LINES (the check then
  * says so); nothing is added here.
  */
-export const OVERSIZE_UNTIL_SPLIT: Readonly<Record<string, number>> = {
-  "drivers/overlay.ts": 599,
-};
+export const OVERSIZE_UNTIL_SPLIT: Readonly<Record<string, number>> = {};
 
 export interface Finding {
   kind: "cycle" | "upward" | "size" | "unplaced";

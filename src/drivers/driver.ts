@@ -25,6 +25,24 @@ export interface KernelMountSpec {
 /** A mount described as data. "directory" needs no kernel mount (vfs). Describing one changes nothing on disk. */
 export type MountSpec = { kind: "directory"; path: string } | KernelMountSpec;
 
+/** A layer to see as a read-only merged tree, and how to mount it when it has no mount of its own. */
+export interface ViewRequest {
+  layer: string;
+  /** The read-only mount of the layer at target. */
+  describe: (target: string) => KernelMountSpec;
+}
+
+/**
+ * Read-only merged trees of layers, for a driver that compares layers by their full trees (the
+ * Mounter provides them; the driver never mounts by itself).
+ */
+export interface LayerViews {
+  /** Runs fn with a read-only tree of each layer: its live mount, or a temporary view that is released when fn ends. */
+  withViews<T>(requests: ViewRequest[], fn: (paths: string[]) => Promise<T>): Promise<T>;
+  /** Releases temporary views whose owning process is gone. */
+  releaseStale(): void;
+}
+
 export interface MountRequest {
   readOnly: boolean;
   /** Extra mount options (overlay.mountopt, mount --opt), comma-separated. */
@@ -81,6 +99,6 @@ export interface Driver {
   diff(request: CompareRequest, sink: ByteSink): Promise<void>;
   /** `status` lines after the common ones. */
   status(): Array<[string, string]>;
-  /** Releases driver-wide resources (overlay: the private bind mount of its home). */
+  /** Releases driver-wide resources (overlay: temporary views of dead processes). */
   shutdown(): Promise<void>;
 }

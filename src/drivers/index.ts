@@ -1,8 +1,11 @@
 /** Picks and builds the driver a store uses. */
+import { join } from "node:path";
 import { NotSupportedError } from "../errors.ts";
 import type { Driver } from "./driver.ts";
 import type { Mounter } from "./mounter.ts";
-import { OverlayDriver, overlaySupport, parseOverlayOptions } from "./overlay.ts";
+import { OverlayDriver } from "./overlay.ts";
+import { parseOverlayOptions } from "./overlay-options.ts";
+import { overlaySupport } from "./overlay-support.ts";
 import { VfsDriver, parseVfsOptions } from "./vfs.ts";
 
 export const DRIVER_NAMES = ["overlay", "vfs"] as const;
@@ -24,6 +27,7 @@ export interface DriverContext {
   graphRoot: string;
   runRoot: string;
   options: string[];
+  /** The Mounter: a driver gets from it only the temporary views it may need (LayerViews). */
   mounter: Mounter;
 }
 
@@ -33,7 +37,7 @@ export function createDriver(name: string, context: DriverContext): Driver {
     case "vfs":
       return new VfsDriver(context.graphRoot, parseVfsOptions(context.options));
     case "overlay":
-      return new OverlayDriver(context.graphRoot, context.runRoot, parseOverlayOptions(context.options), context.mounter);
+      return new OverlayDriver(context.graphRoot, context.runRoot, parseOverlayOptions(context.options), context.mounter.views(join(context.runRoot, "overlay")));
     default:
       throw new NotSupportedError(`failed to GetDriver graph ${name} ${context.graphRoot}: driver not supported`);
   }

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { SystemError } from "../errors.ts";
 import { crashPoint } from "../util/crash-points.ts";
 import { isTokenAlive, processToken } from "../sys/liveness.ts";
-import type { KernelMountSpec, MountSpec } from "./driver.ts";
+import type { KernelMountSpec, LayerViews, MountSpec, ViewRequest } from "./driver.ts";
 
 export interface MountState {
   layer: string;
@@ -211,7 +211,7 @@ export class Mounter {
    * under dir, named after this process so that releaseStaleViews can tell when its owner died.
    * spec receives the target; releaseView ends the view.
    */
-  mountView(dir: string, spec: (target: string) => KernelMountSpec): string {
+  private mountView(dir: string, spec: (target: string) => KernelMountSpec): string {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const target = mkdtempSync(join(dir, `${VIEW_PREFIX}${processToken().replaceAll("/", "_")}-`));
     try {
@@ -224,13 +224,13 @@ export class Mounter {
   }
 
   /** Unmounts a view and removes its directory. */
-  releaseView(target: string, points?: Set<string>): void {
+  private releaseView(target: string, points?: Set<string>): void {
     this.releaseUncounted(target, points);
     rmSync(target, { recursive: true, force: true });
   }
 
   /** Releases the views under dir whose owning process no longer runs. */
-  releaseStaleViews(dir: string): void {
+  private releaseStaleViews(dir: string): void {
     let names: string[];
     try {
       names = readdirSync(dir).filter((name) => name.startsWith(VIEW_PREFIX));
@@ -240,6 +240,31 @@ export class Mounter {
     if (names.length === 0) return;
     const points = kernelMountPoints();
     for (const name of names) if (!isTokenAlive(viewOwner(name))) this.releaseView(join(dir, name), points);
+  }
+
+  /** The temporary read-only views a driver may ask for, kept in dir (a directory of the driver's in the run root). */
+  views(dir: string): LayerViews {
+    return {
+      withViews: (requests, fn) => this.withViews(dir, requests, fn),
+      releaseStale: () => this.releaseStaleViews(dir),
+    };
+  }
+
+  /** Runs fn with each requested layer's live mount, or a temporary view under dir released afterwards. */
+  private async withViews<T>(dir: string, requests: ViewRequest[], fn: (paths: string[]) => Promise<T>): Promise<T> {
+    const made = new Map<string, string>();
+    const view = ({ layer, describe }: ViewRequest): string => {
+      const existing = this.mountPoint(layer) ?? made.get(layer);
+      if (existing !== undefined) return existing;
+      const target = this.mountView(dir, describe);
+      made.set(layer, target);
+      return target;
+    };
+    try {
+      return await fn(requests.map(view));
+    } finally {
+      for (const target of made.values()) this.releaseView(target);
+    }
   }
 
   close(): void {

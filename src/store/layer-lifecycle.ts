@@ -200,9 +200,10 @@ export function claimCheckedLayers(parts: StoreParts, ids: string[]): void {
   for (const id of ids) parts.catalog.setLayerState(id, "deleting", parts.token);
 }
 
-/** Deletes a layer's content after releasing its mounts. */
+/** Deletes a layer's content after releasing its mounts, counted or not (one left by a process killed while mounting). */
 export async function removeLayerContent(parts: StoreParts, id: string): Promise<void> {
   parts.mounter.unmount(id, true);
+  parts.mounter.releaseUncounted(parts.driver.mountPoint(id));
   await parts.driver.remove(id);
 }
 

@@ -8,6 +8,7 @@ import { dirname, join, resolve as resolvePath } from "node:path";
 import { type CopyEndpoint, copyPath as copyBetween } from "../archive/copy.ts";
 import { LayerUnknownError, PreconditionError, withContext } from "../errors.ts";
 import { NO_ID_MAPS, toContainer } from "../idmap.ts";
+import { kernelMountPoints } from "../sys/mount-table.ts";
 import { findContainer, findImage, findLayer } from "./lookup.ts";
 import type { StoreParts } from "./parts.ts";
 import type { LayerRecord } from "./records.ts";
@@ -58,6 +59,19 @@ export function mount(parts: StoreParts, ref: string, options: MountOptions): st
     });
     return mounter.mount(found.id, spec);
   });
+}
+
+/**
+ * Unmounts kernel mounts at the mount points of the driver's layers that no count accounts for
+ * (left by a process killed while mounting, or a FUSE mount whose program died).
+ */
+export function releaseUncountedLayerMounts(parts: StoreParts): void {
+  const { driver, mounter } = parts;
+  const points = kernelMountPoints();
+  for (const id of driver.listLayerIds()) {
+    const point = driver.mountPoint(id);
+    if (points.has(point) && mounter.count(id) === 0) mounter.releaseUncounted(point, points);
+  }
 }
 
 /** The layer a mount-related reference means: container -> its layer, else layer; images optionally. */

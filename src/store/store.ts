@@ -367,11 +367,12 @@ export class Store {
     ];
   }
 
-  /** Releases driver resources; with force unmounts every layer first, else refuses while any is mounted. */
+  /** Releases driver resources; with force unmounts every layer first, else refuses while any is mounted; mounts no count accounts for go too. */
   async shutdown(force: boolean): Promise<void> {
     const mounted = this.parts.mounter.mounted();
     if (mounted.length > 0 && !force) throw new LayerInUseError("a layer is mounted: layer is in use by a container");
     for (const m of mounted) this.parts.mounter.unmount(m.layer, true);
+    mounts.releaseUncountedLayerMounts(this.parts);
     await this.parts.driver.shutdown();
   }
 

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { join } from "node:path";
 import { Compression } from "../../src/archive/types.ts";
 import { kernelMountPoints } from "../../src/sys/mount-table.ts";
-import { MAX_LOWER_LAYERS } from "../../src/drivers/overlay.ts";
+import { MAX_LOWER_LAYERS } from "../../src/drivers/overlay-mount.ts";
 import { LayerInUseError } from "../../src/errors.ts";
 import { availableDrivers } from "../helpers/cli.ts";
 import { BASE, CHILD, CHILD_CHANGES, GRANDCHILD, GRANDCHILD_CHANGES, GRANDCHILD_FROM_BASE, T0, show } from "./scenarios.ts";

@@ -5,7 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MountRequest, MountSpec } from "../../src/drivers/driver.ts";
 import { Mounter } from "../../src/drivers/mounter.ts";
-import { MAX_LOWER_LAYERS, OverlayDriver, parseOverlayOptions } from "../../src/drivers/overlay.ts";
+import { OverlayDriver } from "../../src/drivers/overlay.ts";
+import { MAX_LOWER_LAYERS } from "../../src/drivers/overlay-mount.ts";
+import { parseOverlayOptions } from "../../src/drivers/overlay-options.ts";
 import { InitError, NotSupportedError } from "../../src/errors.ts";
 import { NO_ID_MAPS } from "../../src/idmap.ts";
 import { overlaySkipReason } from "../helpers/cli.ts";
@@ -39,7 +41,7 @@ describe.skipIf(skip !== undefined)("overlay layout and mount descriptions", () 
   let mounter: Mounter;
   let driver: OverlayDriver;
   const open = async (options: string[] = []) => {
-    driver = new OverlayDriver(join(dir, "root"), join(dir, "run"), parseOverlayOptions(options), mounter);
+    driver = new OverlayDriver(join(dir, "root"), join(dir, "run"), parseOverlayOptions(options), mounter.views(join(dir, "run", "overlay")));
     await driver.init();
     return driver;
   };
