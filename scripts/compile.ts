@@ -56,6 +56,9 @@ export async function compileBinary(request: CompileRequest): Promise<void> {
     ...[join(ROOT, "src/main.ts"), ...WORKER_ENTRIES.map((path) => join(ROOT, path))],
     "--compile",
     ...(request.bunTarget ? [`--target=${request.bunTarget}`] : []),
+    // Modules reached only through import() become chunks of their own inside the binary, loaded
+    // (with the node: modules they import) only by the commands that need them (docs/benchmarks.md).
+    "--splitting",
     "--minify",
     "--sourcemap=inline",
     "--bytecode",
