@@ -49,6 +49,15 @@ function debugLog(enabled: boolean, message: string): void {
   if (enabled) process.stderr.write(`time="${new Date().toISOString()}" level=debug msg=${JSON.stringify(message)}\n`);
 }
 
+/** What a command that declared needsStore: false gets as its store: any use is a bug. */
+function storeNotOpened(): Store {
+  return new Proxy({} as Store, {
+    get() {
+      throw new Error("this command does not open the store");
+    },
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
   const out = new Output();
   const stderr = (s: string) => void process.stderr.write(s);
@@ -84,11 +93,15 @@ async function main(argv: string[]): Promise<number> {
       },
       true,
     );
-    store = await openStore(options, { recover: parsed.command.recoversStore !== false });
-    debugLog(debug, `Root: ${store.graphRoot}`);
-    debugLog(debug, `Run Root: ${store.runRoot}`);
-    debugLog(debug, `Driver Name: ${store.driverName}`);
-    debugLog(debug, `Driver Options: [${options.driverOptions.join(" ")}]`);
+    if (parsed.command.needsStore === false) {
+      store = storeNotOpened();
+    } else {
+      store = await openStore(options, { recover: parsed.command.recoversStore !== false });
+      debugLog(debug, `Root: ${store.graphRoot}`);
+      debugLog(debug, `Run Root: ${store.runRoot}`);
+      debugLog(debug, `Driver Name: ${store.driverName}`);
+      debugLog(debug, `Driver Options: [${options.driverOptions.join(" ")}]`);
+    }
   } catch (e) {
     out.text(`error initializing: ${errorText(e, debug)}\n`);
     await out.flush();
@@ -103,6 +116,7 @@ async function main(argv: string[]): Promise<number> {
     stderr,
     stdoutBytes: out.bytes,
     flushStdout: out.flush,
+    debug: (message) => debugLog(debug, message),
   };
   let code: number;
   try {
@@ -112,7 +126,7 @@ async function main(argv: string[]): Promise<number> {
     stderr(`${errorText(e, debug)}\n`);
     code = exitStatusOf(e);
   }
-  store.close();
+  if (parsed.command.needsStore !== false) store.close();
   await out.flush();
   return code;
 }

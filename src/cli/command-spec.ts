@@ -11,7 +11,7 @@ export interface OptionDef {
   names: string[];
   type: OptionType;
   description: string;
-  /** Shown in help as =default for string options. */
+  /** Shown in help as =default for string options; "true" makes a bool option default to true. */
   defaultValue?: string;
 }
 

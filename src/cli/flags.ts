@@ -66,7 +66,7 @@ export function initialOptions(defs: OptionDef[]): ParsedOptions {
   const options: ParsedOptions = {};
   for (const def of defs) {
     const key = def.names[0]!;
-    if (def.type === "bool") options[key] = false;
+    if (def.type === "bool") options[key] = def.defaultValue === "true";
     else if (def.type === "list") options[key] = [];
     else options[key] = def.defaultValue;
   }

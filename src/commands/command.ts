@@ -21,11 +21,15 @@ export interface CommandContext {
   stdoutBytes: (bytes: Uint8Array) => Promise<void>;
   /** Flushes buffered text, before a command streams to stdout by other means. */
   flushStdout: () => Promise<void>;
+  /** Writes one --debug line to stderr (nothing without --debug). */
+  debug: (message: string) => void;
 }
 
 export interface CommandDef extends CommandSpec {
   /** False for commands that must see the store as crashed writers left it (check); others open it after recovery. */
   recoversStore?: boolean;
+  /** False for commands that never touch the store (login, logout): it is not opened for them. */
+  needsStore?: boolean;
   /** Runs the command and returns the process exit status. */
   run(ctx: CommandContext): Promise<number>;
 }

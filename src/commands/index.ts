@@ -12,6 +12,7 @@ import { mount, mounted, unmount } from "./mount.ts";
 import { containerParentOwners, layerParentOwners } from "./parent-owners.ts";
 import { addNames, getNames, metadata, setMetadata, setNames } from "./names.ts";
 import { shutdown, status, version, wipe } from "./store-commands.ts";
+import { login, logout } from "./registry.ts";
 import { pull, push } from "./transfer.ts";
 
 const [listContainerData, getContainerData, getContainerDataSize, getContainerDataDigest, setContainerData] = dataCommands("container");
@@ -62,6 +63,8 @@ export const COMMANDS: CommandDef[] = [
   mount,
   unmount,
   mounted,
+  login,
+  logout,
   pull,
   push,
   getNames,

@@ -2,19 +2,22 @@
 import { InvalidArgumentError } from "../errors.ts";
 import type { CommandDef } from "./command.ts";
 import { JSON_OPTION, listOption, printJson, stringOption, wantsJson } from "./common.ts";
+import { REGISTRY_OPTIONS, blobLocationsFile, registryOptions } from "./registry.ts";
 import { imageJson } from "./render.ts";
 
 const QUIET_OPTION = { names: ["quiet", "q"], type: "bool" as const, description: "Do not show progress" };
 
 export const pull: CommandDef = {
   names: ["pull"],
-  synopsis: "[options [...]] oci:PATH[:REF] | oci-archive:FILE[:REF] | docker-archive:FILE[:NAME:TAG|:@INDEX]",
-  description: "Store an image from an OCI layout, an OCI archive or a docker-archive tarball",
+  synopsis: "[options [...]] docker://[HOST[:PORT]/]NAME[:TAG|@DIGEST] | oci:PATH[:REF] | oci-archive:FILE[:REF] | docker-archive:FILE[:NAME:TAG|:@INDEX]",
+  description: "Store an image from a registry, an OCI layout, an OCI archive or a docker-archive tarball",
   minArgs: 1,
   maxArgs: 1,
   options: [
     { names: ["name", "n"], type: "list", description: "Name to give the image (repeatable; default: the source's, completed as podman does)" },
     { names: ["platform"], type: "string", description: "OS/ARCH[/VARIANT] to pick from an index (default: this host's)" },
+    { names: ["max-parallel"], type: "string", description: "Layers downloaded at once from a registry", defaultValue: "3" },
+    ...REGISTRY_OPTIONS,
     QUIET_OPTION,
     JSON_OPTION,
   ],
@@ -24,10 +27,14 @@ export const pull: CommandDef = {
     const { Progress } = await import("../transports/progress.ts");
     const platformText = stringOption(ctx, "platform");
     const names = listOption(ctx, "name");
+    const maxParallel = Number(stringOption(ctx, "max-parallel") ?? "3");
+    if (!Number.isInteger(maxParallel) || maxParallel < 1 || maxParallel > 64) throw new InvalidArgumentError(`invalid --max-parallel "${stringOption(ctx, "max-parallel")}": expected a whole number from 1 to 64`);
     const image = await pullImage(ctx.store, ctx.args[0]!, {
       names: names.length > 0 ? names : undefined,
       platform: platformText === undefined ? hostPlatform() : parsePlatform(platformText),
       progress: Progress.forStderr(ctx.options.quiet === true),
+      maxParallel,
+      transport: { registry: { ...registryOptions(ctx), blobLocationsFile: blobLocationsFile(ctx.store.graphRoot) } },
     });
     if (wantsJson(ctx)) printJson(ctx, imageJson(image));
     else ctx.stdout(`${image.id}\n`);
@@ -37,13 +44,14 @@ export const pull: CommandDef = {
 
 export const push: CommandDef = {
   names: ["push"],
-  synopsis: "[options [...]] imageNameOrID oci:PATH[:REF] | oci-archive:FILE[:REF] | docker-archive:FILE[:NAME:TAG]",
-  description: "Write an image as an OCI layout, an OCI archive or a docker-archive tarball",
+  synopsis: "[options [...]] imageNameOrID docker://HOST[:PORT]/NAME[:TAG] | oci:PATH[:REF] | oci-archive:FILE[:REF] | docker-archive:FILE[:NAME:TAG]",
+  description: "Write an image to a registry, an OCI layout, an OCI archive or a docker-archive tarball",
   minArgs: 2,
   maxArgs: 2,
   options: [
     { names: ["compression-format"], type: "string", description: "Layer compression: gzip, zstd or none (default: gzip; docker-archive: none)" },
     { names: ["format", "f"], type: "string", description: "Manifest type: oci or v2s2 (default: oci; docker-archive: v2s2)" },
+    ...REGISTRY_OPTIONS,
     QUIET_OPTION,
   ],
   async run(ctx) {
@@ -53,7 +61,12 @@ export const push: CommandDef = {
     if (format !== undefined && format !== "oci" && format !== "v2s2") throw new InvalidArgumentError(`invalid --format "${format}": expected oci or v2s2`);
     const { pushImage } = await import("../transports/push.ts");
     const { Progress } = await import("../transports/progress.ts");
-    const digest = await pushImage(ctx.store, ctx.args[0]!, ctx.args[1]!, { compression, format, progress: Progress.forStderr(ctx.options.quiet === true) });
+    const digest = await pushImage(ctx.store, ctx.args[0]!, ctx.args[1]!, {
+      compression,
+      format,
+      progress: Progress.forStderr(ctx.options.quiet === true),
+      transport: { registry: { ...registryOptions(ctx), blobLocationsFile: blobLocationsFile(ctx.store.graphRoot) } },
+    });
     if (ctx.options.quiet !== true) ctx.stdout(`${digest}\n`);
     return 0;
   },

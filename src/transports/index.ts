@@ -3,10 +3,16 @@
  * when used (`await import`), so commands that do not move images never load them.
  */
 import { parseReference, type TransportReference } from "./reference.ts";
+import type { RegistryTransportOptions } from "./registry.ts";
 import type { DestinationOptions, ImageDestination, ImageSource } from "./types.ts";
 
+/** How transports that reach other hosts (docker://) are to do it; others ignore it. */
+export interface TransportOptions {
+  registry?: RegistryTransportOptions;
+}
+
 /** An image source for a reference (string in transport syntax, or parsed). */
-export async function openSource(reference: string | TransportReference): Promise<ImageSource> {
+export async function openSource(reference: string | TransportReference, transport: TransportOptions = {}): Promise<ImageSource> {
   const parsed = typeof reference === "string" ? parseReference(reference) : reference;
   switch (parsed.transport) {
     case "oci":
@@ -15,12 +21,12 @@ export async function openSource(reference: string | TransportReference): Promis
     case "docker-archive":
       return (await import("./docker-archive.ts")).openDockerArchiveSource(parsed);
     case "docker":
-      return (await import("./registry.ts")).openRegistrySource(parsed);
+      return (await import("./registry.ts")).openRegistrySource(parsed, transport.registry);
   }
 }
 
 /** An image destination for a reference. */
-export async function openDestination(reference: string | TransportReference, options: DestinationOptions): Promise<ImageDestination> {
+export async function openDestination(reference: string | TransportReference, options: DestinationOptions, transport: TransportOptions = {}): Promise<ImageDestination> {
   const parsed = typeof reference === "string" ? parseReference(reference) : reference;
   switch (parsed.transport) {
     case "oci":
@@ -29,6 +35,6 @@ export async function openDestination(reference: string | TransportReference, op
     case "docker-archive":
       return (await import("./docker-archive.ts")).openDockerArchiveDestination(parsed, options);
     case "docker":
-      return (await import("./registry.ts")).openRegistryDestination(parsed, options);
+      return (await import("./registry.ts")).openRegistryDestination(parsed, options, transport.registry);
   }
 }

@@ -11,7 +11,7 @@
 import { InvalidArgumentError, messageOf } from "../errors.ts";
 import type { ImageRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
-import { openSource } from "./index.ts";
+import { openSource, type TransportOptions } from "./index.ts";
 import {
   ImageFormatError,
   checkDiffIdCount,
@@ -27,6 +27,7 @@ import {
   type ImageManifest,
 } from "./manifest.ts";
 import { formatImageName, normalizeLocalName } from "./names.ts";
+import { BlobPrefetcher } from "./prefetch.ts";
 import type { Progress } from "./progress.ts";
 import { parseReference } from "./reference.ts";
 import type { Descriptor, ImageSource, Platform, RawManifest } from "./types.ts";
@@ -36,6 +37,10 @@ export interface PullOptions {
   names?: string[];
   platform: Platform;
   progress?: Progress;
+  /** How to reach a registry (docker://). */
+  transport?: TransportOptions;
+  /** Blobs downloaded at once from a source that allows it (default 3). */
+  maxParallel?: number;
 }
 
 /** Reads a whole small blob (a config), checking its digest and size. */
@@ -63,28 +68,32 @@ async function imageManifest(source: ImageSource, platform: Platform): Promise<{
 
 /** Pulls one image and returns its record. */
 export async function pullImage(store: Store, referenceText: string, options: PullOptions): Promise<ImageRecord> {
-  const source = await openSource(parseReference(referenceText));
+  const source = await openSource(parseReference(referenceText), options.transport);
   const created: string[] = [];
+  let prefetcher: BlobPrefetcher | undefined;
   try {
     const { raw, manifest } = await imageManifest(source, options.platform);
     const configBytes = await readSmallBlob(source, manifest.config, "config");
     const config = parseConfig(configBytes, `${source.description}: config ${manifest.config.digest}`);
     checkDiffIdCount(manifest, config);
     const layerIds = layerIdChain(config.diffIds);
+    const missing = manifest.layers.filter((_, i) => store.findLayer(layerIds[i]!)?.id !== layerIds[i]);
+    prefetcher = new BlobPrefetcher(source, missing, source.parallelBlobs ? (options.maxParallel ?? 3) : 1);
     let parent: string | undefined;
     for (const [i, descriptor] of manifest.layers.entries()) {
       const id = layerIds[i]!;
-      const existing = store.findLayer(id);
-      if (existing && existing.id === id) {
+      if (!missing.includes(descriptor)) {
+        source.layerStored?.(descriptor, config.diffIds[i]!);
         options.progress?.skip(descriptor);
       } else {
-        const reader = await source.blob(descriptor);
+        const reader = await prefetcher.next();
         if (reader.size >= 0 && reader.size !== descriptor.size) {
           throw new ImageFormatError(`${source.description}: layer ${descriptor.digest}: size mismatch (the blob has ${reader.size} bytes, the manifest says ${descriptor.size})`);
         }
         const stream = options.progress ? options.progress.track(descriptor, reader.stream) : reader.stream;
         await store.importLayer({ id, parent, names: [] }, stream, (applied) => checkApplied(source.description, descriptor, config.diffIds[i]!, i, applied));
         created.push(id);
+        source.layerStored?.(descriptor, config.diffIds[i]!);
         options.progress?.done(descriptor);
       }
       parent = id;
@@ -105,6 +114,7 @@ export async function pullImage(store: Store, referenceText: string, options: Pu
     }
     throw error;
   } finally {
+    prefetcher?.close();
     options.progress?.finish();
     await source.close();
   }

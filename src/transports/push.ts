@@ -8,10 +8,10 @@ import { CorruptError, ImageUnknownError, NotSupportedError, PreconditionError }
 import { Compression, type ByteSink } from "../archive/types.ts";
 import type { LayerRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
-import { openDestination } from "./index.ts";
+import { openDestination, type TransportOptions } from "./index.ts";
 import { ImageFormatError, MEDIA, layerMediaType, parseConfig, parseManifest, sha256Hex, type LayerCompression } from "./manifest.ts";
 import type { Progress } from "./progress.ts";
-import type { Descriptor, RawManifest } from "./types.ts";
+import type { Descriptor, RawManifest, StoredLayer } from "./types.ts";
 
 export interface PushOptions {
   /** Default: what the destination takes, else gzip. */
@@ -19,6 +19,8 @@ export interface PushOptions {
   /** "oci" or "v2s2"; default: the destination's preferred manifest type. */
   format?: "oci" | "v2s2";
   progress?: Progress;
+  /** How to reach a registry (docker://). */
+  transport?: TransportOptions;
 }
 
 const COMPRESSION: Record<LayerCompression, Compression> = { gzip: Compression.Gzip, zstd: Compression.Zstd, none: Compression.None };
@@ -98,7 +100,7 @@ export async function pushImage(store: Store, imageRef: string, destinationText:
   if (layers.length !== config.diffIds.length) throw new ImageFormatError(`image ${image.id}: config rootfs.diff_ids has ${config.diffIds.length} entries for ${layers.length} layers`);
 
   const wantedType = options.format === undefined ? undefined : options.format === "v2s2" ? MEDIA.dockerManifest : MEDIA.ociManifest;
-  const destination = await openDestination(destinationText, { manifestType: wantedType ?? MEDIA.ociManifest });
+  const destination = await openDestination(destinationText, { manifestType: wantedType ?? MEDIA.ociManifest }, options.transport);
   try {
     const manifestType = wantedType ?? destination.manifestTypes[0]!;
     if (!destination.manifestTypes.includes(manifestType)) {
@@ -110,7 +112,14 @@ export async function pushImage(store: Store, imageRef: string, destinationText:
     }
     const layerType = layerMediaType(manifestType, compression);
     const descriptors: Descriptor[] = [];
-    for (const layer of layers) {
+    for (const [i, layer] of layers.entries()) {
+      const stored = storedLayer(layer, config.diffIds[i]!);
+      const reused = await destination.reuseLayer?.(stored, manifestType, compression);
+      if (reused) {
+        options.progress?.skip(reused);
+        descriptors.push(reused);
+        continue;
+      }
       const pipe = sinkToStream();
       const exporting = store.diff(layer.id, undefined, pipe.sink, COMPRESSION[compression]).catch((error) => {
         pipe.fail(error);
@@ -120,7 +129,9 @@ export async function pushImage(store: Store, imageRef: string, destinationText:
       const stream = options.progress ? options.progress.track(label, pipe.stream) : pipe.stream;
       const [written] = await Promise.all([destination.putBlob(stream), exporting]);
       options.progress?.done(label);
-      descriptors.push({ mediaType: layerType, digest: written.digest, size: written.size });
+      const descriptor = { mediaType: layerType, digest: written.digest, size: written.size };
+      destination.layerPushed?.(stored, descriptor);
+      descriptors.push(descriptor);
     }
     const configType = manifestType === MEDIA.dockerManifest ? MEDIA.dockerConfig : MEDIA.ociConfig;
     const configDigest = `sha256:${sha256Hex(configBytes)}`;
@@ -134,6 +145,18 @@ export async function pushImage(store: Store, imageRef: string, destinationText:
     options.progress?.finish();
     await destination.close();
   }
+}
+
+const STORED_COMPRESSION: Partial<Record<Compression, StoredLayer["compression"]>> = { [Compression.Gzip]: "gzip", [Compression.Zstd]: "zstd", [Compression.None]: "none" };
+
+/** What a destination needs to find a blob it may reuse for a layer. */
+function storedLayer(layer: LayerRecord, diffId: string): StoredLayer {
+  return {
+    diffId,
+    compressedDigest: layer.compressedDigest,
+    compressedSize: layer.compressedSize,
+    compression: STORED_COMPRESSION[layer.compression] ?? "other",
+  };
 }
 
 async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {

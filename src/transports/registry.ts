@@ -1,22 +1,35 @@
 /**
- * The docker:// transport (a registry, over the Distribution HTTP API). Placeholder until the
- * registry transport lands (issue 12): it implements `openRegistrySource` /
- * `openRegistryDestination` against the contract in types.ts.
+ * The docker:// transport: images in registries, over the Distribution HTTP API (v2). The
+ * pieces live in registry/: the HTTP client with authentication and retries (client.ts,
+ * auth.ts), credentials and auth files (credentials.ts), TLS settings (tls-config.ts), the
+ * source (source.ts), the destination (destination.ts) and the blob locations kept between
+ * runs for cross-repository mounts (blob-locations.ts).
  */
-import { NotSupportedError } from "../errors.ts";
+import { BlobLocations } from "./registry/blob-locations.ts";
+import type { RegistryOptions } from "./registry/client.ts";
+import { openRegistryImageDestination } from "./registry/destination.ts";
+import { openRegistryImageSource } from "./registry/source.ts";
 import { formatReference, type RegistryReference } from "./reference.ts";
 import type { DestinationOptions, ImageDestination, ImageSource } from "./types.ts";
 
-function notYet(reference: RegistryReference): never {
-  throw new NotSupportedError(`${formatReference(reference)}: the docker:// (registry) transport is not implemented yet`);
+export type { RegistryOptions } from "./registry/client.ts";
+
+/** What opening a docker:// reference takes beyond the reference. */
+export interface RegistryTransportOptions extends RegistryOptions {
+  /** The blob-locations file (blob-locations.ts); none: nothing is remembered. */
+  blobLocationsFile?: string;
+}
+
+function locationsOf(options: RegistryTransportOptions): BlobLocations | undefined {
+  return options.blobLocationsFile ? new BlobLocations(options.blobLocationsFile) : undefined;
 }
 
 /** A registry image to read. */
-export async function openRegistrySource(reference: RegistryReference): Promise<ImageSource> {
-  return notYet(reference);
+export async function openRegistrySource(reference: RegistryReference, options: RegistryTransportOptions = {}): Promise<ImageSource> {
+  return openRegistryImageSource(formatReference(reference), reference.name, options, locationsOf(options));
 }
 
 /** A registry repository to write to. */
-export async function openRegistryDestination(reference: RegistryReference, _options: DestinationOptions): Promise<ImageDestination> {
-  return notYet(reference);
+export async function openRegistryDestination(reference: RegistryReference, _options: DestinationOptions, transport: RegistryTransportOptions = {}): Promise<ImageDestination> {
+  return openRegistryImageDestination(formatReference(reference), reference.name, transport, locationsOf(transport));
 }

@@ -75,7 +75,21 @@ export interface ImageSource {
    * entry, a registry reference); used for the default image name.
    */
   imageName(): string | undefined;
+  /** True when several blobs may be read at once (a registry); archives are read in order. */
+  readonly parallelBlobs?: boolean;
+  /** Told after a layer read from this source was stored with this diffID (a registry remembers where the blob lives). */
+  layerStored?(descriptor: Descriptor, diffId: string): void;
   close(): Promise<void>;
+}
+
+/** What push knows about a stored layer when it asks a destination to reuse a blob for it. */
+export interface StoredLayer {
+  /** The uncompressed digest ("sha256:…"). */
+  diffId: string;
+  /** The blob the layer was applied from, if it was ("" otherwise), and its size and compression. */
+  compressedDigest: string;
+  compressedSize: number;
+  compression: "gzip" | "zstd" | "none" | "other";
 }
 
 /** The digest and size of a blob as written. */
@@ -98,6 +112,13 @@ export interface ImageDestination {
    * size mismatch throws and leaves nothing behind.
    */
   putBlob(stream: AsyncIterable<Uint8Array>, expected?: { digest?: string; size?: number }): Promise<WrittenBlob>;
+  /**
+   * A blob the destination already has, or can get without an upload (a registry's
+   * cross-repository mount), holding this layer with this compression; undefined if none.
+   */
+  reuseLayer?(layer: StoredLayer, manifestType: string, compression: "gzip" | "zstd" | "none"): Promise<Descriptor | undefined>;
+  /** Told after a layer was written as this blob (a registry remembers it for later pushes). */
+  layerPushed?(layer: StoredLayer, descriptor: Descriptor): void;
   /** Stores the manifest bytes (config and layers must have been put first). */
   putManifest(manifest: RawManifest): Promise<void>;
   /** Makes the written image visible under the destination's reference. */

@@ -1,0 +1,176 @@
+/**
+ * Reading a pull's layer blobs ahead of applying them (docs/decisions/0005-registry-transport.md).
+ * Layers are applied one after the other, base first, each in one streaming pass; up to
+ * `maxParallel` blobs are downloaded at once. The blob to apply next streams from the network
+ * straight into the apply; blobs further ahead are written, as they arrive, to an anonymous
+ * temporary file (created and unlinked at once, so a killed pull leaves nothing behind), and
+ * the apply reads such a blob from that file when its turn comes, following the download if
+ * it is still going. Memory stays bounded by a few chunks per download, whatever the layer
+ * sizes; the disk holds at most the blobs that arrived before their turn.
+ */
+import { closeSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { ioError } from "../errors.ts";
+import type { BlobReader, Descriptor, ImageSource } from "./types.ts";
+
+/** Where blobs wait for their turn: $TMPDIR, else /var/tmp (containers/image's place for big files). */
+export function spoolDirectory(): string {
+  return process.env.TMPDIR || "/var/tmp";
+}
+
+const READ_CHUNK = 1 << 20;
+
+/** A blob being written to an unlinked temporary file while it may already be read. */
+class Spool {
+  private readonly fd: number;
+  private written = 0;
+  private finished = false;
+  private failure: unknown;
+  private wake: (() => void) | undefined;
+  private closed = false;
+
+  constructor(directory: string) {
+    const path = join(directory, `oci-storage-blob-${process.pid}-${crypto.randomUUID()}`);
+    try {
+      this.fd = openSync(path, "wx+", 0o600);
+      unlinkSync(path);
+    } catch (error) {
+      throw ioError("open", path, error);
+    }
+  }
+
+  private notify(): void {
+    this.wake?.();
+    this.wake = undefined;
+  }
+
+  /** Copies the stream into the file. Never throws: a failure is handed to the reader. */
+  async fill(stream: AsyncIterable<Uint8Array>): Promise<void> {
+    try {
+      for await (const chunk of stream) {
+        if (this.closed) return;
+        let offset = 0;
+        while (offset < chunk.byteLength) offset += writeSync(this.fd, chunk, offset, chunk.byteLength - offset, this.written + offset);
+        this.written += chunk.byteLength;
+        this.notify();
+      }
+      this.finished = true;
+    } catch (error) {
+      this.failure = error;
+    }
+    this.notify();
+  }
+
+  /** Ends the blob with an error the reader will meet. */
+  fail(error: unknown): void {
+    this.failure = error;
+    this.notify();
+  }
+
+  /** The bytes from the start, waiting for the writer where the reader catches up with it. */
+  async *read(): AsyncGenerator<Uint8Array> {
+    let position = 0;
+    for (;;) {
+      if (position < this.written) {
+        const buffer = new Uint8Array(Math.min(READ_CHUNK, this.written - position));
+        const n = readSync(this.fd, buffer, 0, buffer.byteLength, position);
+        position += n;
+        yield n === buffer.byteLength ? buffer : buffer.subarray(0, n);
+        continue;
+      }
+      if (this.failure !== undefined) throw this.failure;
+      if (this.finished) return;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
+  }
+}
+
+interface Slot {
+  descriptor: Descriptor;
+  /** Set once the download started ahead of its turn. */
+  spool?: Spool;
+  opening?: Promise<BlobReader>;
+}
+
+/** Hands out the blobs of a pull in order, downloading up to `maxParallel` at once. */
+export class BlobPrefetcher {
+  private readonly slots: Slot[];
+  private nextIndex = 0;
+  private active = 0;
+  private started = 0;
+  private closed = false;
+
+  constructor(
+    private readonly source: ImageSource,
+    descriptors: Descriptor[],
+    private readonly maxParallel: number,
+  ) {
+    this.slots = descriptors.map((descriptor) => ({ descriptor }));
+  }
+
+  /** The reader of the next blob in order. */
+  async next(): Promise<BlobReader> {
+    const index = this.nextIndex++;
+    const slot = this.slots[index]!;
+    if (this.started <= index) {
+      // Its turn came before its download started: stream it straight into the apply.
+      this.started = index + 1;
+      this.active++;
+      const reader = await this.source.blob(slot.descriptor);
+      const self = this;
+      const stream = (async function* () {
+        try {
+          yield* reader.stream;
+        } finally {
+          self.active--;
+          self.fillSlots();
+        }
+      })();
+      this.fillSlots();
+      return { stream, size: reader.size };
+    }
+    const reader = await slot.opening!;
+    this.fillSlots();
+    const spool = slot.spool!;
+    const stream = (async function* () {
+      try {
+        yield* spool.read();
+      } finally {
+        spool.close();
+      }
+    })();
+    return { stream, size: reader.size };
+  }
+
+  /** Starts downloads ahead while fewer than maxParallel run. */
+  private fillSlots(): void {
+    while (!this.closed && this.active < this.maxParallel && this.started < this.slots.length) {
+      const slot = this.slots[this.started++]!;
+      this.active++;
+      const spool = new Spool(spoolDirectory());
+      slot.spool = spool;
+      slot.opening = this.source.blob(slot.descriptor);
+      slot.opening
+        .then(
+          (reader) => spool.fill(reader.stream),
+          (error) => spool.fail(error),
+        )
+        .finally(() => {
+          this.active--;
+          this.fillSlots();
+        });
+    }
+  }
+
+  /** Stops downloads ahead and frees their files. */
+  close(): void {
+    this.closed = true;
+    for (const slot of this.slots) slot.spool?.close();
+  }
+}
