@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { BINARY, TestStore, availableDrivers } from "../helpers/cli.ts";
 import { sh } from "../helpers/fixtures.ts";
 import { makeUmociImage, treeListing } from "../helpers/images.ts";
+import { imageRecord, peer, withoutTimes } from "../helpers/peer.ts";
 
 let work: string;
 const LAYOUT = () => join(work, "layout");
@@ -20,21 +21,6 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** Output without the creation times, which differ between any two runs. */
-function withoutTimes(json: any): any {
-  const strip = (record: any) => {
-    const { created: _created, ...rest } = record;
-    return rest;
-  };
-  return Array.isArray(json) ? json.map(strip) : strip(json);
-}
-
-/** The record `image --json` prints for one image. */
-function imageRecord(store: TestStore, ref: string): any {
-  const printed = store.json(["image", "--json", ref]);
-  return Array.isArray(printed) ? printed[0] : printed;
-}
-
 /** Pulls the test image: its ID, its layer IDs and the listing of its mounted tree. */
 function pullTestImage(store: TestStore): { id: string; layers: string[]; mounted: string } {
   const id = store.ok(["pull", "-q", `oci:${LAYOUT()}:app:v1`]).trim();
@@ -43,19 +29,6 @@ function pullTestImage(store: TestStore): { id: string; layers: string[]; mounte
   const mounted = treeListing(store.ok(["mount", top]).trim());
   store.ok(["unmount", top]);
   return { id, layers, mounted };
-}
-
-/** containers-storage 1.43 on its own store in `dir`. */
-function peer(dir: string, driver: string) {
-  const globals = ["--graph", join(dir, "g"), "--run", join(dir, "r"), "--storage-driver", driver];
-  return {
-    spec: `${driver}@${join(dir, "g")}+${join(dir, "r")}`,
-    run: (args: string[]) => sh(["containers-storage", ...globals, ...args]),
-    destroy: () => {
-      Bun.spawnSync(["containers-storage", ...globals, "shutdown", "-f"]);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 for (const driver of availableDrivers()) {

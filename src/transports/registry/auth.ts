@@ -39,7 +39,7 @@ export function basicAuthorization(credentials: Credentials): string {
 /** Fetches a token for a scope set; what it needs from the client. */
 export interface TokenFetch {
   fetch(url: URL, init: RequestInit): Promise<Response>;
-  /** For messages: "127.0.0.1:5000". */
+  /** For messages: "127.0.0.1:5000/repository". */
   host: string;
   credentials: Credentials | undefined;
 }

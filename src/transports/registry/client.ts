@@ -68,7 +68,7 @@ export class RegistryClient {
     readonly repository: string,
     private readonly options: RegistryOptions,
   ) {
-    this.where = `${registry}/${repository}`;
+    this.where = repository ? `${registry}/${repository}` : registry;
     this.apiHost = apiHostOf(registry);
     this.tls = tlsFor(this.apiHost, options);
     this.credentials = findCredentials(registry, repository, options);
@@ -110,7 +110,7 @@ export class RegistryClient {
     const bearer = challenges.find((c) => c.scheme === "bearer");
     if (bearer) {
       if (this.auth.kind === "bearer") return false;
-      this.auth = { kind: "bearer", tokens: new TokenCache(bearer, { fetch: (url, init) => this.fetchFollowing(url, init), host: this.registry, credentials: this.credentials }) };
+      this.auth = { kind: "bearer", tokens: new TokenCache(bearer, { fetch: (url, init) => this.fetchFollowing(url, init), host: this.where, credentials: this.credentials }) };
       return true;
     }
     if (challenges.some((c) => c.scheme === "basic") && this.auth.kind === "none") {
