@@ -14,6 +14,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type BenchImage, benchImage } from "./bench-image.ts";
+import { type TestRegistry, startRegistry } from "../test/helpers/registry.ts";
 
 type DriverName = "vfs" | "overlay";
 type ToolName = "oci" | "cs";
@@ -312,6 +313,52 @@ class Stores {
   }
 }
 
+/**
+ * Registries for the registry rows: Debian's docker-registry on 127.0.0.1 (plain http), one
+ * holding the bench image (pushed once by skopeo) for pulls, and an empty one per push so that
+ * neither tool can skip or mount a blob.
+ */
+class BenchRegistries {
+  private source: Promise<string> | undefined;
+  private readonly running: TestRegistry[] = [];
+  private counter = 0;
+
+  constructor(
+    private readonly root: string,
+    private readonly image: BenchImage,
+  ) {}
+
+  /** docker://HOST/debian:12 holding the bench image. */
+  sourceReference(): Promise<string> {
+    this.source ??= (async () => {
+      const registry = await this.fresh();
+      const reference = `docker://${registry.host}/debian:12`;
+      log(`pushing the bench image to ${registry.host} with skopeo`);
+      run(["skopeo", "copy", "-q", "--dest-tls-verify=false", `oci:${this.image.layout}:${this.image.ref}`, reference]);
+      return reference;
+    })();
+    return this.source;
+  }
+
+  /** A new empty registry. */
+  async fresh(): Promise<TestRegistry> {
+    const registry = await startRegistry(join(this.root, `registry-${this.counter++}`));
+    this.running.push(registry);
+    return registry;
+  }
+
+  /** Stops a registry and removes its data. */
+  discard(registry: TestRegistry): void {
+    void registry.stop();
+    this.running.splice(this.running.indexOf(registry), 1);
+    rmSync(registry.dir, { recursive: true, force: true });
+  }
+
+  stopAll(): void {
+    for (const registry of this.running.splice(0)) void registry.stop();
+  }
+}
+
 /** What a workload must reach: median ratio oci/cs at most `ratio`, and oci/GNU tar at most `vsTar`. */
 interface Target {
   ratio: number;
@@ -352,7 +399,7 @@ interface Workload {
   reference?: () => Round;
 }
 
-function workloads(stores: Stores, data: Data, scratch: string, driver: DriverName): Workload[] {
+function workloads(stores: Stores, registries: BenchRegistries, data: Data, scratch: string, driver: DriverName): Workload[] {
   const list: Workload[] = [];
   let serial = 0;
   const uniqueId = (label: string) => idFor(`${label} ${serial++}`);
@@ -541,6 +588,35 @@ function workloads(stores: Stores, data: Data, scratch: string, driver: DriverNa
         return { argv: pushArgv(store, out), later: () => rmSync(out, { recursive: true, force: true }) };
       },
     },
+    {
+      name: "pull-registry",
+      description: "`pull docker://127.0.0.1:PORT/debian:12` (the two-layer Debian image, plain http) into a fresh store; containers-storage: `skopeo copy docker://… containers-storage:[…]`",
+      target: TARGETS.pull,
+      driver,
+      warmup: false,
+      flush: true,
+      async round(tool) {
+        const source = await registries.sourceReference();
+        const store = stores.fresh(tool, driver);
+        const argv = tool === "oci" ? store.argv(["pull", "-q", "--tls-verify=false", source]) : ["skopeo", "copy", "-q", "--src-tls-verify=false", source, peerImage(store)];
+        return { argv, later: () => store.remove() };
+      },
+    },
+    {
+      name: "push-registry",
+      description: "`push` of the two-layer Debian image to an empty registry (plain http, gzip); containers-storage: `skopeo copy containers-storage:[…] docker://…`",
+      target: TARGETS.work,
+      driver,
+      warmup: false,
+      flush: true,
+      async round(tool) {
+        const store = stores.withImage(tool, driver);
+        const registry = await registries.fresh();
+        const destination = `docker://${registry.host}/debian:12`;
+        const argv = tool === "oci" ? store.argv(["push", "-q", "--tls-verify=false", BENCH_IMAGE_NAME, destination]) : ["skopeo", "copy", "-q", "--dest-tls-verify=false", peerImage(store), destination];
+        return { argv, later: () => registries.discard(registry) };
+      },
+    },
   );
   return list;
 }
@@ -680,7 +756,9 @@ async function main(): Promise<void> {
   TOOLS.oci = join(root, "oci-storage");
   copyFileSync(BUILT, TOOLS.oci);
   const stores = new Stores(root, data);
+  const registries = new BenchRegistries(root, data.image);
   const cleanUp = () => {
+    registries.stopAll();
     if (options.keep) return log(`kept ${root}`);
     stores.removeAll();
     unmountBelow(root);
@@ -691,7 +769,7 @@ async function main(): Promise<void> {
     process.exit(130);
   });
 
-  const all = workloads(stores, data, scratch, options.driver);
+  const all = workloads(stores, registries, data, scratch, options.driver);
   const unknown = options.only.filter((name) => !all.some((w) => w.name === name));
   if (unknown.length > 0) fail(`unknown workload ${unknown.join(", ")}; known: ${all.map((w) => w.name).join(", ")}`);
   const selected = options.only.length > 0 ? all.filter((w) => options.only.includes(w.name)) : all;

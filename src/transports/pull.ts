@@ -8,7 +8,7 @@
  * layer is marked complete. Layers this pull made are removed again if it fails; the image,
  * its names and data items are written in one transaction at the end.
  */
-import { InvalidArgumentError, messageOf } from "../errors.ts";
+import { InvalidArgumentError, messageOf, withContext } from "../errors.ts";
 import type { ImageRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import { openSource, type TransportOptions } from "./index.ts";
@@ -91,7 +91,9 @@ export async function pullImage(store: Store, referenceText: string, options: Pu
           throw new ImageFormatError(`${source.description}: layer ${descriptor.digest}: size mismatch (the blob has ${reader.size} bytes, the manifest says ${descriptor.size})`);
         }
         const stream = options.progress ? options.progress.track(descriptor, reader.stream) : reader.stream;
-        await store.importLayer({ id, parent, names: [] }, stream, (applied) => checkApplied(source.description, descriptor, config.diffIds[i]!, i, applied));
+        await store.importLayer({ id, parent, names: [] }, stream, (applied) => checkApplied(source.description, descriptor, config.diffIds[i]!, i, applied)).catch((error) => {
+          throw messageOf(error).includes(descriptor.digest) ? error : withContext(`${source.description}: layer ${descriptor.digest}`, error);
+        });
         created.push(id);
         source.layerStored?.(descriptor, config.diffIds[i]!);
         options.progress?.done(descriptor);

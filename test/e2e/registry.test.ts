@@ -122,6 +122,9 @@ describe.skipIf(skip !== undefined)("docker:// against a plain registry", () => 
       expect(mounted.stderr).toMatch(/POST \S+\/v2\/elsewhere\/app\/blobs\/uploads\/ -> 201/);
       expect(mounted.stdout.trim()).toBe(skopeoDigest(`docker://${registry.host}/elsewhere/app:v1`));
       sh(["skopeo", "copy", "-q", "--src-tls-verify=false", `docker://${registry.host}/elsewhere/app:v1`, `oci:${join(store.dir, "check")}:x`]);
+      const check = store.cli(["check"]);
+      expect(check.stdout + check.stderr).toBe("");
+      expect(check.code).toBe(0);
     } finally {
       store.destroy();
     }

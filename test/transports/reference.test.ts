@@ -19,12 +19,15 @@ describe("parseReference", () => {
     expect(() => parseReference("docker-archive:a.tar:foo")).toThrow("needs a tag");
     expect(() => parseReference("docker-archive:a.tar:@x")).toThrow("is not an image index");
   });
-  test("docker:// is parsed into a completed name and refused clearly until the registry transport exists", async () => {
+  test("docker:// is parsed into a completed name, as docker and podman complete it", async () => {
     const reference = parseReference("docker://localhost:5000/app@sha256:" + "a".repeat(64));
     expect(reference).toEqual({ transport: "docker", name: { domain: "localhost:5000", path: "app", digest: "sha256:" + "a".repeat(64) } });
     expect(formatReference(parseReference("docker://alpine"))).toBe("docker://docker.io/library/alpine:latest");
     expect(() => parseReference("docker:alpine")).toThrow("expected docker://NAME");
-    expect(openSource("docker://alpine")).rejects.toThrow("docker://docker.io/library/alpine:latest: the docker:// (registry) transport is not implemented yet");
+    const source = await openSource("docker://alpine", { registry: { creds: "u:p" } });
+    expect(source.description).toBe("docker://docker.io/library/alpine:latest");
+    expect(source.imageName()).toBe("docker.io/library/alpine:latest");
+    await source.close();
   });
   test("unknown transports are named", () => {
     expect(() => parseReference("dir:/x")).toThrow('unknown transport "dir"');
