@@ -74,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
       return globals;
     }
   };
-  const parsed = dispatch(programName(), argv, COMMANDS, { stdout: out.text, stderr }, { defaultGlobals });
+  const parsed = await dispatch(programName(), argv, COMMANDS, { stdout: out.text, stderr }, { defaultGlobals });
   if (parsed.kind === "exit") {
     await out.flush();
     return parsed.code;

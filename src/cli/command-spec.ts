@@ -30,3 +30,13 @@ export interface CommandSpec {
   maxArgs: number;
   options: OptionDef[];
 }
+
+/**
+ * A command as the registry lists it: its names, and how to load its definition. Only the
+ * command that runs is loaded (its module and what that imports); the global usage loads all.
+ */
+export interface CommandEntry<C extends CommandSpec = CommandSpec> {
+  /** Primary name first, then aliases: the same as the loaded definition's names. */
+  names: string[];
+  load(): Promise<C>;
+}

@@ -4,7 +4,7 @@
  * It never touches the store.
  */
 import { ArgumentCountError, GlobalOptionError, UnknownCommandError, type UsageError, exitStatusOf } from "../errors.ts";
-import type { CommandSpec, ParsedOptions } from "./command-spec.ts";
+import type { CommandEntry, CommandSpec, ParsedOptions } from "./command-spec.ts";
 import { FlagError, GLOBAL_OPTIONS, HELP_OPTION, parseFlags } from "./flags.ts";
 import { goList } from "./format.ts";
 import { COMMAND_GLOBAL_OPTIONS, commandUsage, globalUsage } from "./usage.ts";
@@ -32,7 +32,7 @@ export type Dispatch<C extends CommandSpec = CommandSpec> =
 
 export interface DispatchHooks {
   /** §1.1 step 3: fills in configured defaults (phase A) given the before-command globals; its result shows in command help. */
-  defaultGlobals?: (globals: ParsedOptions, givenBeforeCommand: Set<string>) => ParsedOptions;
+  defaultGlobals?: (globals: ParsedOptions, givenBeforeCommand: Set<string>) => ParsedOptions | Promise<ParsedOptions>;
 }
 
 /** What mflag prints while parsing fails: usage for a help request, else the error and a "See '… --help'." hint. */
@@ -48,26 +48,34 @@ function failed(error: UsageError): { kind: "exit"; code: number; error: UsageEr
 }
 
 /** Finds a command by primary name or alias. */
-export function findCommand<C extends CommandSpec>(commands: C[], name: string): C | undefined {
+export function findCommand<C extends { names: string[] }>(commands: C[], name: string): C | undefined {
   return commands.find((command) => command.names.includes(name));
 }
 
-/** Runs steps 1, 2, 4, 5, 6, 7 of §1.1 (and step 3 through `hooks`); prints usage and errors itself. */
-export function dispatch<C extends CommandSpec>(
+/** Every command's definition, in registry order (for the global usage). */
+export function loadAll<C extends CommandSpec>(entries: CommandEntry<C>[]): Promise<C[]> {
+  return Promise.all(entries.map((entry) => entry.load()));
+}
+
+/**
+ * Runs steps 1, 2, 4, 5, 6, 7 of §1.1 (and step 3 through `hooks`); prints usage and errors
+ * itself. Only the command named is loaded, unless the global usage lists them all.
+ */
+export async function dispatch<C extends CommandSpec>(
   program: string,
   argv: string[],
-  commands: C[],
+  entries: CommandEntry<C>[],
   io: DispatchIO,
   hooks: DispatchHooks = {},
-): Dispatch<C> {
-  const printGlobalUsage = (allToStdout: boolean, includeHelp = true) => {
-    const usage = globalUsage(program, commands, includeHelp);
+): Promise<Dispatch<C>> {
+  const printGlobalUsage = async (allToStdout: boolean, includeHelp = true) => {
+    const usage = globalUsage(program, await loadAll(entries), includeHelp);
     io.stdout(usage.commands);
     (allToStdout ? io.stdout : io.stderr)(usage.options);
   };
 
   if (argv.length === 0) {
-    printGlobalUsage(false, false);
+    await printGlobalUsage(false, false);
     return failed(new GlobalOptionError("no command given"));
   }
 
@@ -76,31 +84,34 @@ export function dispatch<C extends CommandSpec>(
     global = parseFlags(GLOBAL_OPTIONS, argv, (warning) => io.stderr(`${warning}\n`));
   } catch (error) {
     if (!(error instanceof FlagError)) throw error;
-    reportFlagError(error, `${program} --help`, () => printGlobalUsage(false), io);
+    // mflag prints the usage for -h, before the error line and the usage again.
+    const usage = globalUsage(program, await loadAll(entries));
+    reportFlagError(error, `${program} --help`, () => (io.stdout(usage.commands), io.stderr(usage.options)), io);
     io.stdout(`${error.message} while parsing arguments (1)\n`);
-    printGlobalUsage(false);
+    await printGlobalUsage(false);
     return failed(new GlobalOptionError(error.message));
   }
   if (global.options[HELP_OPTION] === true) {
-    printGlobalUsage(true);
+    await printGlobalUsage(true);
     return { kind: "exit", code: 0 };
   }
 
   const before: ParsedOptions = { ...global.options };
   delete before[HELP_OPTION];
-  const globalsBefore = hooks.defaultGlobals ? hooks.defaultGlobals(before, global.given) : before;
+  const globalsBefore = hooks.defaultGlobals ? await hooks.defaultGlobals(before, global.given) : before;
 
   const invokedAs = global.rest[0];
   if (invokedAs === undefined) {
-    printGlobalUsage(false);
+    await printGlobalUsage(false);
     return failed(new GlobalOptionError("no command given"));
   }
-  const command = findCommand(commands, invokedAs);
-  if (command === undefined) {
+  const entry = findCommand(entries, invokedAs);
+  if (entry === undefined) {
     const error = new UnknownCommandError(`${invokedAs}: unrecognized command.`);
     io.stdout(`${error.message}\n`);
     return failed(error);
   }
+  const command = await entry.load();
 
   const printCommandUsage = () => {
     const usage = commandUsage(program, command, invokedAs, globalsBefore);

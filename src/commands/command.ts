@@ -1,6 +1,7 @@
 /**
  * How a command is declared. Each file in src/commands exports one or more CommandDefs; the
- * registry (src/commands/index.ts) lists them in the order of the global usage.
+ * registry (src/commands/index.ts) lists them by name in the order of the global usage and
+ * loads a command's file only when it runs.
  */
 import type { CommandSpec, ParsedOptions } from "../cli/command-spec.ts";
 import type { Store } from "../store/store.ts";

@@ -6,7 +6,7 @@ import type { ParsedOptions } from "../../src/commands/command.ts";
 import { dispatch, type Dispatch, type DispatchHooks } from "../../src/cli/dispatch.ts";
 import { FlagError } from "../../src/cli/flags.ts";
 import { ArgumentCountError, GlobalOptionError, UnknownCommandError, UsageError, exitStatusOf } from "../../src/errors.ts";
-import { FAKE_COMMANDS } from "./fake-commands.ts";
+import { FAKE_ENTRIES } from "./fake-commands.ts";
 
 interface Captured {
   result: Dispatch;
@@ -14,10 +14,10 @@ interface Captured {
   stderr: string;
 }
 
-function run(argv: string[], program = "oci-storage", hooks: DispatchHooks = {}): Captured {
+async function run(argv: string[], program = "oci-storage", hooks: DispatchHooks = {}): Promise<Captured> {
   let stdout = "";
   let stderr = "";
-  const result = dispatch(program, argv, FAKE_COMMANDS, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) }, hooks);
+  const result = await dispatch(program, argv, FAKE_ENTRIES, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) }, hooks);
   return { result, stdout, stderr };
 }
 
@@ -42,73 +42,73 @@ const GLOBAL_OPTIONS_NO_HELP = GLOBAL_OPTIONS_TEXT.replace("  --help            
 const LAYERS_HEAD = "Usage: oci-storage layers [options [...]]\n\nList layers\n\nOptions:\n";
 
 describe("dispatch: global level (§1.1, §1.5)", () => {
-  test("no arguments: usage with commands on stdout, options (without --help) on stderr, exit 1", () => {
-    const captured = run([]);
+  test("no arguments: usage with commands on stdout, options (without --help) on stderr, exit 1", async () => {
+    const captured = await run([]);
     expect(exitCode(captured)).toBe(1);
     expect(captured.stdout).toBe(GLOBAL_HEAD);
     expect(captured.stderr).toBe(GLOBAL_OPTIONS_NO_HELP);
   });
 
-  test("--help: everything on stdout, exit 0", () => {
-    const captured = run(["--help"]);
+  test("--help: everything on stdout, exit 0", async () => {
+    const captured = await run(["--help"]);
     expect(exitCode(captured)).toBe(0);
     expect(captured.stdout).toBe(GLOBAL_HEAD + GLOBAL_OPTIONS_TEXT);
     expect(captured.stderr).toBe("");
   });
 
-  test("--help wins over a command name after it", () => {
-    expect(exitCode(run(["--help", "layers"]))).toBe(0);
+  test("--help wins over a command name after it", async () => {
+    expect(exitCode(await run(["--help", "layers"]))).toBe(0);
   });
 
-  test("-help: deprecation warning on stderr, then as --help", () => {
-    const captured = run(["-help"]);
+  test("-help: deprecation warning on stderr, then as --help", async () => {
+    const captured = await run(["-help"]);
     expect(exitCode(captured)).toBe(0);
     expect(captured.stderr).toBe("Warning: '-help' is deprecated, it will be replaced by '--help' soon. See usage.\n");
     expect(captured.stdout).toBe(GLOBAL_HEAD + GLOBAL_OPTIONS_TEXT);
   });
 
-  test("-h: usage, the help-requested line, usage again; exit 1", () => {
-    const captured = run(["-h"]);
+  test("-h: usage, the help-requested line, usage again; exit 1", async () => {
+    const captured = await run(["-h"]);
     expect(exitCode(captured)).toBe(1);
     expect(captured.stdout).toBe(`${GLOBAL_HEAD}flag: help requested while parsing arguments (1)\n${GLOBAL_HEAD}`);
     expect(captured.stderr).toBe(GLOBAL_OPTIONS_TEXT + GLOBAL_OPTIONS_TEXT);
   });
 
-  test("unknown global option: error and hint on stderr, error and usage on stdout, exit 1", () => {
-    const captured = run(["--bogus", "layers"]);
+  test("unknown global option: error and hint on stderr, error and usage on stdout, exit 1", async () => {
+    const captured = await run(["--bogus", "layers"]);
     expect(exitCode(captured)).toBe(1);
     expect(captured.stderr).toBe(`flag provided but not defined: --bogus\nSee 'oci-storage --help'.\n${GLOBAL_OPTIONS_TEXT}`);
     expect(captured.stdout).toBe(`flag provided but not defined: --bogus while parsing arguments (1)\n${GLOBAL_HEAD}`);
   });
 
-  test("global string option without a value", () => {
-    const captured = run(["-s"]);
+  test("global string option without a value", async () => {
+    const captured = await run(["-s"]);
     expect(exitCode(captured)).toBe(1);
     expect(captured.stderr.startsWith("flag needs an argument: -s\nSee 'oci-storage --help'.\n")).toBe(true);
   });
 
-  test("options but no command word: usage, exit 1", () => {
-    const captured = run(["-g", "/tmp/a"]);
+  test("options but no command word: usage, exit 1", async () => {
+    const captured = await run(["-g", "/tmp/a"]);
     expect(exitCode(captured)).toBe(1);
     expect(captured.stdout).toBe(GLOBAL_HEAD);
     expect(captured.stderr).toBe(GLOBAL_OPTIONS_TEXT);
   });
 
-  test("unknown command, including `help`, on stdout, exit 1", () => {
+  test("unknown command, including `help`, on stdout, exit 1", async () => {
     for (const word of ["help", "bogus"]) {
-      const captured = run([word]);
+      const captured = await run([word]);
       expect(exitCode(captured)).toBe(1);
       expect(captured.stdout).toBe(`${word}: unrecognized command.\n`);
       expect(captured.stderr).toBe("");
     }
   });
 
-  test("a boolean never takes the next word: `--debug false layers` looks up command `false`", () => {
-    expect(run(["--debug", "false", "layers"]).stdout).toBe("false: unrecognized command.\n");
+  test("a boolean never takes the next word: `--debug false layers` looks up command `false`", async () => {
+    expect((await run(["--debug", "false", "layers"])).stdout).toBe("false: unrecognized command.\n");
   });
 
-  test("the program name is the one passed in", () => {
-    expect(run(["-x"], "my-tool").stderr.startsWith("flag provided but not defined: -x\nSee 'my-tool --help'.\n")).toBe(
+  test("the program name is the one passed in", async () => {
+    expect((await run(["-x"], "my-tool")).stderr.startsWith("flag provided but not defined: -x\nSee 'my-tool --help'.\n")).toBe(
       true,
     );
   });
@@ -117,15 +117,15 @@ describe("dispatch: global level (§1.1, §1.5)", () => {
 describe("dispatch: command level (§1.2, §1.5, §1.6)", () => {
   const store = ["-g", "/tmp/s/root", "-R", "/tmp/s/run", "-s", "vfs"];
 
-  test("unknown option: error and hint naming the command as typed, exit 125, nothing on stdout", () => {
-    const captured = run([...store, "createlayer", "--bogus"]);
+  test("unknown option: error and hint naming the command as typed, exit 125, nothing on stdout", async () => {
+    const captured = await run([...store, "createlayer", "--bogus"]);
     expect(exitCode(captured)).toBe(125);
     expect(captured.stdout).toBe("");
     expect(captured.stderr).toBe("flag provided but not defined: --bogus\nSee 'oci-storage createlayer --help'.\n");
   });
 
-  test("bad boolean value, exit 125", () => {
-    const captured = run(["layers", "--json=yes"]);
+  test("bad boolean value, exit 125", async () => {
+    const captured = await run(["layers", "--json=yes"]);
     expect(exitCode(captured)).toBe(125);
     expect(captured.stderr).toBe(
       'invalid boolean value "yes" for  --json: strconv.ParseBool: parsing "yes": invalid syntax\n' +
@@ -133,8 +133,8 @@ describe("dispatch: command level (§1.2, §1.5, §1.6)", () => {
     );
   });
 
-  test("a string letter without a value inside a group reports both failures, like mflag", () => {
-    const captured = run(["create-layer", "-ji"]);
+  test("a string letter without a value inside a group reports both failures, like mflag", async () => {
+    const captured = await run(["create-layer", "-ji"]);
     expect(exitCode(captured)).toBe(125);
     expect(captured.stderr).toBe(
       "flag needs an argument: -i\nSee 'oci-storage create-layer --help'.\n" +
@@ -143,8 +143,8 @@ describe("dispatch: command level (§1.2, §1.5, §1.6)", () => {
   });
 
   for (const help of ["--help", "-help", "-h"]) {
-    test(`${help} after the command: usage head on stdout, options with current global values on stderr, exit 125`, () => {
-      const captured = run([...store, "--debug", "layers", help]);
+    test(`${help} after the command: usage head on stdout, options with current global values on stderr, exit 125`, async () => {
+      const captured = await run([...store, "--debug", "layers", help]);
       expect(exitCode(captured)).toBe(125);
       expect(captured.stdout).toBe(LAYERS_HEAD);
       expect(captured.stderr).toBe(
@@ -160,15 +160,15 @@ describe("dispatch: command level (§1.2, §1.5, §1.6)", () => {
     });
   }
 
-  test("-h inside a group prints usage, then the group error; exit 125", () => {
-    const captured = run(["layers", "-jh"]);
+  test("-h inside a group prints usage, then the group error; exit 125", async () => {
+    const captured = await run(["layers", "-jh"]);
     expect(exitCode(captured)).toBe(125);
     expect(captured.stdout).toBe(LAYERS_HEAD);
     expect(captured.stderr.endsWith("flag provided but not defined: -jh\nSee 'oci-storage layers --help'.\n")).toBe(true);
   });
 
-  test("too few arguments: message and usage, exit 1", () => {
-    const captured = run(["diff"]);
+  test("too few arguments: message and usage, exit 1", async () => {
+    const captured = await run(["diff"]);
     expect(exitCode(captured)).toBe(1);
     expect(captured.stdout).toBe(
       "diff: more arguments required.\n" +
@@ -177,31 +177,31 @@ describe("dispatch: command level (§1.2, §1.5, §1.6)", () => {
     expect(captured.stderr).toContain("  --bzip2, --bz2, -b ");
   });
 
-  test("too many arguments: Go slice format, command named as typed, exit 1", () => {
-    const captured = run(["createlayer", "a", "b c"]);
+  test("too many arguments: Go slice format, command named as typed, exit 1", async () => {
+    const captured = await run(["createlayer", "a", "b c"]);
     expect(exitCode(captured)).toBe(1);
     expect(captured.stdout.split("\n")[0]).toBe("createlayer: too many arguments ([a b c]).");
     expect(captured.stdout).toContain("Usage: oci-storage createlayer [options [...]] [parentLayerNameOrID]\n");
   });
 
-  test("unlimited commands accept and keep extra arguments", () => {
-    const captured = run(["layers", "foo", "bar"]);
+  test("unlimited commands accept and keep extra arguments", async () => {
+    const captured = await run(["layers", "foo", "bar"]);
     expect(captured.result).toMatchObject({ kind: "run", args: ["foo", "bar"] });
   });
 
-  test("options after the first argument are arguments", () => {
-    const captured = run(["layers", "foo", "--json"]);
+  test("options after the first argument are arguments", async () => {
+    const captured = await run(["layers", "foo", "--json"]);
     expect(captured.result).toMatchObject({ kind: "run", args: ["foo", "--json"], options: { json: false } });
   });
 
-  test("-- ends the command's options", () => {
-    expect(run(["diff", "--", "-j"]).result).toMatchObject({ kind: "run", args: ["-j"] });
+  test("-- ends the command's options", async () => {
+    expect((await run(["diff", "--", "-j"])).result).toMatchObject({ kind: "run", args: ["-j"] });
   });
 });
 
 describe("dispatch: what a command gets to run", () => {
-  test("command options, arguments, alias as typed", () => {
-    const captured = run(["createlayer", "-n", "a", "--name=b", "-ji", "ID", "parent"]);
+  test("command options, arguments, alias as typed", async () => {
+    const captured = await run(["createlayer", "-n", "a", "--name=b", "-ji", "ID", "parent"]);
     expect(captured.stdout + captured.stderr).toBe("");
     if (captured.result.kind !== "run") throw new Error("expected run");
     expect(captured.result.command.names[0]).toBe("create-layer");
@@ -222,8 +222,8 @@ describe("dispatch: what a command gets to run", () => {
     });
   });
 
-  test("global options after the command override single values and append to --storage-opt", () => {
-    const captured = run([
+  test("global options after the command override single values and append to --storage-opt", async () => {
+    const captured = await run([
       "-g",
       "/a",
       "--storage-opt",
@@ -250,28 +250,28 @@ describe("dispatch: what a command gets to run", () => {
     expect(captured.result.options).toEqual({ json: false, tree: false });
   });
 
-  test("store options only after the command leave globalsBeforeCommand without them (phase A)", () => {
-    const captured = run(["--debug", "layers", "-s", "vfs"]);
+  test("store options only after the command leave globalsBeforeCommand without them (phase A)", async () => {
+    const captured = await run(["--debug", "layers", "-s", "vfs"]);
     if (captured.result.kind !== "run") throw new Error("expected run");
     expect([...captured.result.globalsBeforeCommand]).toEqual(["debug"]);
     expect(captured.result.globals["storage-driver"]).toBe("vfs");
   });
 
-  test("defaultGlobals supplies configured values: they show in command help and after-command options override them", () => {
+  test("defaultGlobals supplies configured values: they show in command help and after-command options override them", async () => {
     const hooks: DispatchHooks = {
       defaultGlobals: (globals, given) =>
         given.has("graph") ? globals : { ...globals, graph: "/conf/root", "storage-opt": ["overlay.mountopt=nodev"] },
     };
-    const help = run(["layers", "--help"], "oci-storage", hooks);
+    const help = await run(["layers", "--help"], "oci-storage", hooks);
     expect(help.stderr).toContain("  --graph, -g=/conf/root ");
     expect(help.stderr).toContain("  --storage-opt=[overlay.mountopt=nodev] ");
 
-    const ran = run(["layers", "--storage-opt", "a=b", "-g", "/mine"], "oci-storage", hooks);
+    const ran = await run(["layers", "--storage-opt", "a=b", "-g", "/mine"], "oci-storage", hooks);
     if (ran.result.kind !== "run") throw new Error("expected run");
     expect(ran.result.globals.graph).toBe("/mine");
     expect(ran.result.globals["storage-opt"]).toEqual(["overlay.mountopt=nodev", "a=b"]);
 
-    const explicit = run(["-g", "/x", "layers"], "oci-storage", hooks);
+    const explicit = await run(["-g", "/x", "layers"], "oci-storage", hooks);
     if (explicit.result.kind !== "run") throw new Error("expected run");
     expect(explicit.result.globals["storage-opt"]).toEqual([]);
   });
@@ -348,9 +348,9 @@ describe.skipIf(reference === null)("dispatch matches containers-storage 1.43", 
     () => [...store(), "layers", "-gR", `${dir}/a`],
   ];
   for (const makeArgv of cases) {
-    test(makeArgv().join(" ").replaceAll(/\/tmp\/cli-dispatch-\w+/g, "<dir>") || "(no arguments)", () => {
+    test(makeArgv().join(" ").replaceAll(/\/tmp\/cli-dispatch-\w+/g, "<dir>") || "(no arguments)", async () => {
       const argv = makeArgv();
-      const ours = run(argv, "containers-storage", hooks);
+      const ours = await run(argv, "containers-storage", hooks);
       expect(ours.result.kind).toBe("exit");
       const theirs = Bun.spawnSync(["containers-storage", ...argv], {
         env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", CONTAINERS_STORAGE_CONF: config },
@@ -381,8 +381,8 @@ describe("dispatch: a failed command line is a UsageError whose class sets the e
     [["create-layer", "a", "b"], ArgumentCountError, 1],
   ];
   for (const [argv, errorClass, status] of cases) {
-    test(`${argv.join(" ") || "(no arguments)"}: ${errorClass.name}, exit ${status}`, () => {
-      const { result } = run(argv);
+    test(`${argv.join(" ") || "(no arguments)"}: ${errorClass.name}, exit ${status}`, async () => {
+      const { result } = await run(argv);
       expect(result.kind).toBe("exit");
       if (result.kind !== "exit") return;
       expect(result.error).toBeInstanceOf(errorClass);
@@ -391,8 +391,8 @@ describe("dispatch: a failed command line is a UsageError whose class sets the e
     });
   }
 
-  test("help asked for before the command is no error: exit 0", () => {
-    const { result } = run(["--help"]);
+  test("help asked for before the command is no error: exit 0", async () => {
+    const { result } = await run(["--help"]);
     expect(result).toEqual({ kind: "exit", code: 0 });
   });
 });

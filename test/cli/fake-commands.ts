@@ -2,6 +2,7 @@
  * CommandDefs shaped exactly like three real containers-storage 1.43 commands (names, synopsis,
  * description, options as its help shows them), for testing the CLI machinery without a store.
  */
+import type { CommandEntry } from "../../src/cli/command-spec.ts";
 import type { CommandDef } from "../../src/commands/command.ts";
 
 const noRun = async () => 0;
@@ -69,3 +70,6 @@ export const withDefaultLike: CommandDef = {
 };
 
 export const FAKE_COMMANDS: CommandDef[] = [createLayerLike, diffLike, layersLike];
+
+/** FAKE_COMMANDS as registry entries, each loaded on demand like the real ones. */
+export const FAKE_ENTRIES: CommandEntry<CommandDef>[] = FAKE_COMMANDS.map((def) => ({ names: def.names, load: async () => def }));
