@@ -2,7 +2,6 @@
  * Entry point: parse the command line, open the store, run the command, and turn any error
  * into one line on stderr and an exit status (a stack trace only with --debug).
  */
-import { basename } from "node:path";
 import { dispatch } from "./cli/dispatch.ts";
 import type { CommandContext, ParsedOptions } from "./commands/command.ts";
 import { COMMANDS } from "./commands/index.ts";
@@ -34,6 +33,21 @@ class Output {
   };
 }
 
+/**
+ * Text for stderr, written at once and in order. Bun.write on Bun.stderr rather than
+ * process.stderr, whose stream machinery costs a command ~10 ms to load.
+ */
+const errors = {
+  pending: [] as Promise<number>[],
+  write(text: string): void {
+    // Bun.write of nothing truncates a stderr redirected to a file.
+    if (text !== "") errors.pending.push(Bun.write(Bun.stderr, text));
+  },
+  async flush(): Promise<void> {
+    await Promise.all(errors.pending);
+  },
+};
+
 /** The one line shown for a failure; with --debug, the stack of the error as thrown. */
 function errorText(e: unknown, debug: boolean): string {
   if (debug && e instanceof Error && e.stack) return e.stack;
@@ -41,12 +55,12 @@ function errorText(e: unknown, debug: boolean): string {
 }
 
 function programName(): string {
-  const exe = basename(process.execPath);
+  const exe = process.execPath.slice(process.execPath.lastIndexOf("/") + 1);
   return exe === "bun" || exe === "node" ? "oci-storage" : exe;
 }
 
 function debugLog(enabled: boolean, message: string): void {
-  if (enabled) process.stderr.write(`time="${new Date().toISOString()}" level=debug msg=${JSON.stringify(message)}\n`);
+  if (enabled) errors.write(`time="${new Date().toISOString()}" level=debug msg=${JSON.stringify(message)}\n`);
 }
 
 /** What a command that declared needsStore: false gets as its store: any use is a bug. */
@@ -60,14 +74,14 @@ function storeNotOpened(): Store {
 
 async function main(argv: string[]): Promise<number> {
   const out = new Output();
-  const stderr = (s: string) => void process.stderr.write(s);
+  const stderr = errors.write;
   // Phase A of docs/cli-contract.md §1.4: with no store option before the command, the configuration file and
   // environment supply the defaults (shown in command help), and options after the command override them.
   let configError: unknown;
-  const defaultGlobals = (globals: ParsedOptions, given: Set<string>): ParsedOptions => {
+  const defaultGlobals = async (globals: ParsedOptions, given: Set<string>): Promise<ParsedOptions> => {
     if (STORE_OPTIONS.some((o) => given.has(o))) return globals;
     try {
-      const configured = resolveStoreOptions({ storageOpts: [] }, false);
+      const configured = await resolveStoreOptions({ storageOpts: [] }, false);
       return { ...globals, graph: configured.graphRoot, run: configured.runRoot, "storage-driver": configured.driver, "storage-opt": configured.driverOptions };
     } catch (e) {
       configError = e;
@@ -84,7 +98,7 @@ async function main(argv: string[]): Promise<number> {
   let store: Store;
   try {
     if (configError) throw configError;
-    const options = resolveStoreOptions(
+    const options = await resolveStoreOptions(
       {
         graph: globals.graph as string | undefined,
         run: globals.run as string | undefined,
@@ -133,7 +147,8 @@ async function main(argv: string[]): Promise<number> {
 
 process.on("SIGPIPE", () => process.exit(141));
 const code = await main(process.argv.slice(2)).catch((e) => {
-  process.stderr.write(`${errorText(e, process.argv.includes("--debug") || process.argv.includes("-D"))}\n`);
+  errors.write(`${errorText(e, process.argv.includes("--debug") || process.argv.includes("-D"))}\n`);
   return exitStatusOf(e);
 });
+await errors.flush().catch(() => {});
 process.exit(code);

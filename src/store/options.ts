@@ -3,9 +3,7 @@
  * the STORAGE_DRIVER and STORAGE_OPTS variables and command-line options, combined in the
  * two phases of docs/cli-contract.md §1.4.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { cleanComponents } from "../archive/paths.ts";
 import { InitError, SystemError, errnoReason } from "../errors.ts";
 
 export interface StoreOptions {
@@ -24,30 +22,47 @@ interface ConfigValues {
   driverOptions: string[];
 }
 
+// Paths are built here without node:path and node:os: every command resolves its options, and
+// loading those modules would cost each of them a millisecond or two (docs/benchmarks.md).
+
+/** The path made absolute against the working directory and normalized, as node:path's resolve does. */
+export function absolutePath(path: string): string {
+  return `/${cleanComponents(path.startsWith("/") ? path : `${process.cwd()}/${path}`).join("/")}`;
+}
+
+/** The home directory: $HOME, else the password database's (node:os, loaded only then). */
+async function homeDirectory(env: Record<string, string | undefined>): Promise<string> {
+  return env.HOME || (await import("node:os")).homedir();
+}
+
 /** The built-in graph and run roots: system paths for root, XDG paths for other users. Never those of containers-storage. */
-export function defaultRoots(env: Record<string, string | undefined> = process.env): { graphRoot: string; runRoot: string } {
+export async function defaultRoots(env: Record<string, string | undefined> = process.env): Promise<{ graphRoot: string; runRoot: string }> {
   if (process.getuid?.() === 0) return { graphRoot: "/var/lib/oci-storage", runRoot: "/run/oci-storage" };
-  const dataHome = env.XDG_DATA_HOME || join(env.HOME || homedir(), ".local", "share");
+  const dataHome = env.XDG_DATA_HOME || `${await homeDirectory(env)}/.local/share`;
   const runtimeDir = env.XDG_RUNTIME_DIR;
+  // os.tmpdir(): $TMPDIR without its trailing slash, else /tmp.
+  const tmp = (env.TMPDIR || "/tmp").replace(/(.)\/+$/, "$1");
   return {
-    graphRoot: join(dataHome, "oci-storage"),
-    runRoot: runtimeDir ? join(runtimeDir, "oci-storage") : join(tmpdir(), `oci-storage-${process.getuid?.() ?? "user"}`),
+    graphRoot: absolutePath(`${dataHome}/oci-storage`),
+    runRoot: absolutePath(runtimeDir ? `${runtimeDir}/oci-storage` : `${tmp}/oci-storage-${process.getuid?.() ?? "user"}`),
   };
 }
 
 /** The configuration file in use: $OCI_STORAGE_CONF, else the user's, else the system's; undefined when none exists. */
-export function configPath(env: Record<string, string | undefined> = process.env): string | undefined {
+export async function configPath(env: Record<string, string | undefined> = process.env): Promise<string | undefined> {
   if (env.OCI_STORAGE_CONF) return env.OCI_STORAGE_CONF;
-  const configHome = env.XDG_CONFIG_HOME || (env.HOME ? join(env.HOME, ".config") : undefined);
-  const candidates = [configHome && join(configHome, "oci-storage", "storage.conf"), "/etc/oci-storage/storage.conf"];
-  return candidates.find((p): p is string => !!p && existsSync(p));
+  const configHome = env.XDG_CONFIG_HOME || (env.HOME ? `${env.HOME}/.config` : undefined);
+  for (const candidate of [configHome && `${configHome}/oci-storage/storage.conf`, "/etc/oci-storage/storage.conf"]) {
+    if (candidate && (await Bun.file(candidate).exists())) return candidate;
+  }
+  return undefined;
 }
 
 /** Reads a storage.conf in containers-storage's layout; a malformed file is an error naming the file and line. */
-export function readConfig(path: string): ConfigValues {
+export async function readConfig(path: string): Promise<ConfigValues> {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = await Bun.file(path).text();
   } catch (e) {
     throw new SystemError(`reading configuration ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : errnoReason(e)}`, (e as NodeJS.ErrnoException).code);
   }
@@ -111,10 +126,10 @@ export interface StoreFlags {
  * file and environment apply, then options after the command override; otherwise (phase B)
  * only the options given count, and missing roots come from the defaults.
  */
-export function resolveStoreOptions(flags: StoreFlags, explicitBeforeCommand: boolean, env: Record<string, string | undefined> = process.env): StoreOptions {
-  const defaults = defaultRoots(env);
-  const file = configPath(env);
-  const config: ConfigValues = file ? readConfig(file) : { driverOptions: [] };
+export async function resolveStoreOptions(flags: StoreFlags, explicitBeforeCommand: boolean, env: Record<string, string | undefined> = process.env): Promise<StoreOptions> {
+  const defaults = await defaultRoots(env);
+  const file = await configPath(env);
+  const config: ConfigValues = file ? await readConfig(file) : { driverOptions: [] };
   const graphDefault = config.graphRoot ?? defaults.graphRoot;
   const runDefault = config.runRoot ?? defaults.runRoot;
   let driver: string | undefined;
@@ -131,8 +146,8 @@ export function resolveStoreOptions(flags: StoreFlags, explicitBeforeCommand: bo
     if (!option.includes("=")) throw new InitError(`unable to parse key/value option: ${option}`);
   }
   return {
-    graphRoot: resolve(flags.graph ?? graphDefault),
-    runRoot: resolve(flags.run ?? runDefault),
+    graphRoot: absolutePath(flags.graph ?? graphDefault),
+    runRoot: absolutePath(flags.run ?? runDefault),
     driver,
     driverOptions,
   };
