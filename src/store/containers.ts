@@ -27,12 +27,13 @@ export interface CreateContainerOptions {
   idMaps?: IdMaps;
 }
 
+/** Makes a container on the image imageRef names, or, when imageRef is "" (as containers-storage 1.43 takes it), on no image: an empty layer of its own. */
 export async function createContainer(parts: StoreParts, imageRef: string, options: CreateContainerOptions): Promise<ContainerRecord> {
   const { catalog } = parts;
   const id = validateId(options.id ?? generateId());
   const names = unique(options.names);
-  const image = findImage(parts, imageRef);
-  if (!image) throw new ImageUnknownError(`locating image with ID "${imageRef}": image not known`);
+  const image = imageRef === "" ? undefined : findImage(parts, imageRef);
+  if (imageRef !== "" && !image) throw new ImageUnknownError(`locating image with ID "${imageRef}": image not known`);
   parts.tx(() => {
     if (catalog.containerExists(id)) throw new IdInUseError();
     checkNamesFree(parts, "container", names);
@@ -45,12 +46,12 @@ export async function createContainer(parts: StoreParts, imageRef: string, optio
   try {
     completeLayer(parts, layer.id, () => {
       if (catalog.containerExists(id)) throw new IdInUseError();
-      if (!image.fromReadOnlyStore && !catalog.imageExists(image.id)) throw new ImageUnknownError(`locating image with ID "${imageRef}": image not known`);
+      if (image && !image.fromReadOnlyStore && !catalog.imageExists(image.id)) throw new ImageUnknownError(`locating image with ID "${imageRef}": image not known`);
       checkNamesFree(parts, "container", names);
       catalog.insertContainer({
         id,
         names,
-        image: image.id,
+        image: image?.id ?? "",
         layer: layer.id,
         metadata: options.metadata ?? "",
         bigData: [],
@@ -74,8 +75,8 @@ export async function createContainer(parts: StoreParts, imageRef: string, optio
  * that every lower layer's files are shifted too, on overlay as on vfs; it keeps the top
  * layer's recorded digests and layout, so it diffs as the original.
  */
-async function containerParent(parts: StoreParts, image: ImageRecord, maps: IdMaps | undefined): Promise<string | undefined> {
-  if (!image.topLayer) return undefined;
+async function containerParent(parts: StoreParts, image: ImageRecord | undefined, maps: IdMaps | undefined): Promise<string | undefined> {
+  if (!image?.topLayer) return undefined;
   const { catalog } = parts;
   const top = layerById(parts, image.topLayer);
   if (!top) throw new LayerUnknownError();

@@ -21,6 +21,7 @@ import type { ImageRecord } from "./records.ts";
 export interface CreateImageOptions {
   id?: string;
   names: string[];
+  /** The top layer's reference; undefined or "" (as containers-storage 1.43 takes it) for an image with no layer. */
   topLayer?: string;
   metadata?: string;
   digest?: string;
@@ -61,7 +62,7 @@ export function createImage(parts: StoreParts, options: CreateImageOptions): Ima
 export function insertImage(parts: StoreParts, id: string, names: string[], options: Omit<CreateImageOptions, "id" | "names">): ImageRecord {
   const { catalog } = parts;
   let topLayer = "";
-  if (options.topLayer !== undefined) {
+  if (options.topLayer) {
     const layer = findLayer(parts, options.topLayer);
     if (!layer) throw new LayerUnknownError();
     topLayer = layer.id;

@@ -25,6 +25,7 @@ import { type LayerRecord, newLayerRecord } from "./records.ts";
 export interface CreateLayerOptions {
   id?: string;
   names: string[];
+  /** The parent layer's reference; undefined or "" (as containers-storage 1.43 takes it) for none. */
   parent?: string;
   mountLabel?: string;
   readOnly?: boolean;
@@ -45,7 +46,7 @@ export function beginLayer(parts: StoreParts, options: CreateLayerOptions): Laye
   return parts.tx(() => {
     if (parts.catalog.layerRowExists(id)) throw new IdInUseError();
     let parent: LayerRecord | undefined;
-    if (options.parent !== undefined) {
+    if (options.parent) {
       parent = findLayer(parts, options.parent);
       if (!parent) throw new LayerUnknownError();
       if (parts.catalog.containerOfLayer(parent.id)) throw new PreconditionError("would-be parent layer is a container");

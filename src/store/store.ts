@@ -291,6 +291,7 @@ export class Store {
 
   // ---- containers (containers.ts) ----------------------------------------------------------------
 
+  /** A container on the image imageRef names; "" (as in containers-storage 1.43) makes one on no image. */
   createContainer(imageRef: string, options: containers.CreateContainerOptions): Promise<ContainerRecord> {
     return containers.createContainer(this.parts, imageRef, options);
   }
