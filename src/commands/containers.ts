@@ -25,9 +25,9 @@ export const createContainer: CommandDef = {
     const container = await ctx.store.createContainer(ctx.args[0]!, {
       id: stringOption(ctx, "id"),
       names: listOption(ctx, "name"),
-      metadata: metadataOption(ctx),
+      metadata: await metadataOption(ctx),
       volatile: ctx.options.volatile === true,
-      idMaps: idMapsFromOptions(ctx),
+      idMaps: await idMapsFromOptions(ctx),
     });
     // containers-storage prints the names without a final newline (docs/cli-contract.md §3.3.1, Q-keep).
     if (wantsJson(ctx)) printJson(ctx, containerJson(container));

@@ -72,7 +72,7 @@ export const applyDiff: CommandDef = {
   async run(ctx) {
     const layer = ctx.args[0]!;
     ctx.store.layer(layer);
-    await ctx.store.applyDiff(layer, inputStream(ctx));
+    await ctx.store.applyDiff(layer, await inputStream(ctx));
     return 0;
   },
 };

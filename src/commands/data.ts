@@ -2,7 +2,6 @@
  * Big-data item commands, made once for each kind (docs/cli-contract.md §2.9, §3.1.6, §3.2.5, §3.3.4):
  * list-, get-, set- and, for images and containers, get-...-data-size and -digest.
  */
-import { writeFileSync } from "node:fs";
 import { ContainerUnknownError, DataItemUnknownError, ImageUnknownError, LayerUnknownError } from "../errors.ts";
 import type { BigDataInfo, ObjectKind } from "../store/records.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
@@ -60,10 +59,11 @@ export function dataCommands(kind: ObjectKind): CommandDef[] {
     async run(ctx) {
       const owner = resolveOwner(ctx, kind, ctx.args[0]!);
       const out = stringOption(ctx, "file");
-      if (out !== undefined) writeFileSync(out, "");
+      const fs = out === undefined ? undefined : await import("node:fs");
+      if (out !== undefined) fs!.writeFileSync(out, "");
       const data = ctx.store.bigData(kind, owner, ctx.args[1]!);
       if (!data) throw missingItem(kind, ctx.args[1]!, owner.id);
-      if (out !== undefined) writeFileSync(out, data);
+      if (out !== undefined) fs!.writeFileSync(out, data);
       else await ctx.stdoutBytes(data);
       return 0;
     },

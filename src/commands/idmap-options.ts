@@ -1,5 +1,4 @@
 /** The ID-mapping options of create-layer, import-layer and create-container (docs/cli-contract.md §5). */
-import { readFileSync } from "node:fs";
 import { InvalidArgumentError } from "../errors.ts";
 import type { IdMapping, IdMaps } from "../idmap.ts";
 import type { CommandContext, OptionDef } from "./command.ts";
@@ -38,10 +37,10 @@ export function parseIdMap(text: string, which: "uid" | "gid"): IdMapping[] {
 }
 
 /** Ranges of a user (or group) in /etc/subuid (/etc/subgid), mapped to container IDs 0, 1, 2, ... in host order. */
-export function subordinateRanges(name: string, file: "/etc/subuid" | "/etc/subgid"): IdMapping[] {
+export async function subordinateRanges(name: string, file: "/etc/subuid" | "/etc/subgid"): Promise<IdMapping[]> {
   let text = "";
   try {
-    text = readFileSync(file, "utf8");
+    text = await Bun.file(file).text();
   } catch {
     // A missing file has no ranges.
   }
@@ -67,7 +66,7 @@ function overlaps(map: IdMapping[]): boolean {
 }
 
 /** The maps the options ask for, or undefined when none is given (the layer then inherits its parent's). */
-export function idMapsFromOptions(ctx: CommandContext): IdMaps | undefined {
+export async function idMapsFromOptions(ctx: CommandContext): Promise<IdMaps | undefined> {
   const uidText = stringOption(ctx, "uidmap");
   const gidText = stringOption(ctx, "gidmap");
   let subUser = stringOption(ctx, "subuidmap");
@@ -78,8 +77,8 @@ export function idMapsFromOptions(ctx: CommandContext): IdMaps | undefined {
   const hostGid = ctx.options.hostgidmap === true;
   if (hostUid && (uidText !== undefined || subUser !== undefined)) throw new InvalidArgumentError("host uid map specified along with UID mapping");
   if (hostGid && (gidText !== undefined || subGroup !== undefined)) throw new InvalidArgumentError("host gid map specified along with GID mapping");
-  const uidMap = [...(subUser !== undefined ? subordinateRanges(subUser, "/etc/subuid") : []), ...(uidText ? parseIdMap(uidText, "uid") : [])];
-  const gidMap = [...(subGroup !== undefined ? subordinateRanges(subGroup, "/etc/subgid") : []), ...(gidText ? parseIdMap(gidText, "gid") : [])];
+  const uidMap = [...(subUser !== undefined ? await subordinateRanges(subUser, "/etc/subuid") : []), ...(uidText ? parseIdMap(uidText, "uid") : [])];
+  const gidMap = [...(subGroup !== undefined ? await subordinateRanges(subGroup, "/etc/subgid") : []), ...(gidText ? parseIdMap(gidText, "gid") : [])];
   if (overlaps(uidMap) || overlaps(gidMap)) throw new InvalidArgumentError("initializing ID mappings: overlapping ranges in the ID map");
   if (uidMap.length === 0 && gidMap.length === 0 && !hostUid && !hostGid) return undefined;
   return { uidMap, gidMap };

@@ -24,7 +24,7 @@ export const createImage: CommandDef = {
       id: stringOption(ctx, "id"),
       names: listOption(ctx, "name"),
       topLayer: ctx.args[0],
-      metadata: metadataOption(ctx),
+      metadata: await metadataOption(ctx),
       digest: stringOption(ctx, "digest"),
     });
     if (wantsJson(ctx)) printJson(ctx, imageJson(image));

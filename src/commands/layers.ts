@@ -20,14 +20,14 @@ function printCreated(ctx: CommandContext, layer: LayerRecord): void {
   ctx.stdout(`${layer.id}\n${layer.names.map((n) => `\t${n}\n`).join("")}`);
 }
 
-function createOptions(ctx: CommandContext) {
+async function createOptions(ctx: CommandContext) {
   return {
     id: stringOption(ctx, "id"),
     names: listOption(ctx, "name"),
     parent: ctx.args[0],
     mountLabel: stringOption(ctx, "label"),
     readOnly: ctx.options.readonly === true,
-    idMaps: idMapsFromOptions(ctx),
+    idMaps: await idMapsFromOptions(ctx),
   };
 }
 
@@ -39,7 +39,7 @@ export const createLayer: CommandDef = {
   maxArgs: 1,
   options: LAYER_CREATE_OPTIONS,
   async run(ctx) {
-    printCreated(ctx, await ctx.store.createLayer(createOptions(ctx)));
+    printCreated(ctx, await ctx.store.createLayer(await createOptions(ctx)));
     return 0;
   },
 };
@@ -52,8 +52,8 @@ export const importLayer: CommandDef = {
   maxArgs: 1,
   options: [...LAYER_CREATE_OPTIONS, { names: ["file", "f"], type: "string", description: "Read the layer tar from a file instead of standard input" }],
   async run(ctx) {
-    const source = inputStream(ctx);
-    printCreated(ctx, await ctx.store.importLayer(createOptions(ctx), source));
+    const source = await inputStream(ctx);
+    printCreated(ctx, await ctx.store.importLayer(await createOptions(ctx), source));
     return 0;
   },
 };

@@ -76,7 +76,7 @@ export const setMetadata: CommandDef = {
   maxArgs: 1,
   options: [METADATA_OPTION, METADATA_FILE_OPTION],
   async run(ctx) {
-    const value = metadataOption(ctx);
+    const value = await metadataOption(ctx);
     const fromFile = ctx.options["metadata-file"] !== undefined;
     if (value === undefined || (value === "" && !fromFile)) throw new InvalidArgumentError("no new metadata provided");
     ctx.store.setMetadata(ctx.args[0]!, value);

@@ -130,7 +130,7 @@ describe("inputStream", () => {
     fs.writeFileSync(file, bytes);
     const chunks: Uint8Array[] = [];
     const copies: Uint8Array[] = [];
-    for await (const chunk of inputStream(context(file))) {
+    for await (const chunk of await inputStream(context(file))) {
       // The chunk before this one is still intact.
       if (chunks.length > 0) expect(sha256(chunks[chunks.length - 1]!)).toBe(sha256(copies[copies.length - 1]!));
       chunks.push(chunk);
@@ -144,8 +144,8 @@ describe("inputStream", () => {
     const fifo = path.join(dir, "fifo");
     run(["mkfifo", fifo]);
     const writer = Bun.spawn(["sh", "-c", `printf 'through a fifo' > ${fifo}`]);
-    expect(new TextDecoder().decode(await collectBytes(inputStream(context(fifo))))).toBe("through a fifo");
+    expect(new TextDecoder().decode(await collectBytes(await inputStream(context(fifo))))).toBe("through a fifo");
     await writer.exited;
-    expect(() => inputStream(context(path.join(dir, "missing")))).toThrow(`open ${path.join(dir, "missing")}: no such file or directory`);
+    expect(inputStream(context(path.join(dir, "missing")))).rejects.toThrow(`open ${path.join(dir, "missing")}: no such file or directory`);
   });
 });
