@@ -1,9 +1,11 @@
 /**
  * Benchmarks oci-storage against containers-storage 1.43 on the same real data
  * (docs/benchmarks.md). The two tools run in turns (A B A B ...) on their own fresh stores;
- * GNU tar extracting the same file is the reference for applying a layer. Prints, per
- * workload, the median time of each tool, the median of the per-run ratios oci/cs with their
- * spread, and the peak memory of each tool.
+ * GNU tar extracting the same file is the reference for applying a layer, and a compiled Bun
+ * program that only opens the store's database and prints (scripts/bench-floor.ts) the floor
+ * of the quick commands. Prints, per workload, the median time of each tool, the median of the
+ * per-run ratios oci/cs with their spread, oci-storage's time over the floor, and the peak
+ * memory of each tool.
  *
  * Usage: bun scripts/bench.ts [--runs N] [--quick-runs N] [--only NAME[,NAME...]] [--driver vfs|overlay]
  *                             [--data DIR] [--tmp DIR] [--json FILE] [--no-build] [--keep] [--verbose]
@@ -14,11 +16,12 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type BenchImage, benchImage } from "./bench-image.ts";
+import { compileProgram } from "./compile.ts";
 import { type TestRegistry, startRegistry } from "../test/helpers/registry.ts";
 
 type DriverName = "vfs" | "overlay";
 type ToolName = "oci" | "cs";
-type Participant = ToolName | "tar";
+type Participant = ToolName | "tar" | "floor";
 
 interface Options {
   /** Timed runs per tool of heavy workloads (applying, diffing, copying). */
@@ -39,6 +42,8 @@ const REPO = resolve(import.meta.dir, "..");
 const BUILT = join(REPO, "dist", "oci-storage");
 /** The binaries run; oci-storage is a private copy of the build, so that a rebuild meanwhile changes nothing. */
 const TOOLS: Record<ToolName, string> = { oci: BUILT, cs: "containers-storage" };
+/** The floor program, compiled into the benchmark's temp dir like the binary (scripts/bench-floor.ts). */
+let FLOOR = "";
 
 function parseOptions(): Options {
   const { values } = parseArgs({
@@ -145,6 +150,11 @@ class StoreDir {
     return [TOOLS[this.tool], "-g", this.graph, "-R", this.runRoot, "-s", this.driver, ...args];
   }
 
+  /** oci-storage's database in this store. */
+  get database(): string {
+    return join(this.graph, "oci-storage.db");
+  }
+
   cli(...args: string[]): string {
     return run(this.argv(args));
   }
@@ -176,14 +186,19 @@ function unmountBelow(dir: string): void {
   for (const point of mounts.sort((a, b) => b.length - a.length)) Bun.spawnSync(["umount", "-l", point]);
 }
 
-/** Files made by scripts/bench-data.sh. */
+/** Files made by scripts/bench-data.sh (only when a workload selected needs them: ensureData). */
 interface Data {
   baseTar: string;
   baseGz: string;
   baseZst: string;
   upperTar: string;
-  /** The two-layer image made of them (scripts/bench-image.ts). */
-  image: BenchImage;
+  /** The two-layer image made of them (scripts/bench-image.ts); set by ensureData. */
+  image?: BenchImage;
+}
+
+/** The data files' paths in dataDir, built or not. */
+function dataPaths(dataDir: string): Data {
+  return { baseTar: join(dataDir, "base.tar"), baseGz: join(dataDir, "base.tar.gz"), baseZst: join(dataDir, "base.tar.zst"), upperTar: join(dataDir, "upper.tar") };
 }
 
 const BASE = idFor("base");
@@ -303,7 +318,7 @@ class Stores {
   withImage(tool: ToolName, driver: DriverName): StoreDir {
     return this.memo(`${tool}-${driver}-image`, tool, driver, (store) => {
       log(`${tool}: pulling the bench image into a ${driver} store`);
-      run(pullArgv(store, this.data.image));
+      run(pullArgv(store, this.data.image!));
     });
   }
 
@@ -325,7 +340,7 @@ class BenchRegistries {
 
   constructor(
     private readonly root: string,
-    private readonly image: BenchImage,
+    private readonly data: Data,
   ) {}
 
   /** docker://HOST/debian:12 holding the bench image. */
@@ -334,7 +349,7 @@ class BenchRegistries {
       const registry = await this.fresh();
       const reference = `docker://${registry.host}/debian:12`;
       log(`pushing the bench image to ${registry.host} with skopeo`);
-      run(["skopeo", "copy", "-q", "--dest-tls-verify=false", `oci:${this.image.layout}:${this.image.ref}`, reference]);
+      run(["skopeo", "copy", "-q", "--dest-tls-verify=false", `oci:${this.data.image!.layout}:${this.data.image!.ref}`, reference]);
       return reference;
     })();
     return this.source;
@@ -397,6 +412,10 @@ interface Workload {
   round(tool: ToolName): Round | Promise<Round>;
   /** GNU tar doing the same work, timed in the same turns. */
   reference?: () => Round;
+  /** The database of oci-storage's store in this workload: the floor program opens it in the same turns. */
+  floorDatabase?: () => string | Promise<string>;
+  /** Needs none of the files scripts/bench-data.sh makes. */
+  dataFree?: boolean;
 }
 
 function workloads(stores: Stores, registries: BenchRegistries, data: Data, scratch: string, driver: DriverName): Workload[] {
@@ -406,17 +425,22 @@ function workloads(stores: Stores, registries: BenchRegistries, data: Data, scra
 
   const startup = (name: string, args: string[]): Workload => {
     const made = new Map<ToolName, StoreDir>();
+    const storeOf = (tool: ToolName): StoreDir => {
+      let store = made.get(tool);
+      if (!store) made.set(tool, (store = stores.fresh(tool, driver)));
+      return store;
+    };
     return {
       name,
       description: `\`${args.join(" ")}\` on an empty store`,
       target: TARGETS.startup,
       driver,
       warmup: true,
+      dataFree: true,
       round(tool) {
-        let store = made.get(tool);
-        if (!store) made.set(tool, (store = stores.fresh(tool, driver)));
-        return { argv: store.argv(args) };
+        return { argv: storeOf(tool).argv(args) };
       },
+      floorDatabase: () => storeOf("oci").database,
     };
   };
   list.push(startup("version", ["version"]), startup("layers-empty", ["layers"]));
@@ -504,6 +528,7 @@ function workloads(stores: Stores, registries: BenchRegistries, data: Data, scra
       const store = stores.base(tool, on);
       return { argv: store.argv(["mount", TOP]), after: () => store.cli("unmount", TOP) };
     },
+    floorDatabase: () => stores.base("oci", on).database,
   });
   const unmountStack = (name: string, on: DriverName): Workload => ({
     name,
@@ -516,6 +541,7 @@ function workloads(stores: Stores, registries: BenchRegistries, data: Data, scra
       store.cli("mount", TOP);
       return { argv: store.argv(["unmount", TOP]) };
     },
+    floorDatabase: () => stores.base("oci", on).database,
   });
   list.push(createOnBase(`create-layer-${driver}`, driver), mountStack(`mount-${driver}`, driver), unmountStack(`unmount-${driver}`, driver));
   if (driver === "vfs") list.push(createOnBase("create-layer-overlay", "overlay"), mountStack("mount-overlay", "overlay"), unmountStack("unmount-overlay", "overlay"));
@@ -526,7 +552,9 @@ function workloads(stores: Stores, registries: BenchRegistries, data: Data, scra
     target: TARGETS.work,
     driver,
     warmup: true,
+    dataFree: true,
     round: async (tool) => ({ argv: (await stores.large(tool, driver)).argv(args) }),
+    floorDatabase: async () => (await stores.large("oci", driver)).database,
   });
   list.push(
     onLarge("large-layers", ["layers"]),
@@ -541,6 +569,8 @@ function workloads(stores: Stores, registries: BenchRegistries, data: Data, scra
       target: TARGETS.work,
       driver,
       warmup: true,
+      dataFree: true,
+      floorDatabase: async () => (await stores.large("oci", driver)).database,
       async round(tool) {
         const store = await stores.large(tool, driver);
         const id = uniqueId("large new");
@@ -553,6 +583,8 @@ function workloads(stores: Stores, registries: BenchRegistries, data: Data, scra
       target: TARGETS.work,
       driver,
       warmup: true,
+      dataFree: true,
+      floorDatabase: async () => (await stores.large("oci", driver)).database,
       async round(tool) {
         const store = await stores.large(tool, driver);
         const id = uniqueId("large victim");
@@ -572,7 +604,7 @@ function workloads(stores: Stores, registries: BenchRegistries, data: Data, scra
       flush: true,
       round(tool) {
         const store = stores.fresh(tool, driver);
-        return { argv: pullArgv(store, data.image), later: () => store.remove() };
+        return { argv: pullArgv(store, data.image!), later: () => store.remove() };
       },
     },
     {
@@ -657,10 +689,10 @@ function ratios(a: Sample[], b: Sample[]): number[] {
 
 async function runWorkload(w: Workload, runs: number, scratch: string, verbose: boolean): Promise<Result> {
   const result: Result = { workload: w.name, description: w.description, driver: w.driver, target: w.target, samples: {} };
-  const participants: Participant[] = w.reference ? ["oci", "cs", "tar"] : ["oci", "cs"];
+  const participants: Participant[] = ["oci", "cs", ...(w.reference ? ["tar" as const] : []), ...(w.floorDatabase ? ["floor" as const] : [])];
   const deferred: Array<() => void> = [];
   const timeOne = async (who: Participant): Promise<Sample> => {
-    const round = who === "tar" ? w.reference!() : await w.round(who);
+    const round = who === "tar" ? w.reference!() : who === "floor" ? { argv: [FLOOR, await w.floorDatabase!()] } : await w.round(who);
     if (round.later) deferred.push(round.later);
     if (w.flush) flushDisks();
     try {
@@ -694,12 +726,12 @@ const fmtMb = (kb: number) => (kb / 1024).toFixed(0);
 /** Markdown table of the results. */
 function table(results: Result[]): string {
   const lines = [
-    "| workload | target | oci-storage ms | containers-storage ms | oci/cs median (min–max) | oci/GNU tar (tar ms) | CPU ms oci / cs | peak RSS MB oci / cs | at target |",
-    "|---|---|---:|---:|---|---|---|---|---|",
+    "| workload | target | oci-storage ms | containers-storage ms | oci/cs median (min–max) | oci/GNU tar (tar ms) | floor ms | oci − floor ms | CPU ms oci / cs | peak RSS MB oci / cs | at target |",
+    "|---|---|---:|---:|---|---|---:|---:|---|---|---|",
   ];
   for (const r of results) {
     if (r.skipped || r.error) {
-      lines.push(`| ${r.workload} | | | | ${r.skipped ? `skipped: ${r.skipped}` : `failed: ${r.error}`} | | | | |`);
+      lines.push(`| ${r.workload} | | | | ${r.skipped ? `skipped: ${r.skipped}` : `failed: ${r.error}`} | | | | | | |`);
       continue;
     }
     const oci = r.samples.oci ?? [];
@@ -715,12 +747,16 @@ function table(results: Result[]): string {
       tarOk = rt <= r.target.vsTar!;
       vsTar = `${fmtRatio(rt)} (${fmtMs(median(tar.map((s) => s.ms)))})`;
     }
+    const floor = r.samples.floor;
+    // The median of the per-run differences: each oci run against the floor run of the same turn.
+    const overFloor = floor ? fmtMs(median(oci.map((s, i) => s.ms - floor[i]!.ms))) : "";
+    const floorMs = floor ? fmtMs(median(floor.map((s) => s.ms))) : "";
     const peak = (s: Sample[]) => fmtMb(Math.max(...s.map((x) => x.rssKb)));
     const cpu = (s: Sample[]) => fmtMs(median(s.map((x) => x.cpuMs)));
     const ok = medianRatio <= r.target.ratio && tarOk && Math.max(...oci.map((s) => s.rssKb)) < 100 * 1024;
     lines.push(
       `| ${r.workload} | ${target} | ${fmtMs(median(oci.map((s) => s.ms)))} | ${fmtMs(median(cs.map((s) => s.ms)))} | ` +
-        `${fmtRatio(medianRatio)} (${fmtRatio(Math.min(...rs))}–${fmtRatio(Math.max(...rs))}) | ${vsTar} | ${cpu(oci)} / ${cpu(cs)} | ${peak(oci)} / ${peak(cs)} | ${ok ? "yes" : "**no**"} |`,
+        `${fmtRatio(medianRatio)} (${fmtRatio(Math.min(...rs))}–${fmtRatio(Math.max(...rs))}) | ${vsTar} | ${floorMs} | ${overFloor} | ${cpu(oci)} / ${cpu(cs)} | ${peak(oci)} / ${peak(cs)} | ${ok ? "yes" : "**no**"} |`,
     );
   }
   return lines.join("\n");
@@ -736,11 +772,10 @@ function machine(tmp: string): string {
 }
 
 /** Runs scripts/bench-data.sh, which installs missing tools and builds the data unless it is up to date, and makes the bench image. */
-async function ensureData(dataDir: string): Promise<Data> {
+async function ensureData(dataDir: string, data: Data): Promise<void> {
   const made = Bun.spawnSync(["bash", join(REPO, "scripts", "bench-data.sh"), "--out", resolve(dataDir, "..")], { stdout: "inherit", stderr: "inherit" });
   if (made.exitCode !== 0) fail("scripts/bench-data.sh failed");
-  const image = await benchImage(dataDir);
-  return { baseTar: join(dataDir, "base.tar"), baseGz: join(dataDir, "base.tar.gz"), baseZst: join(dataDir, "base.tar.zst"), upperTar: join(dataDir, "upper.tar"), image };
+  data.image = await benchImage(dataDir);
 }
 
 async function main(): Promise<void> {
@@ -749,14 +784,16 @@ async function main(): Promise<void> {
     log("building dist/oci-storage");
     run([process.execPath, join(REPO, "scripts", "build.ts")]);
   }
-  const data = await ensureData(options.dataDir);
+  const data = dataPaths(options.dataDir);
   const root = mkdtempSync(join(options.tmpRoot, "oci-bench-"));
   const scratch = join(root, "scratch");
   mkdirSync(scratch);
   TOOLS.oci = join(root, "oci-storage");
   copyFileSync(BUILT, TOOLS.oci);
+  FLOOR = join(root, "floor");
+  await compileProgram(join(REPO, "scripts", "bench-floor.ts"), FLOOR);
   const stores = new Stores(root, data);
-  const registries = new BenchRegistries(root, data.image);
+  const registries = new BenchRegistries(root, data);
   const cleanUp = () => {
     registries.stopAll();
     if (options.keep) return log(`kept ${root}`);
@@ -779,6 +816,7 @@ async function main(): Promise<void> {
   const loadBefore = loadavg();
   const started = new Date();
   try {
+    if (selected.some((w) => !w.dataFree)) await ensureData(options.dataDir, data);
     for (const w of selected) {
       if (!unsupported.has(w.driver)) unsupported.set(w.driver, driverUnsupported(root, w.driver));
       const why = unsupported.get(w.driver);

@@ -48,6 +48,20 @@ export interface CompileRequest {
  * downloads from the npm registry into its cache (~/.bun/install/cache, or $BUN_INSTALL_CACHE_DIR)
  * the first time; when that fails, the CompileError says so in one line.
  */
+/** How every program is compiled: the binary, and the floor program scripts/bench.ts measures it against. */
+const COMPILE_FLAGS = [
+  // Modules reached only through import() become chunks of their own inside the binary, loaded
+  // (with the node: modules they import) only by the commands that need them (docs/benchmarks.md).
+  "--splitting",
+  "--minify",
+  "--sourcemap=inline",
+  "--bytecode",
+  "--format=esm",
+  // A compiled binary would otherwise read .env and bunfig.toml from whatever directory it is run in.
+  "--no-compile-autoload-dotenv",
+  "--no-compile-autoload-bunfig",
+];
+
 export async function compileBinary(request: CompileRequest): Promise<void> {
   const define = (name: string, value: string) => ["--define", `${name}=${JSON.stringify(value)}`];
   const command = [
@@ -56,16 +70,7 @@ export async function compileBinary(request: CompileRequest): Promise<void> {
     ...[join(ROOT, "src/main.ts"), ...WORKER_ENTRIES.map((path) => join(ROOT, path))],
     "--compile",
     ...(request.bunTarget ? [`--target=${request.bunTarget}`] : []),
-    // Modules reached only through import() become chunks of their own inside the binary, loaded
-    // (with the node: modules they import) only by the commands that need them (docs/benchmarks.md).
-    "--splitting",
-    "--minify",
-    "--sourcemap=inline",
-    "--bytecode",
-    "--format=esm",
-    // A compiled binary would otherwise read .env and bunfig.toml from whatever directory it is run in.
-    "--no-compile-autoload-dotenv",
-    "--no-compile-autoload-bunfig",
+    ...COMPILE_FLAGS,
     ...define("BUILD_VERSION", request.info.version),
     ...define("BUILD_COMMIT", request.info.commit),
     ...define("BUILD_TARGET", request.targetName),
@@ -73,10 +78,21 @@ export async function compileBinary(request: CompileRequest): Promise<void> {
     request.outfile,
   ];
   const proc = Bun.spawnSync(command, { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-  // The binary embeds its source maps (stack traces name src/ lines); the .map files bun writes beside it are not needed.
-  const dir = dirname(request.outfile);
-  for (const name of readdirSync(dir)) if (name.endsWith(".map")) rmSync(join(dir, name));
+  removeSourceMaps(request.outfile);
   if (proc.exitCode !== 0) throw new CompileError(compileFailure(request, `${proc.stderr}\n${proc.stdout}`));
+}
+
+/** Compiles one more program for this machine with the binary's flags (scripts/bench-floor.ts for the benchmark). */
+export async function compileProgram(entry: string, outfile: string): Promise<void> {
+  const proc = Bun.spawnSync([process.execPath, "build", entry, "--compile", ...COMPILE_FLAGS, "--outfile", outfile], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  removeSourceMaps(outfile);
+  if (proc.exitCode !== 0) throw new CompileError(`cannot build ${entry}: ${`${proc.stderr}`.trim().split("\n")[0]}`);
+}
+
+/** The .map files bun writes beside a binary, which embeds its source maps (stack traces name src/ lines). */
+function removeSourceMaps(outfile: string): void {
+  const dir = dirname(outfile);
+  for (const name of readdirSync(dir)) if (name.endsWith(".map")) rmSync(join(dir, name));
 }
 
 /** One line for a failed `bun build`: a runtime that could not be downloaded, else bun's first error line. */
