@@ -3,7 +3,6 @@
  * the login and logout commands, which keep credentials in the auth file podman and skopeo
  * read (docs/cli.md "Registries").
  */
-import { join } from "node:path";
 import { InvalidArgumentError } from "../errors.ts";
 import type { CommandContext, CommandDef, OptionDef } from "./command.ts";
 import { stringOption } from "./common.ts";
@@ -20,11 +19,6 @@ export const REGISTRY_OPTIONS: OptionDef[] = [
   AUTHFILE_OPTION,
   ...TLS_OPTIONS,
 ];
-
-/** Where the docker:// transport remembers which repositories hold which blobs (for mounts on push). */
-export function blobLocationsFile(graphRoot: string): string {
-  return join(graphRoot, "cache", "registry-blob-locations.json");
-}
 
 /** The docker:// settings the command line gave (the store-dependent parts added by the caller). */
 export function registryOptions(ctx: CommandContext) {

@@ -2,7 +2,7 @@
 import { InvalidArgumentError } from "../errors.ts";
 import type { CommandDef } from "./command.ts";
 import { JSON_OPTION, listOption, printJson, stringOption, wantsJson } from "./common.ts";
-import { REGISTRY_OPTIONS, blobLocationsFile, registryOptions } from "./registry.ts";
+import { REGISTRY_OPTIONS, registryOptions } from "./registry.ts";
 import { imageJson } from "./render.ts";
 
 const QUIET_OPTION = { names: ["quiet", "q"], type: "bool" as const, description: "Do not show progress" };
@@ -34,7 +34,7 @@ export const pull: CommandDef = {
       platform: platformText === undefined ? hostPlatform() : parsePlatform(platformText),
       progress: Progress.forStderr(ctx.options.quiet === true),
       maxParallel,
-      transport: { registry: { ...registryOptions(ctx), blobLocationsFile: blobLocationsFile(ctx.store.graphRoot) } },
+      transport: { registry: { ...registryOptions(ctx), blobHints: ctx.store } },
     });
     if (wantsJson(ctx)) printJson(ctx, imageJson(image));
     else ctx.stdout(`${image.id}\n`);
@@ -65,7 +65,7 @@ export const push: CommandDef = {
       compression,
       format,
       progress: Progress.forStderr(ctx.options.quiet === true),
-      transport: { registry: { ...registryOptions(ctx), blobLocationsFile: blobLocationsFile(ctx.store.graphRoot) } },
+      transport: { registry: { ...registryOptions(ctx), blobHints: ctx.store } },
     });
     if (ctx.options.quiet !== true) ctx.stdout(`${digest}\n`);
     return 0;

@@ -41,6 +41,12 @@ export class Catalog {
     return s;
   }
 
+  /** Finalizes the prepared statements, so that closing the database really closes its files. */
+  finalize(): void {
+    for (const statement of this.statements.values()) statement.finalize();
+    this.statements.clear();
+  }
+
   // ---- store-wide facts -------------------------------------------------------------
 
   getInfo(key: string): string | undefined {

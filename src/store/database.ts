@@ -97,6 +97,27 @@ const MIGRATIONS: string[] = [
   // What recovery does with a 'creating' row whose writer died: remove a layer being made, or
   // reset a complete layer that an applydiff was changing to an empty layer (keeping its record).
   `ALTER TABLE layers ADD COLUMN on_interrupt TEXT NOT NULL DEFAULT 'remove' CHECK (on_interrupt IN ('remove', 'reset'));`,
+  // Hints for registry pushes (blob-locations.ts): which repositories hold a blob, and which
+  // compressed blobs hold a layer's uncompressed digest; \`seen\` in ms, for trimming.
+  `
+  CREATE TABLE blob_locations (
+    digest TEXT NOT NULL,
+    registry TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    seen INTEGER NOT NULL,
+    PRIMARY KEY (digest, registry, repository)
+  ) WITHOUT ROWID;
+  CREATE INDEX blob_locations_seen ON blob_locations(seen);
+  CREATE TABLE layer_blobs (
+    diff_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    seen INTEGER NOT NULL,
+    PRIMARY KEY (diff_id, digest)
+  ) WITHOUT ROWID;
+  CREATE INDEX layer_blobs_seen ON layer_blobs(seen);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -19,6 +19,7 @@ import type { ByteSink, ByteSource, Change, Compression } from "../archive/types
 import { canonicalDriverName, createDriver, defaultDriverName } from "../drivers/index.ts";
 import { Mounter } from "../drivers/mounter.ts";
 import { InitError, LayerInUseError, LayerUnknownError, ioError } from "../errors.ts";
+import * as blobLocations from "./blob-locations.ts";
 import { Catalog } from "./catalog.ts";
 import { type RepairOutcome, type Finding, checkStore, repairStore } from "./check.ts";
 import * as containers from "./containers.ts";
@@ -35,6 +36,7 @@ import { type StoreParts, storeParts } from "./parts.ts";
 import type { BigDataInfo, ContainerRecord, ImageRecord, ImageSummary, LayerRecord, LayerSummary, ObjectKind } from "./records.ts";
 import { recover } from "./recovery.ts";
 
+export type { KnownLayerBlob, LayerBlob } from "./blob-locations.ts";
 export type { CreateContainerOptions } from "./containers.ts";
 export type { CreateImageOptions, ImageDeletion } from "./images.ts";
 export type { CreateLayerOptions } from "./layer-lifecycle.ts";
@@ -119,6 +121,7 @@ export class Store {
 
   close(): void {
     this.parts.mounter.close();
+    this.parts.catalog.finalize();
     this.db.close();
   }
 
@@ -354,6 +357,28 @@ export class Store {
   /** Copies a host path or a path in a layer to a host path or a path in a layer; layers are mounted for the copy. */
   copyPath(from: { layer?: string; path: string }, to: { layer?: string; path: string }, chown?: { uid: number; gid: number }): Promise<void> {
     return mounts.copyPath(this.parts, from, to, chown);
+  }
+
+  // ---- registry blob locations: hints for push (blob-locations.ts) ------------------------------
+
+  /** Remembers that registry/repository holds the blob; a store that cannot be written skips it (returns false). */
+  rememberBlobLocation(digest: string, registry: string, repository: string): boolean {
+    return blobLocations.rememberBlobLocation(this.parts, digest, registry, repository);
+  }
+
+  /** Remembers that a compressed blob holds the layer with this diffID; a store that cannot be written skips it (returns false). */
+  rememberLayerBlob(diffId: string, blob: blobLocations.LayerBlob): boolean {
+    return blobLocations.rememberLayerBlob(this.parts, diffId, blob);
+  }
+
+  /** The compressed blobs known to hold a layer, each with the repositories of `registry` known to hold it. */
+  knownLayerBlobs(diffId: string, registry: string): blobLocations.KnownLayerBlob[] {
+    return blobLocations.knownLayerBlobs(this.parts, diffId, registry);
+  }
+
+  /** The repositories of `registry` known to hold a blob. */
+  blobRepositories(digest: string, registry: string): string[] {
+    return blobLocations.blobRepositories(this.parts, digest, registry);
   }
 
   // ---- store-wide --------------------------------------------------------------------------------

@@ -2,10 +2,10 @@
  * The docker:// transport: images in registries, over the Distribution HTTP API (v2). The
  * pieces live in registry/: the HTTP client with authentication and retries (client.ts,
  * auth.ts), credentials and auth files (credentials.ts), TLS settings (tls-config.ts), the
- * source (source.ts), the destination (destination.ts) and the blob locations kept between
- * runs for cross-repository mounts (blob-locations.ts).
+ * source (source.ts) and the destination (destination.ts), which keep the locations of blobs
+ * between runs in the Store (blob-hints.ts) for skips and cross-repository mounts.
  */
-import { BlobLocations } from "./registry/blob-locations.ts";
+import type { BlobHints } from "./registry/blob-hints.ts";
 import type { RegistryOptions } from "./registry/client.ts";
 import { openRegistryImageDestination } from "./registry/destination.ts";
 import { openRegistryImageSource } from "./registry/source.ts";
@@ -16,20 +16,16 @@ export type { RegistryOptions } from "./registry/client.ts";
 
 /** What opening a docker:// reference takes beyond the reference. */
 export interface RegistryTransportOptions extends RegistryOptions {
-  /** The blob-locations file (blob-locations.ts); none: nothing is remembered. */
-  blobLocationsFile?: string;
-}
-
-function locationsOf(options: RegistryTransportOptions): BlobLocations | undefined {
-  return options.blobLocationsFile ? new BlobLocations(options.blobLocationsFile) : undefined;
+  /** Where blob locations are remembered (the Store); none: nothing is remembered. */
+  blobHints?: BlobHints;
 }
 
 /** A registry image to read. */
 export async function openRegistrySource(reference: RegistryReference, options: RegistryTransportOptions = {}): Promise<ImageSource> {
-  return openRegistryImageSource(formatReference(reference), reference.name, options, locationsOf(options));
+  return openRegistryImageSource(formatReference(reference), reference.name, options, options.blobHints);
 }
 
 /** A registry repository to write to. */
 export async function openRegistryDestination(reference: RegistryReference, _options: DestinationOptions, transport: RegistryTransportOptions = {}): Promise<ImageDestination> {
-  return openRegistryImageDestination(formatReference(reference), reference.name, transport, locationsOf(transport));
+  return openRegistryImageDestination(formatReference(reference), reference.name, transport, transport.blobHints);
 }

@@ -108,27 +108,36 @@ describe.skipIf(skip !== undefined)("docker:// against a plain registry", () => 
     }
   });
 
-  test("push skips blobs the repository has and mounts blobs from the repository they were pulled from", () => {
-    const store = new TestStore("vfs");
-    try {
-      const id = store.ok(["pull", "-q", INSECURE, `docker://${registry.host}/app:v1`]).trim();
-      const back = store.cli(["--debug", "push", INSECURE, id, `docker://${registry.host}/app:again`]);
-      expect(back.code).toBe(0);
-      expect(back.stderr).not.toContain("PATCH");
-      expect(back.stderr).toMatch(/HEAD \S+\/v2\/app\/blobs\/sha256:\S+ -> 200/);
-      const mounted = store.cli(["--debug", "push", INSECURE, id, `docker://${registry.host}/elsewhere/app:v1`]);
-      expect(mounted.code).toBe(0);
-      expect(mounted.stderr).not.toContain("PATCH");
-      expect(mounted.stderr).toMatch(/POST \S+\/v2\/elsewhere\/app\/blobs\/uploads\/ -> 201/);
-      expect(mounted.stdout.trim()).toBe(skopeoDigest(`docker://${registry.host}/elsewhere/app:v1`));
-      sh(["skopeo", "copy", "-q", "--src-tls-verify=false", `docker://${registry.host}/elsewhere/app:v1`, `oci:${join(store.dir, "check")}:x`]);
-      const check = store.cli(["check"]);
-      expect(check.stdout + check.stderr).toBe("");
-      expect(check.code).toBe(0);
-    } finally {
-      store.destroy();
-    }
-  });
+  for (const driver of availableDrivers()) {
+    test(`push skips blobs the repository has and mounts blobs from the repository they were pulled from, remembered in the store's database; check stays clean (${driver})`, () => {
+      const store = new TestStore(driver);
+      const repo = `${driver}-${Date.now()}`;
+      try {
+        const id = store.ok(["pull", "-q", INSECURE, `docker://${registry.host}/app:v1`]).trim();
+        const back = store.cli(["--debug", "push", INSECURE, id, `docker://${registry.host}/app:again`]);
+        expect(back.code).toBe(0);
+        expect(back.stderr).not.toContain("PATCH");
+        expect(back.stderr).toMatch(/HEAD \S+\/v2\/app\/blobs\/sha256:\S+ -> 200/);
+        const mounted = store.cli(["--debug", "push", INSECURE, id, `docker://${registry.host}/${repo}/app:v1`]);
+        expect(mounted.code).toBe(0);
+        expect(mounted.stderr).not.toContain("PATCH");
+        expect(mounted.stderr).toMatch(new RegExp(`POST \\S+/v2/${repo}/app/blobs/uploads/ -> 201`));
+        expect(mounted.stdout.trim()).toBe(skopeoDigest(`docker://${registry.host}/${repo}/app:v1`));
+        // What the second push learnt (the blobs now also live in REPO/app) serves a third one.
+        const third = store.cli(["--debug", "push", INSECURE, id, `docker://${registry.host}/${repo}/copy:v1`]);
+        expect(third.code).toBe(0);
+        expect(third.stderr).toMatch(new RegExp(`POST \\S+/v2/${repo}/copy/blobs/uploads/ -> 201`));
+        sh(["skopeo", "copy", "-q", "--src-tls-verify=false", `docker://${registry.host}/${repo}/app:v1`, `oci:${join(store.dir, "check")}:x`]);
+        // The hints are rows of the store's database: no side file in the graph root.
+        expect(readdirSync(store.graph).filter((name) => !name.startsWith("oci-storage.db") && !name.startsWith(driver))).toEqual([]);
+        const check = store.cli(["check"]);
+        expect(check.stdout + check.stderr).toBe("");
+        expect(check.code).toBe(0);
+      } finally {
+        store.destroy();
+      }
+    });
+  }
 
   test("refusals: plain http without --tls-verify=false, a missing tag, a missing repository — one line each, nothing stored", () => {
     const store = new TestStore("vfs");

@@ -10,7 +10,7 @@
 import { ImageFormatError, MEDIA, layerCompression, layerMediaType, sha256Hex, type LayerCompression } from "../manifest.ts";
 import type { ImageName } from "../names.ts";
 import type { Descriptor, ImageDestination, RawManifest, StoredLayer, WrittenBlob } from "../types.ts";
-import type { BlobLocations } from "./blob-locations.ts";
+import type { BlobHints } from "./blob-hints.ts";
 import { RegistryClient, type RegistryOptions } from "./client.ts";
 
 /** Blobs up to this size whose digest is known are sent in one PUT (retried on faults). */
@@ -30,7 +30,7 @@ class RegistryDestination implements ImageDestination {
     readonly description: string,
     private readonly name: ImageName,
     private readonly client: RegistryClient,
-    private readonly locations: BlobLocations | undefined,
+    private readonly hints: BlobHints | undefined,
   ) {
     this.pushScopes = [`repository:${client.repository}:pull,push`];
   }
@@ -75,9 +75,9 @@ class RegistryDestination implements ImageDestination {
 
   async reuseLayer(layer: StoredLayer, manifestType: string, compression: LayerCompression): Promise<Descriptor | undefined> {
     const registry = this.client.registry;
-    const candidates = (this.locations?.candidates(layer.diffId, registry) ?? []).filter((c) => compressionOf(c.mediaType) === compression);
+    const candidates = (this.hints?.knownLayerBlobs(layer.diffId, registry) ?? []).filter((c) => compressionOf(c.mediaType) === compression);
     if (layer.compressedDigest && layer.compression === compression && !candidates.some((c) => c.digest === layer.compressedDigest)) {
-      candidates.push({ digest: layer.compressedDigest, mediaType: "", size: layer.compressedSize, repositories: this.locations?.repositoriesOf(layer.compressedDigest, registry) ?? [] });
+      candidates.push({ digest: layer.compressedDigest, mediaType: "", size: layer.compressedSize, repositories: this.hints?.blobRepositories(layer.compressedDigest, registry) ?? [] });
     }
     const mediaType = layerMediaType(manifestType, compression);
     for (const candidate of candidates) {
@@ -97,13 +97,13 @@ class RegistryDestination implements ImageDestination {
   }
 
   private reused(layer: StoredLayer, descriptor: Descriptor): Descriptor {
-    this.locations?.seen(descriptor.digest, this.client.registry, this.client.repository);
-    this.locations?.pair(layer.diffId, descriptor);
+    this.hints?.rememberBlobLocation(descriptor.digest, this.client.registry, this.client.repository);
+    this.hints?.rememberLayerBlob(layer.diffId, descriptor);
     return descriptor;
   }
 
   layerPushed(layer: StoredLayer, descriptor: Descriptor): void {
-    this.locations?.pair(layer.diffId, descriptor);
+    this.hints?.rememberLayerBlob(layer.diffId, descriptor);
   }
 
   async putBlob(stream: AsyncIterable<Uint8Array>, expected?: { digest?: string; size?: number }): Promise<WrittenBlob> {
@@ -136,7 +136,7 @@ class RegistryDestination implements ImageDestination {
         checkExpected(this.client.where, written, expected);
         await this.finishUpload(location, written.digest);
       }
-      this.locations?.seen(written.digest, this.client.registry, this.client.repository);
+      this.hints?.rememberBlobLocation(written.digest, this.client.registry, this.client.repository);
       return written;
     } catch (error) {
       await this.cancelUpload(location);
@@ -175,9 +175,7 @@ class RegistryDestination implements ImageDestination {
 
   async commit(): Promise<void> {}
 
-  async close(): Promise<void> {
-    this.locations?.save();
-  }
+  async close(): Promise<void> {}
 }
 
 function compressionOf(mediaType: string): LayerCompression | undefined {
@@ -194,6 +192,6 @@ function checkExpected(where: string, written: WrittenBlob, expected?: { digest?
 }
 
 /** Opens a registry repository for writing. */
-export function openRegistryImageDestination(description: string, name: ImageName, options: RegistryOptions, locations?: BlobLocations): ImageDestination {
-  return new RegistryDestination(description, name, new RegistryClient(name.domain, name.path, options), locations);
+export function openRegistryImageDestination(description: string, name: ImageName, options: RegistryOptions, hints?: BlobHints): ImageDestination {
+  return new RegistryDestination(description, name, new RegistryClient(name.domain, name.path, options), hints);
 }

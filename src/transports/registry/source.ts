@@ -7,7 +7,7 @@ import { ImageFormatError, MEDIA, sha256Hex } from "../manifest.ts";
 import { formatImageName, type ImageName } from "../names.ts";
 import type { BlobReader, Descriptor, ImageSource, RawManifest } from "../types.ts";
 import { openBlob } from "./blob-reader.ts";
-import type { BlobLocations } from "./blob-locations.ts";
+import type { BlobHints } from "./blob-hints.ts";
 import { RegistryClient, type RegistryOptions } from "./client.ts";
 
 /** The manifest types asked for, preferred first (containers/image asks for the same, less schema 1). */
@@ -43,7 +43,7 @@ class RegistrySource implements ImageSource {
     readonly description: string,
     private readonly name: ImageName,
     private readonly client: RegistryClient,
-    private readonly locations: BlobLocations | undefined,
+    private readonly hints: BlobHints | undefined,
   ) {}
 
   manifest(digest?: string): Promise<RawManifest> {
@@ -56,20 +56,18 @@ class RegistrySource implements ImageSource {
 
   /** Remembers that this repository holds the layer's blob, and which diffID it holds. */
   layerStored(descriptor: Descriptor, diffId: string): void {
-    this.locations?.seen(descriptor.digest, this.client.registry, this.client.repository);
-    this.locations?.pair(diffId, descriptor);
+    this.hints?.rememberBlobLocation(descriptor.digest, this.client.registry, this.client.repository);
+    this.hints?.rememberLayerBlob(diffId, descriptor);
   }
 
   imageName(): string {
     return formatImageName(this.name);
   }
 
-  async close(): Promise<void> {
-    this.locations?.save();
-  }
+  async close(): Promise<void> {}
 }
 
 /** Opens a registry image for reading. */
-export function openRegistryImageSource(description: string, name: ImageName, options: RegistryOptions, locations?: BlobLocations): ImageSource {
-  return new RegistrySource(description, name, new RegistryClient(name.domain, name.path, options), locations);
+export function openRegistryImageSource(description: string, name: ImageName, options: RegistryOptions, hints?: BlobHints): ImageSource {
+  return new RegistrySource(description, name, new RegistryClient(name.domain, name.path, options), hints);
 }
