@@ -5,10 +5,11 @@
  * in a new manifest of the asked type; the config is the image's stored config.
  */
 import { CorruptError, ImageUnknownError, NotSupportedError, PreconditionError } from "../errors.ts";
-import { Compression, type ByteSink } from "../archive/types.ts";
+import { Compression } from "../archive/types.ts";
 import type { LayerRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import { openDestination, type TransportOptions } from "./index.ts";
+import { exportStream } from "./layer-export.ts";
 import { ImageFormatError, MEDIA, layerMediaType, parseConfig, parseManifest, sha256Hex, type LayerCompression } from "./manifest.ts";
 import type { Progress } from "./progress.ts";
 import type { Descriptor, RawManifest, StoredLayer } from "./types.ts";
@@ -24,55 +25,6 @@ export interface PushOptions {
 }
 
 const COMPRESSION: Record<LayerCompression, Compression> = { gzip: Compression.Gzip, zstd: Compression.Zstd, none: Compression.None };
-
-/** A sink whose bytes come out of an async iterable, with back-pressure (a few chunks in flight). */
-export function sinkToStream(): { sink: ByteSink; stream: AsyncIterable<Uint8Array>; fail(error: unknown): void } {
-  const queue: Array<Uint8Array | null> = [];
-  let failure: unknown;
-  let wakeReader: (() => void) | undefined;
-  let wakeWriter: (() => void) | undefined;
-  const wake = () => {
-    wakeReader?.();
-    wakeReader = undefined;
-  };
-  const sink: ByteSink = {
-    async write(chunk) {
-      if (failure !== undefined) throw failure;
-      queue.push(chunk.slice());
-      wake();
-      if (queue.length >= 8) await new Promise<void>((resolve) => (wakeWriter = resolve));
-    },
-    async close() {
-      queue.push(null);
-      wake();
-    },
-  };
-  async function* stream(): AsyncGenerator<Uint8Array> {
-    for (;;) {
-      if (failure !== undefined) throw failure;
-      const chunk = queue.shift();
-      if (chunk === undefined) {
-        await new Promise<void>((resolve) => (wakeReader = resolve));
-        continue;
-      }
-      if (queue.length < 4) {
-        wakeWriter?.();
-        wakeWriter = undefined;
-      }
-      if (chunk === null) return;
-      yield chunk;
-    }
-  }
-  return {
-    sink,
-    stream: stream(),
-    fail(error) {
-      failure = error;
-      wake();
-      wakeWriter?.();
-    },
-  };
-}
 
 /** The image's layers, base first. */
 function layerChain(store: Store, top: string): LayerRecord[] {
@@ -120,14 +72,12 @@ export async function pushImage(store: Store, imageRef: string, destinationText:
         descriptors.push(reused);
         continue;
       }
-      const pipe = sinkToStream();
-      const exporting = store.diff(layer.id, undefined, pipe.sink, COMPRESSION[compression]).catch((error) => {
-        pipe.fail(error);
-        throw error;
-      });
+      // A registry upload that fails mid-way may ask for the layer again (a fresh export of the same bytes).
+      const exportLayer = () => exportStream((sink) => store.diff(layer.id, undefined, sink, COMPRESSION[compression]));
+      const first = exportLayer();
       const label = { mediaType: layerType, digest: layer.diffDigest || `sha256:${layer.id}`, size: layer.diffSize };
-      const stream = options.progress ? options.progress.track(label, pipe.stream) : pipe.stream;
-      const [written] = await Promise.all([destination.putBlob(stream), exporting]);
+      const stream = options.progress ? options.progress.track(label, first) : first;
+      const written = await destination.putBlob(stream, undefined, exportLayer);
       options.progress?.done(label);
       const descriptor = { mediaType: layerType, digest: written.digest, size: written.size };
       destination.layerPushed?.(stored, descriptor);

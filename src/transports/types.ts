@@ -16,7 +16,7 @@
  *
  * Writing (ImageDestination):
  *   1. `hasBlob(digest)` → skip blobs the destination already holds (registry mounts, oci: reuse).
- *   2. `putBlob(stream, expected?)` → writes a stream and returns its digest and size as
+ *   2. `putBlob(stream, expected?, again?)` → writes a stream and returns its digest and size as
  *      measured while writing. If `expected` is given and differs, it throws and keeps nothing.
  *   3. `putManifest(bytes, mediaType)` → stores the image's manifest (after all its blobs).
  *   4. `commit()` → makes the image visible (writes index.json, finishes the archive, ...).
@@ -109,9 +109,10 @@ export interface ImageDestination {
   hasBlob(digest: string): Promise<boolean>;
   /**
    * Writes one blob from a stream. `expected` (when known) is checked at the end: a digest or
-   * size mismatch throws and leaves nothing behind.
+   * size mismatch throws and leaves nothing behind. `again`, when given, produces the same bytes
+   * anew, for a destination that retries a write that failed mid-way (a registry upload).
    */
-  putBlob(stream: AsyncIterable<Uint8Array>, expected?: { digest?: string; size?: number }): Promise<WrittenBlob>;
+  putBlob(stream: AsyncIterable<Uint8Array>, expected?: { digest?: string; size?: number }, again?: () => AsyncIterable<Uint8Array>): Promise<WrittenBlob>;
   /**
    * A blob the destination already has, or can get without an upload (a registry's
    * cross-repository mount), holding this layer with this compression; undefined if none.

@@ -74,6 +74,11 @@ export class RegistryClient {
     this.credentials = findCredentials(registry, repository, options);
   }
 
+  /** Writes a line to the --debug log (never a credential). */
+  debug(line: string): void {
+    this.options.debug?.(line);
+  }
+
   /** Whether credentials were found for this repository (for messages). */
   get hasCredentials(): boolean {
     return this.credentials !== undefined;

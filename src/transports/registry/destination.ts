@@ -1,7 +1,8 @@
 /**
  * Writing an image to a registry: each blob is skipped when the repository has it (HEAD),
  * else uploaded — small ones in one PUT after the POST that opens the upload, layers streamed
- * in one PATCH (hashed on the way) and closed by a PUT with the digest. A layer the store got
+ * in one PATCH (hashed on the way) and closed by a PUT with the digest, resumed or started
+ * again when the PATCH fails on the way (upload.ts). A layer the store got
  * from this registry (or pushed there before) is not uploaded at all when the repository
  * already has one of its known compressed blobs, or when the registry can mount that blob
  * from another repository where it was seen (`POST …/uploads/?mount=DIGEST&from=REPO`). The
@@ -12,6 +13,7 @@ import type { ImageName } from "../names.ts";
 import type { Descriptor, ImageDestination, RawManifest, StoredLayer, WrittenBlob } from "../types.ts";
 import type { BlobHints } from "./blob-hints.ts";
 import { RegistryClient, type RegistryOptions } from "./client.ts";
+import { BlobUploader } from "./upload.ts";
 
 /** Blobs up to this size whose digest is known are sent in one PUT (retried on faults). */
 const MONOLITHIC_MAX = 1 << 20;
@@ -25,6 +27,7 @@ async function collect(stream: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
 class RegistryDestination implements ImageDestination {
   readonly manifestTypes = [MEDIA.ociManifest, MEDIA.dockerManifest];
   private readonly pushScopes: string[];
+  private readonly uploader: BlobUploader;
 
   constructor(
     readonly description: string,
@@ -33,6 +36,7 @@ class RegistryDestination implements ImageDestination {
     private readonly hints: BlobHints | undefined,
   ) {
     this.pushScopes = [`repository:${client.repository}:pull,push`];
+    this.uploader = new BlobUploader(client, this.pushScopes);
   }
 
   private blobPath(digest: string): string {
@@ -51,26 +55,24 @@ class RegistryDestination implements ImageDestination {
     return (await this.headBlob(digest)) !== undefined;
   }
 
-  /** Opens an upload session (or mounts `mount` from repository `from`); returns the response. */
-  private startUpload(mount?: { digest: string; from: string }): Promise<Response> {
-    const query = mount ? `?mount=${encodeURIComponent(mount.digest)}&from=${encodeURIComponent(mount.from)}` : "";
-    const scopes = mount ? [...this.pushScopes, `repository:${mount.from}:pull`] : this.pushScopes;
-    return this.client.request("POST", `/v2/${this.client.repository}/blobs/uploads/${query}`, {
-      what: mount ? `mounting blob ${mount.digest} from ${mount.from}` : "starting a blob upload",
-      scopes,
-      accept: mount ? [201, 202] : [202],
-      headers: { "content-length": "0" },
-    });
-  }
-
-  private location(response: Response, what: string): string {
+  /** Asks the registry to mount a blob from another of its repositories; true when it did (201). */
+  private async mountBlob(digest: string, from: string): Promise<boolean> {
+    const query = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;
+    const response = await this.client
+      .request("POST", `/v2/${this.client.repository}/blobs/uploads/${query}`, {
+        what: `mounting blob ${digest} from ${from}`,
+        scopes: [...this.pushScopes, `repository:${from}:pull`],
+        accept: [201, 202],
+        headers: { "content-length": "0" },
+      })
+      .catch(() => undefined);
+    if (!response) return false;
+    await response.body?.cancel();
+    if (response.status === 201) return true;
+    // 202: the registry opened an ordinary upload instead.
     const location = response.headers.get("location");
-    if (!location) throw new ImageFormatError(`${this.client.where}: ${what}: the registry gave no upload location`);
-    return location;
-  }
-
-  private async cancelUpload(location: string): Promise<void> {
-    await this.client.request("DELETE", location, { what: "cancelling an upload", scopes: this.pushScopes, accept: [204, 404], retry: false }).then((r) => r.body?.cancel()).catch(() => {});
+    if (location) await this.uploader.cancel(location);
+    return false;
   }
 
   async reuseLayer(layer: StoredLayer, manifestType: string, compression: LayerCompression): Promise<Descriptor | undefined> {
@@ -86,11 +88,7 @@ class RegistryDestination implements ImageDestination {
     }
     for (const candidate of candidates) {
       for (const from of candidate.repositories.filter((repository) => repository !== this.client.repository)) {
-        const response = await this.startUpload({ digest: candidate.digest, from }).catch(() => undefined);
-        if (!response) continue;
-        await response.body?.cancel();
-        if (response.status === 201) return this.reused(layer, { mediaType, digest: candidate.digest, size: candidate.size });
-        await this.cancelUpload(this.location(response, "mounting a blob"));
+        if (await this.mountBlob(candidate.digest, from)) return this.reused(layer, { mediaType, digest: candidate.digest, size: candidate.size });
       }
     }
     return undefined;
@@ -106,56 +104,27 @@ class RegistryDestination implements ImageDestination {
     this.hints?.rememberLayerBlob(layer.diffId, descriptor);
   }
 
-  async putBlob(stream: AsyncIterable<Uint8Array>, expected?: { digest?: string; size?: number }): Promise<WrittenBlob> {
+  async putBlob(stream: AsyncIterable<Uint8Array>, expected?: { digest?: string; size?: number }, again?: () => AsyncIterable<Uint8Array>): Promise<WrittenBlob> {
     if (expected?.digest !== undefined && (await this.headBlob(expected.digest)) !== undefined) {
       return { digest: expected.digest, size: expected.size ?? -1 };
     }
-    const started = this.location(await this.startUpload(), "starting a blob upload");
-    let location = started;
-    try {
-      let written: WrittenBlob;
-      if (expected?.digest !== undefined && expected.size !== undefined && expected.size <= MONOLITHIC_MAX) {
-        const bytes = await collect(stream);
-        written = { digest: `sha256:${sha256Hex(bytes)}`, size: bytes.byteLength };
-        checkExpected(this.client.where, written, expected);
-        await this.finishUpload(location, written.digest, bytes);
-      } else {
-        const hasher = new Bun.CryptoHasher("sha256");
-        let size = 0;
-        const hashed = (async function* () {
-          for await (const chunk of stream) {
-            hasher.update(chunk);
-            size += chunk.byteLength;
-            yield chunk;
-          }
-        })();
-        const patched = await this.client.request("PATCH", location, { what: "uploading a blob", scopes: this.pushScopes, accept: [202], headers: { "content-type": "application/octet-stream" }, body: hashed });
-        await patched.body?.cancel();
-        location = patched.headers.get("location") ?? location;
-        written = { digest: `sha256:${hasher.digest("hex")}`, size };
-        checkExpected(this.client.where, written, expected);
-        await this.finishUpload(location, written.digest);
+    let written: WrittenBlob;
+    if (expected?.digest !== undefined && expected.size !== undefined && expected.size <= MONOLITHIC_MAX) {
+      const bytes = await collect(stream);
+      written = { digest: `sha256:${sha256Hex(bytes)}`, size: bytes.byteLength };
+      checkExpected(this.client.where, written, expected);
+      const location = await this.uploader.start();
+      try {
+        await this.uploader.finish(location, written.digest, bytes);
+      } catch (error) {
+        await this.uploader.cancel(location);
+        throw error;
       }
-      this.hints?.rememberBlobLocation(written.digest, this.client.registry, this.client.repository);
-      return written;
-    } catch (error) {
-      await this.cancelUpload(location);
-      throw error;
+    } else {
+      written = await this.uploader.upload(stream, again, (result) => checkExpected(this.client.where, result, expected));
     }
-  }
-
-  private async finishUpload(location: string, digest: string, body?: Uint8Array): Promise<void> {
-    const url = new URL(location, "http://placeholder/");
-    url.searchParams.set("digest", digest);
-    const target = /^https?:\/\//.test(location) ? url.href : `${url.pathname}${url.search}`;
-    const response = await this.client.request("PUT", target, {
-      what: `finishing the upload of blob ${digest}`,
-      scopes: this.pushScopes,
-      accept: [201, 204],
-      headers: { "content-type": "application/octet-stream" },
-      body: body ?? new Uint8Array(),
-    });
-    await response.body?.cancel();
+    this.hints?.rememberBlobLocation(written.digest, this.client.registry, this.client.repository);
+    return written;
   }
 
   async putManifest(manifest: RawManifest): Promise<void> {

@@ -7,6 +7,15 @@ import { IoError, NotFoundError } from "../../errors.ts";
 /** The registry could not be reached or answered with an error (network, TLS, 5xx). */
 export class RegistryError extends IoError {
   override name = "RegistryError";
+  /** Set when trying again may help: a dropped or refused connection, a 5xx, a 429. */
+  transient = false;
+  /** The HTTP status the registry answered with, if it answered. */
+  status: number | undefined;
+}
+
+/** Whether a failed request may succeed when tried again (network failure, 5xx, 429; not TLS, not a refusal). */
+export function isTransient(error: unknown): boolean {
+  return error instanceof RegistryError && error.transient;
 }
 
 /** The registry refused access (401, 403): missing or wrong credentials, or no permission. */
@@ -46,7 +55,10 @@ export async function responseError(response: Response, what: string, where: str
   if (response.status === 401) return new RegistryAccessError(`${where}: ${what}: authentication required or credentials rejected (${cause})`);
   if (response.status === 403) return new RegistryAccessError(`${where}: ${what}: access denied (${cause})`);
   if (response.status === 404) return new RegistryNotFoundError(`${where}: ${what}: not found (${cause})`);
-  return new RegistryError(`${where}: ${what}: ${cause}`);
+  const error = new RegistryError(`${where}: ${what}: ${cause}`);
+  error.status = response.status;
+  error.transient = response.status >= 500 || response.status === 429;
+  return error;
 }
 
 /** TLS failure codes (Bun and Node name them alike). */
@@ -74,5 +86,7 @@ export function networkError(error: unknown, host: string, what: string): Regist
     EHOSTUNREACH: "no route to host",
   };
   const reason = reasons[codeText] ?? ((error as Error)?.message?.split("\n")[0] || String(error));
-  return new RegistryError(`${host}: ${what}: ${reason}`);
+  const failure = new RegistryError(`${host}: ${what}: ${reason}`);
+  failure.transient = codeText !== "ENOTFOUND";
+  return failure;
 }
