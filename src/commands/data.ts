@@ -85,7 +85,7 @@ export function dataCommands(kind: ObjectKind): CommandDef[] {
     },
   };
   if (kind === "layer") return [list, get, set];
-  const item = (ctx: CommandContext) => resolveOwner(ctx, kind, ctx.args[0]!).items.find((i) => i.name === ctx.args[1]);
+  const item = (ctx: CommandContext) => ctx.store.bigDataItem(kind, resolveOwner(ctx, kind, ctx.args[0]!), ctx.args[1]!);
   const size: CommandDef = {
     names: [`get-${kind}-data-size`, alias(`get-${kind}-data-size`)],
     synopsis: `[options [...]] ${refWord} dataName`,

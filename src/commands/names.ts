@@ -28,8 +28,7 @@ function namesCommand(names: string[], mode: "add" | "set", description: string)
     maxArgs: Infinity,
     options: [NAME_OPTION, JSON_OPTION],
     async run(ctx: CommandContext) {
-      const given = listOption(ctx, "name");
-      const result = mode === "add" && given.length === 0 ? ctx.store.namesOf(ctx.args[0]!) : ctx.store.changeNames(ctx.args[0]!, given, mode);
+      const result = ctx.store.changeNames(ctx.args[0]!, listOption(ctx, "name"), mode);
       if (wantsJson(ctx)) printJson(ctx, result.length === 0 ? null : result);
       return 0;
     },

@@ -1,5 +1,6 @@
 /** Named data items (big data) of layers, images and containers: a manifest, a config, anything keyed by name. */
 import { ContainerUnknownError, ImageUnknownError, InvalidArgumentError, LayerUnknownError } from "../errors.ts";
+import type { Catalog } from "./catalog.ts";
 import { sha256Digest } from "./digest.ts";
 import type { StoreParts } from "./parts.ts";
 import type { BigDataInfo, ObjectKind } from "./records.ts";
@@ -9,9 +10,25 @@ export function bigDataItems(parts: StoreParts, kind: ObjectKind, record: { id: 
   return parts.roots.catalogOf(record).bigDataOf(kind, record.id);
 }
 
-/** Reads a named data item of a layer, image or container record. */
+/**
+ * Reads a named data item of a layer, image or container record. An image's item is read, as
+ * containers-storage 1.43 reads it, from the first store (writable, then read-only) whose image
+ * with that ID has it: the writable record add-names makes for a read-only image has none itself.
+ */
 export function bigData(parts: StoreParts, kind: ObjectKind, record: { id: string; fromReadOnlyStore?: string }, name: string): Uint8Array | undefined {
-  return parts.roots.catalogOf(record).getBigData(kind, record.id, name);
+  if (kind !== "image") return parts.roots.catalogOf(record).getBigData(kind, record.id, name);
+  return parts.roots.firstFound((c) => {
+    const data = c.getBigData(kind, record.id, name);
+    return data ? { data } : undefined;
+  })?.data;
+}
+
+/** The size and digest of a named data item, found as bigData finds it. */
+export function bigDataItem(parts: StoreParts, kind: ObjectKind, record: { id: string; fromReadOnlyStore?: string }, name: string): BigDataInfo | undefined {
+  const inStore = (c: Catalog) => c.bigDataOf(kind, record.id).find((item) => item.name === name);
+  if (kind !== "image") return inStore(parts.roots.catalogOf(record));
+  const found = parts.roots.firstFound(inStore);
+  return found && { name: found.name, size: found.size, digest: found.digest };
 }
 
 /** Stores a data item in its own transaction (see writeDataItem). */

@@ -3,8 +3,8 @@
  * catalogs, opened read-only on first use. Their layers and images are visible beside the
  * writable store's, tagged with their root, and never written.
  */
-import { Database } from "bun:sqlite";
-import { existsSync } from "node:fs";
+import { Database, constants } from "bun:sqlite";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { InitError, sqliteFailure } from "../errors.ts";
 import { imageStorePaths } from "../drivers/options.ts";
@@ -40,7 +40,7 @@ export class ReadOnlyStores {
       if (!existsSync(path)) continue;
       let db: Database;
       try {
-        db = new Database(path, { readonly: true, strict: true });
+        db = openUntouched(path);
       } catch (e) {
         throw sqliteFailure(e, `image store ${root}`) ?? e;
       }
@@ -70,4 +70,17 @@ export class ReadOnlyStores {
   listEverywhere<T extends { fromReadOnlyStore?: string }>(list: (catalog: Catalog) => T[]): T[] {
     return [...list(this.writable), ...this.stores.flatMap((ro) => list(ro.catalog).map((record) => ({ ...record, fromReadOnlyStore: ro.root })))];
   }
+}
+
+/**
+ * Opens another store's database so that nothing beside it is written: as an immutable file
+ * (no -shm or -wal file made, no lock taken; a plain read-only open of a WAL database makes
+ * both), unless it has a non-empty -wal — left by a writer that runs or died — whose commits
+ * only a plain read-only open sees.
+ */
+function openUntouched(path: string): Database {
+  const wal = `${path}-wal`;
+  if (existsSync(wal) && statSync(wal).size > 0) return new Database(path, { readonly: true, strict: true });
+  const uriPath = path.replace(/[%?#]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return new Database(`file:${uriPath}?immutable=1`, constants.SQLITE_OPEN_READONLY | constants.SQLITE_OPEN_URI);
 }

@@ -252,9 +252,14 @@ export class Store {
     return dataItems.bigDataItems(this.parts, kind, record);
   }
 
-  /** Reads a named data item of a layer, image or container record. */
+  /** Reads a named data item of a layer, image or container record (an image's from the first store whose image with that ID has it). */
   bigData(kind: ObjectKind, record: { id: string; fromReadOnlyStore?: string }, name: string): Uint8Array | undefined {
     return dataItems.bigData(this.parts, kind, record, name);
+  }
+
+  /** The size and digest of a named data item, found as bigData finds it. */
+  bigDataItem(kind: ObjectKind, record: { id: string; fromReadOnlyStore?: string }, name: string): BigDataInfo | undefined {
+    return dataItems.bigDataItem(this.parts, kind, record, name);
   }
 
   /** Stores a data item; image items named manifest* also feed the image's digests. */

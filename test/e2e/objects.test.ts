@@ -205,6 +205,14 @@ for (const driver of availableDrivers()) {
       s.ok(["set-names", "-n", "a", "-n", "b", "I"]);
       s.ok(["set-names", "-n", "c", "I"]);
       expect(s.json(["image", "-j", "I"])[0]["names-history"]).toEqual(["c", "b", "a"]);
+      // As in 1.43, add-names sets the current names and the new ones, so the history gets them all
+      // (create-image records none); without -n it sets the current ones again.
+      s.ok(["create-image", "-i", "J", "-n", "j1", "-n", "j2"]);
+      expect(s.json(["image", "-j", "J"])[0]["names-history"]).toBeUndefined();
+      s.ok(["add-names", "J"]);
+      expect(s.json(["image", "-j", "J"])[0]["names-history"]).toEqual(["j2", "j1"]);
+      s.ok(["add-names", "-n", "j3", "J"]);
+      expect(s.json(["image", "-j", "J"])[0]["names-history"]).toEqual(["j3", "j2", "j1"]);
       expect(s.cli(["get-names", "nope"]).stderr).toBe("layer not known\n");
     });
 
