@@ -29,6 +29,17 @@ export function freePort(): number {
   return port;
 }
 
+/** A CA (dir/NAME-ca.crt, .key) and a certificate it signed (dir/NAME.crt or .cert, dir/NAME.key) with the given extension, made by openssl. */
+function signedByNewCa(dir: string, name: string, subject: string, extension: string, certName: string): { caCert: string; cert: string; key: string } {
+  mkdirSync(dir, { recursive: true });
+  const p = (file: string) => join(dir, file);
+  sh(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p(`${name}-ca.key`), "-out", p(`${name}-ca.crt`), "-days", "2", "-subj", `/CN=oci-storage test ${name} CA`]);
+  sh(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", p(`${name}.key`), "-out", p(`${name}.csr`), "-subj", subject]);
+  writeFileSync(p(`${name}.ext`), `${extension}\n`);
+  sh(["openssl", "x509", "-req", "-in", p(`${name}.csr`), "-CA", p(`${name}-ca.crt`), "-CAkey", p(`${name}-ca.key`), "-CAcreateserial", "-out", p(certName), "-days", "2", "-extfile", p(`${name}.ext`)]);
+  return { caCert: p(`${name}-ca.crt`), cert: p(certName), key: p(`${name}.key`) };
+}
+
 /** A CA and a server certificate for 127.0.0.1 and localhost, made with openssl in `dir`. */
 export interface TestCa {
   caCert: string;
@@ -37,13 +48,20 @@ export interface TestCa {
 }
 
 export function makeTestCa(dir: string): TestCa {
-  mkdirSync(dir, { recursive: true });
-  const p = (name: string) => join(dir, name);
-  sh(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("ca.key"), "-out", p("ca.crt"), "-days", "2", "-subj", "/CN=oci-storage test CA"]);
-  sh(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", p("server.key"), "-out", p("server.csr"), "-subj", "/CN=127.0.0.1"]);
-  writeFileSync(p("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-  sh(["openssl", "x509", "-req", "-in", p("server.csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-CAcreateserial", "-out", p("server.crt"), "-days", "2", "-extfile", p("ext")]);
-  return { caCert: p("ca.crt"), serverCert: p("server.crt"), serverKey: p("server.key") };
+  const made = signedByNewCa(dir, "server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:localhost", "server.crt");
+  return { caCert: made.caCert, serverCert: made.cert, serverKey: made.key };
+}
+
+/** A client certificate and its key, signed by a CA of its own (the CA a registry is told to require). */
+export interface TestClientCert {
+  caCert: string;
+  cert: string;
+  key: string;
+}
+
+/** A client CA and a client certificate it signed, made with openssl in `dir`. */
+export function makeClientCert(dir: string): TestClientCert {
+  return signedByNewCa(dir, "client", "/CN=oci-storage test client", "extendedKeyUsage=clientAuth", "client.cert");
 }
 
 /** A running registry. */
@@ -58,6 +76,8 @@ export interface TestRegistry {
 export interface RegistryConfig {
   /** Serve https with this certificate. */
   tls?: TestCa;
+  /** With tls: require a client certificate signed by one of these CAs (distribution's http.tls.clientcas). */
+  clientCas?: string[];
   /** htpasswd Basic auth with these users (bcrypt, by htpasswd -B). */
   users?: Record<string, string>;
   /** Token auth: the token server's realm URL, service, issuer and the certificate that signs tokens. */
@@ -70,6 +90,7 @@ export async function startRegistry(dir: string, config: RegistryConfig = {}): P
   const port = freePort();
   const lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true", "storage:", "  filesystem:", `    rootdirectory: ${join(dir, "data")}`, "  delete:", "    enabled: true", "http:", `  addr: 127.0.0.1:${port}`];
   if (config.tls) lines.push("  tls:", `    certificate: ${config.tls.serverCert}`, `    key: ${config.tls.serverKey}`);
+  if (config.tls && config.clientCas) lines.push("    clientcas:", ...config.clientCas.map((ca) => `      - ${ca}`));
   if (config.users) {
     const htpasswd = join(dir, "htpasswd");
     writeFileSync(htpasswd, "");
@@ -86,11 +107,12 @@ export async function startRegistry(dir: string, config: RegistryConfig = {}): P
   void proc.exited.then((code) => {
     if (!stopping) console.log(`docker-registry on port ${port} ended by itself (status ${code}, signal ${proc.signalCode}): ${readFileSync(join(dir, "registry.err"), "utf8").slice(-2000)}`);
   });
-  const scheme = config.tls ? "https" : "http";
   const deadline = Date.now() + 20_000;
   for (;;) {
     try {
-      await fetch(`${scheme}://127.0.0.1:${port}/v2/`, { tls: { rejectUnauthorized: false } } as RequestInit);
+      // Listening is enough (a registry that requires client certificates would refuse an https probe).
+      const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+      socket.end();
       break;
     } catch {
       if (proc.exitCode !== null || Date.now() > deadline) {

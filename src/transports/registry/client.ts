@@ -8,8 +8,9 @@
  */
 import { type Challenge, TokenCache, basicAuthorization, parseChallenges } from "./auth.ts";
 import { type CredentialOptions, type Credentials, findCredentials } from "./credentials.ts";
-import { RegistryError, networkError, responseError } from "./errors.ts";
-import { type FetchTls, type TlsOptions, tlsFor } from "./tls-config.ts";
+import { type HandshakeRefusal, RegistryError, isTlsHandshakeFailure, networkError, responseError } from "./errors.ts";
+import { probeHandshake } from "./tls-probe.ts";
+import { type HostTls, type TlsOptions, tlsFor } from "./tls-config.ts";
 
 /** What the command line says about reaching a registry. */
 export interface RegistryOptions extends TlsOptions, CredentialOptions {
@@ -57,7 +58,7 @@ export class RegistryClient {
   /** "host[:port]/repository", for messages. */
   readonly where: string;
   private readonly apiHost: string;
-  private readonly tls: FetchTls;
+  private readonly tls: HostTls;
   private readonly credentials: Credentials | undefined;
   private base: Promise<URL> | undefined;
   private auth: AuthMode = { kind: "none" };
@@ -91,23 +92,33 @@ export class RegistryClient {
   }
 
   private async ping(): Promise<URL> {
-    const schemes = this.options.verify === false ? ["https", "http"] : ["https"];
     let failure: unknown;
-    for (const scheme of schemes) {
-      const url = new URL(`${scheme}://${this.apiHost}/v2/`);
-      let response: Response;
-      try {
-        response = await this.send(url, { method: "GET" });
-      } catch (error) {
-        failure = error;
-        continue;
-      }
-      await response.body?.cancel();
-      if (response.status === 401) this.adoptChallenge(parseChallenges(response.headers.get("www-authenticate")));
-      else if (!response.ok) throw new RegistryError(`${this.registry}: not a registry (GET /v2/ answered HTTP ${response.status})`);
-      return new URL(`${scheme}://${this.apiHost}/`);
+    try {
+      return await this.pingWith("https");
+    } catch (error) {
+      if (error instanceof RegistryError) throw error;
+      failure = error;
     }
-    throw networkError(failure, this.registry, "pinging the registry");
+    // Plain http only when asked for, and only from a registry (a TLS port answers http with a 400).
+    if (this.options.verify === false) {
+      const answer = await this.pingWith("http").catch(() => undefined);
+      if (answer) return answer;
+    }
+    let refusal: HandshakeRefusal | undefined;
+    if (isTlsHandshakeFailure(failure)) {
+      const { cert, key } = this.tls.fetch;
+      refusal = await probeHandshake(this.apiHost, cert !== undefined && key !== undefined ? { cert, key } : undefined);
+    }
+    throw networkError(failure, this.registry, "pinging the registry", refusal, this.tls.clientCertFile);
+  }
+
+  /** GET /v2/ over one scheme: the base URL when a registry answers (200, or 401 with its challenge). */
+  private async pingWith(scheme: "https" | "http"): Promise<URL> {
+    const response = await this.send(new URL(`${scheme}://${this.apiHost}/v2/`), { method: "GET" });
+    await response.body?.cancel();
+    if (response.status === 401) this.adoptChallenge(parseChallenges(response.headers.get("www-authenticate")));
+    else if (!response.ok) throw new RegistryError(`${this.registry}: not a registry (GET /v2/ over ${scheme} answered HTTP ${response.status})`);
+    return new URL(`${scheme}://${this.apiHost}/`);
   }
 
   /** Switches to the scheme a 401 asked for (Bearer preferred). Returns whether anything changed. */
@@ -207,7 +218,7 @@ export class RegistryClient {
 
   private async send(url: URL, init: RequestInit): Promise<Response> {
     const sameHost = url.host === this.apiHost;
-    const response = await fetch(url, { ...init, redirect: "manual", tls: sameHost ? this.tls : undefined, decompress: false } as RequestInit);
+    const response = await fetch(url, { ...init, redirect: "manual", tls: sameHost ? this.tls.fetch : undefined, decompress: false } as RequestInit);
     this.options.debug?.(`${init.method ?? "GET"} ${url.origin}${url.pathname} -> ${response.status}`);
     return response;
   }

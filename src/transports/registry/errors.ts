@@ -70,14 +70,31 @@ export function isTlsFailure(error: unknown): boolean {
   return typeof code === "string" && TLS_CODES.test(code);
 }
 
-/** A fetch failure (no response at all) as one line naming the host. */
-export function networkError(error: unknown, host: string, what: string): RegistryError {
+/** Whether a fetch failure was a TLS handshake that failed without saying why (Bun's EPROTO). */
+export function isTlsHandshakeFailure(error: unknown): boolean {
+  return (error as { code?: unknown })?.code === "EPROTO";
+}
+
+/** What tls-probe.ts found out about a failed handshake. */
+export type HandshakeRefusal = "plain-http" | "client-certificate" | "unknown";
+
+/**
+ * A fetch failure (no response at all) as one line naming the host. For a failed handshake,
+ * `refusal` says why (tls-probe.ts) and `clientCertFile` names the client certificate sent.
+ */
+export function networkError(error: unknown, host: string, what: string, refusal?: HandshakeRefusal, clientCertFile?: string): RegistryError {
   const code = (error as { code?: unknown })?.code;
   const codeText = typeof code === "string" ? code : "";
-  if (isTlsFailure(error) && codeText !== "EPROTO") {
-    return new RegistryError(`${host}: ${what}: TLS certificate not trusted (${codeText}); put its CA in /etc/containers/certs.d/${host}/ca.crt or a --cert-dir, or use --tls-verify=false`);
+  const certsD = `/etc/containers/certs.d/${host}/`;
+  if (isTlsFailure(error) && !isTlsHandshakeFailure(error)) {
+    return new RegistryError(`${host}: ${what}: TLS certificate not trusted (${codeText}); put its CA in ${certsD}ca.crt or a --cert-dir, or use --tls-verify=false`);
   }
-  if (codeText === "EPROTO") return new RegistryError(`${host}: ${what}: TLS handshake failed (the registry may speak plain http: use --tls-verify=false to allow it)`);
+  if (isTlsHandshakeFailure(error)) {
+    if (refusal === "plain-http") return new RegistryError(`${host}: ${what}: the registry speaks plain http, not https (use --tls-verify=false to allow plain http)`);
+    if (refusal === "client-certificate" && clientCertFile) return new RegistryError(`${host}: ${what}: TLS handshake refused: the registry did not accept the client certificate ${clientCertFile}`);
+    if (refusal === "client-certificate") return new RegistryError(`${host}: ${what}: TLS handshake refused: the registry requires a client certificate (NAME.cert and NAME.key in ${certsD} or a --cert-dir)`);
+    return new RegistryError(`${host}: ${what}: TLS handshake failed`);
+  }
   const reasons: Record<string, string> = {
     ECONNREFUSED: "connection refused",
     ECONNRESET: "connection reset by peer",

@@ -43,11 +43,18 @@ function readText(path: string): string {
   }
 }
 
-/** The fetch TLS options for host[:port]. */
-export function tlsFor(hostPort: string, options: TlsOptions): FetchTls {
+/** The TLS settings for one host: what fetch is given, and where they came from (for messages). */
+export interface HostTls {
+  fetch: FetchTls;
+  /** The client certificate file used, if any. */
+  clientCertFile?: string;
+}
+
+/** The TLS settings for host[:port]. */
+export function tlsFor(hostPort: string, options: TlsOptions): HostTls {
   const result: FetchTls = { rejectUnauthorized: options.verify !== false };
   const dir = certDirsFor(hostPort, options).find((candidate) => existsSync(candidate));
-  if (dir === undefined) return result;
+  if (dir === undefined) return { fetch: result };
   let names: string[];
   try {
     names = readdirSync(dir).sort();
@@ -56,16 +63,18 @@ export function tlsFor(hostPort: string, options: TlsOptions): FetchTls {
   }
   const extraCas = names.filter((name) => name.endsWith(".crt")).map((name) => readText(join(dir, name)));
   if (extraCas.length > 0) result.ca = [...rootCertificates, ...extraCas];
+  let clientCertFile: string | undefined;
   for (const name of names.filter((n) => n.endsWith(".cert"))) {
     const keyName = `${name.slice(0, -".cert".length)}.key`;
     if (!names.includes(keyName)) throw new InvalidArgumentError(`${join(dir, name)}: missing key ${keyName} for the client certificate`);
-    if (result.cert !== undefined) continue;
-    result.cert = readText(join(dir, name));
+    if (clientCertFile !== undefined) continue;
+    clientCertFile = join(dir, name);
+    result.cert = readText(clientCertFile);
     result.key = readText(join(dir, keyName));
   }
   for (const name of names.filter((n) => n.endsWith(".key"))) {
     const certName = `${name.slice(0, -".key".length)}.cert`;
     if (!names.includes(certName)) throw new InvalidArgumentError(`${join(dir, name)}: missing client certificate ${certName} for the key`);
   }
-  return result;
+  return { fetch: result, clientCertFile };
 }
