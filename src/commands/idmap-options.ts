@@ -1,6 +1,6 @@
 /** The ID-mapping options of create-layer, import-layer and create-container (docs/cli-contract.md §5). */
 import { InvalidArgumentError } from "../errors.ts";
-import type { IdMapping, IdMaps } from "../idmap.ts";
+import type { IdMapping, IdMapsRequest } from "../idmap.ts";
 import type { CommandContext, OptionDef } from "./command.ts";
 import { stringOption } from "./common.ts";
 
@@ -65,8 +65,11 @@ function overlaps(map: IdMapping[]): boolean {
   return sorted.some((r, i) => i > 0 && sorted[i - 1]!.containerId + sorted[i - 1]!.size > r.containerId);
 }
 
-/** The maps the options ask for, or undefined when none is given (the layer then inherits its parent's). */
-export async function idMapsFromOptions(ctx: CommandContext): Promise<IdMaps | undefined> {
+/**
+ * The maps the options ask for, each axis separately: undefined when neither a map nor
+ * --host{uid,gid}map is given for it (a layer then inherits its parent's), [] for host IDs.
+ */
+export async function idMapsFromOptions(ctx: CommandContext): Promise<IdMapsRequest | undefined> {
   const uidText = stringOption(ctx, "uidmap");
   const gidText = stringOption(ctx, "gidmap");
   let subUser = stringOption(ctx, "subuidmap");
@@ -80,6 +83,7 @@ export async function idMapsFromOptions(ctx: CommandContext): Promise<IdMaps | u
   const uidMap = [...(subUser !== undefined ? await subordinateRanges(subUser, "/etc/subuid") : []), ...(uidText ? parseIdMap(uidText, "uid") : [])];
   const gidMap = [...(subGroup !== undefined ? await subordinateRanges(subGroup, "/etc/subgid") : []), ...(gidText ? parseIdMap(gidText, "gid") : [])];
   if (overlaps(uidMap) || overlaps(gidMap)) throw new InvalidArgumentError("initializing ID mappings: overlapping ranges in the ID map");
-  if (uidMap.length === 0 && gidMap.length === 0 && !hostUid && !hostGid) return undefined;
-  return { uidMap, gidMap };
+  const axis = (map: IdMapping[], host: boolean) => (map.length > 0 || host ? map : undefined);
+  const request = { uidMap: axis(uidMap, hostUid), gidMap: axis(gidMap, hostGid) };
+  return request.uidMap === undefined && request.gidMap === undefined ? undefined : request;
 }

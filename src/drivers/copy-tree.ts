@@ -5,7 +5,8 @@
  */
 import * as fs from "node:fs";
 import { SystemError } from "../errors.ts";
-import { NO_ID_MAPS, sameMaps, toContainer, toHost, type IdMaps } from "../idmap.ts";
+import { NO_ID_MAPS, sameMaps, shiftOwner, type IdMaps } from "../idmap.ts";
+import { overflowIds } from "../sys/overflow-ids.ts";
 import { devMajorMinor, getXattr, listXattrs, mknod, setTimes, setXattr, type CPath } from "../sys/libc.ts";
 
 /** A path that is a string, or raw bytes when a name in it is not valid UTF-8. */
@@ -42,8 +43,9 @@ const SLASH = Buffer.from("/");
 /**
  * Copies the tree at src into dst (dst may exist and be empty), keeping types, modes (incl. setuid/sgid/sticky),
  * owners, nanosecond atime/mtime, xattrs (all namespaces readable: user., trusted., security.), hard links (inode map),
- * symlinks (not followed), char/block devices and fifos; sockets are skipped. Owners are shifted from the source's
- * ID maps to the destination's (src/idmap.ts: host -> container via `from`, container -> host via `to`) when they differ.
+ * symlinks (not followed), char/block devices and fifos; sockets are skipped. Owners, the top directory's included, are
+ * shifted from the source's ID maps to the destination's when they differ, as containers-storage 1.43 shifts them
+ * (src/idmap.ts shiftOwner: unmappable IDs become the overflow ID; an owner the source's maps lack stays as it is).
  */
 export async function copyTree(src: string, dst: string, options: CopyTreeOptions = {}): Promise<void> {
   await copyTreeWith(src, dst, options, DEFAULT_DATA_COPY);
@@ -76,10 +78,6 @@ function toBytes(path: TreePath): Buffer {
   return typeof path === "string" ? Buffer.from(path) : path;
 }
 
-function show(path: TreePath): string {
-  return typeof path === "string" ? path : path.toString();
-}
-
 /** Directory entries; names that are not valid UTF-8 come back as raw bytes so they survive the copy. */
 function listDirectory(dir: TreePath): TreePath[] {
   if (typeof dir !== "string") return fs.readdirSync(dir, { encoding: "buffer" });
@@ -93,6 +91,7 @@ function listDirectory(dir: TreePath): TreePath[] {
 
 class TreeCopier {
   private readonly shift: boolean;
+  private readonly overflow = overflowIds();
   private readonly processUid = process.geteuid?.() ?? 0;
   private readonly processGid = process.getegid?.() ?? 0;
   /** "dev:ino" of multiply-linked sources -> the first destination path (or its pending copy). */
@@ -211,7 +210,7 @@ class TreeCopier {
   /** A copied regular file already has its mode (copyFile sets it); owner, xattrs and times remain. */
   private finishFile(src: TreePath, dst: TreePath, st: fs.BigIntStats): void {
     const mode = Number(st.mode & 0o7777n);
-    const chowned = this.applyOwner(src, dst, st, false);
+    const chowned = this.applyOwner(dst, st, false);
     // chown clears setuid/setgid, so they are put back afterwards.
     if (chowned && (mode & SETID_BITS) !== 0) fs.chmodSync(dst, mode);
     this.copyXattrs(src, dst);
@@ -220,7 +219,7 @@ class TreeCopier {
 
   /** Symlinks (chmod does not apply), devices and FIFOs (mknod's mode went through the umask). */
   private finishEntry(src: TreePath, dst: TreePath, st: fs.BigIntStats, setMode: boolean): void {
-    this.applyOwner(src, dst, st, false);
+    this.applyOwner(dst, st, false);
     if (setMode) fs.chmodSync(dst, Number(st.mode & 0o7777n));
     this.copyXattrs(src, dst);
     setTimes(dst as CPath, st.atimeNs, st.mtimeNs);
@@ -228,23 +227,17 @@ class TreeCopier {
 
   /** After its contents: owner, mode (the directory was made 0700), xattrs, then times (children changed mtime). */
   private finishDirectory(src: TreePath, dst: TreePath, st: fs.BigIntStats): void {
-    this.applyOwner(src, dst, st, true);
+    this.applyOwner(dst, st, true);
     fs.chmodSync(dst, Number(st.mode & 0o7777n));
     this.copyXattrs(src, dst);
     setTimes(dst as CPath, st.atimeNs, st.mtimeNs);
   }
 
   /** Sets the (shifted) owner unless a new entry already has it; true when chown was called. */
-  private applyOwner(src: TreePath, dst: TreePath, st: fs.BigIntStats, always: boolean): boolean {
+  private applyOwner(dst: TreePath, st: fs.BigIntStats, always: boolean): boolean {
     let uid = Number(st.uid);
     let gid = Number(st.gid);
-    if (this.shift) {
-      uid = toHost(this.to.uidMap, toContainer(this.from.uidMap, uid));
-      gid = toHost(this.to.gidMap, toContainer(this.from.gidMap, gid));
-      if (uid < 0 || gid < 0) {
-        throw new SystemError(`copying ${show(src)}: owner ${st.uid}:${st.gid} cannot be mapped to the destination's ID maps`, "EINVAL");
-      }
-    }
+    if (this.shift) ({ uid, gid } = shiftOwner(this.from, this.to, uid, gid, this.overflow));
     if (!always && uid === this.processUid && gid === this.processGid) return false;
     fs.lchownSync(dst, uid, gid);
     return true;

@@ -5,6 +5,7 @@
  * Mounter runs them and counts them in the run root).
  */
 import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types.ts";
+import type { ComparedMaps } from "../archive/naive-diff.ts";
 import type { IdMaps } from "../idmap.ts";
 
 /** A kernel (or FUSE) mount described as data; making it is the Mounter's job. */
@@ -51,14 +52,19 @@ export interface MountRequest {
   mountLabel: string;
 }
 
+/**
+ * A new layer. Its content starts as its parent's tree, or as its template's (a copy of another
+ * layer: an image's mapped top layer), re-owned from that layer's ID maps to the new layer's
+ * when they differ; a base layer without a template starts empty, owned by container root.
+ */
 export interface CreateLayerRequest {
-  /** Parent layer ID, or undefined for a base layer. */
+  /** Parent layer ID (the layer's recorded parent), or undefined for a base layer. */
   parent: string | undefined;
   idMaps: IdMaps;
-  /** Maps of the parent (or of copyOf's tree), so a copy can be shifted from its owners to the new ones. */
+  /** Maps of the parent. */
   parentIdMaps: IdMaps;
-  /** A directory tree the new base layer starts as a copy of (a container's mapped copy of an image), instead of empty. */
-  copyOf?: string;
+  /** A layer whose whole tree the new layer starts as, with that layer's maps (instead of the parent's tree). */
+  template?: { id: string; idMaps: IdMaps };
 }
 
 /** The reference a diff, changes or diffsize compares against. */
@@ -68,14 +74,22 @@ export interface CompareRequest {
   from: string | undefined;
   /** True when `from` is the layer's own parent (lets overlay read its upper dir directly). */
   fromIsParent: boolean;
+  /** The layer's maps: owners are compared and exported as container IDs. */
   idMaps: IdMaps;
+  /** The maps of `from`. */
+  fromIdMaps: IdMaps;
+}
+
+/** The maps of both sides of a comparison, as the generic comparison (archive/naive-diff.ts) takes them. */
+export function comparedMaps(request: CompareRequest): ComparedMaps {
+  return { from: request.fromIdMaps, layer: request.idMaps };
 }
 
 export interface Driver {
   readonly name: "vfs" | "overlay";
   /** Creates the driver's home and any one-time state (overlay: probes, private mount). */
   init(): Promise<void>;
-  /** Makes an empty layer (vfs: a full copy of the parent). Idempotent over a half-made directory. */
+  /** Makes a layer as CreateLayerRequest describes (vfs: a full copy of the parent). Idempotent over a half-made directory. */
   create(id: string, request: CreateLayerRequest): Promise<void>;
   /** Makes what create() made durable, before the layer is marked complete. */
   flushCreated(id: string): void;

@@ -13,10 +13,10 @@ import { naiveChanges, naiveDiff, naiveDiffSize } from "../archive/naive-diff.ts
 import { exportOverlayDiff, overlayChanges, overlayDiffSize } from "../archive/overlay-diff.ts";
 import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types.ts";
 import { InvalidArgumentError, NotSupportedError } from "../errors.ts";
-import { type IdMaps, sameMaps } from "../idmap.ts";
+import { type IdMaps, rootOwner, sameMaps } from "../idmap.ts";
 import { syncFilesystem } from "../sys/libc.ts";
 import { copyTree } from "./copy-tree.ts";
-import type { CompareRequest, CreateLayerRequest, Driver, KernelMountSpec, LayerViews, MountRequest } from "./driver.ts";
+import { type CompareRequest, type CreateLayerRequest, type Driver, type KernelMountSpec, type LayerViews, type MountRequest, type ViewRequest, comparedMaps } from "./driver.ts";
 import { OverlayLayout, errorCode } from "./overlay-layout.ts";
 import { describeOverlayMount } from "./overlay-mount.ts";
 import type { OverlayOptions } from "./overlay-options.ts";
@@ -52,26 +52,33 @@ export class OverlayDriver implements Driver {
 
   // ---- layers ---------------------------------------------------------------------------------
 
+  /**
+   * A layer on a parent with the same ID maps holds only its own changes over the parent's
+   * chain. A layer that starts from a template, or whose maps differ from its parent's, holds a
+   * whole re-owned copy of that layer's merged tree and stacks on nothing: overlayfs cannot
+   * shift the owners of lower layers, so they are copied (as containers-storage's chown-style
+   * shifting copies every file up).
+   */
   async create(id: string, request: CreateLayerRequest): Promise<void> {
     if (this.layout.isReserved(id)) throw new InvalidArgumentError(`layer ID "${id}" is reserved by the overlay driver`);
     await this.remove(id);
     const dir = this.layout.ownDir(id);
     mkdirSync(dir, { mode: 0o700 });
     const diff = join(dir, "diff");
-    if (request.parent === undefined) {
+    const source = request.template ?? (request.parent === undefined ? undefined : { id: request.parent, idMaps: request.parentIdMaps });
+    if (source === undefined || request.template !== undefined || !sameMaps(request.idMaps, source.idMaps)) {
       mkdirSync(diff);
       chmodSync(diff, 0o555);
+      const root = rootOwner(request.idMaps);
+      chownSync(diff, root.uid, root.gid);
       mkdirSync(join(dir, "empty"), { mode: 0o700 });
-      if (request.copyOf !== undefined) {
-        await copyTree(request.copyOf, diff, { from: request.parentIdMaps, to: request.idMaps });
+      if (source !== undefined) {
+        await this.views.withViews([this.viewOf(source.id)], ([tree]) => copyTree(tree!, diff, { from: source.idMaps, to: request.idMaps }));
         syncFilesystem(diff);
       }
     } else {
-      if (!sameMaps(request.idMaps, request.parentIdMaps)) {
-        throw new NotSupportedError(`overlay: layer ${id} cannot use ID maps different from its parent's: lower layers are not shifted`);
-      }
-      const lower = this.layout.lowerEntryOver(request.parent);
-      const parentRoot = lstatSync(join(this.layout.layerDir(request.parent), "diff"));
+      const lower = this.layout.lowerEntryOver(source.id);
+      const parentRoot = lstatSync(join(this.layout.layerDir(source.id), "diff"));
       mkdirSync(diff);
       chownSync(diff, parentRoot.uid, parentRoot.gid);
       chmodSync(diff, parentRoot.mode & 0o7777);
@@ -131,28 +138,36 @@ export class OverlayDriver implements Driver {
 
   changes(request: CompareRequest): Promise<Change[]> {
     if (this.readsUpperDir(request)) return Promise.resolve(overlayChanges(this.contentDir(request.id), this.layout.lowerDirs(request.id), request.idMaps));
-    return this.withViews(request, (from, layer) => naiveChanges(from, layer, request.idMaps));
+    return this.withViews(request, (from, layer) => naiveChanges(from, layer, comparedMaps(request)));
   }
 
   async diffSize(request: CompareRequest): Promise<number> {
     if (this.readsUpperDir(request)) return overlayDiffSize(this.contentDir(request.id));
-    return this.withViews(request, (from, layer) => naiveDiffSize(from, layer, request.idMaps));
+    return this.withViews(request, (from, layer) => naiveDiffSize(from, layer, comparedMaps(request)));
   }
 
   async diff(request: CompareRequest, sink: ByteSink): Promise<void> {
     if (this.readsUpperDir(request)) return exportOverlayDiff(this.contentDir(request.id), this.layout.lowerDirs(request.id), sink, request.idMaps);
-    return this.withViews(request, (from, layer) => naiveDiff(from, layer, sink, request.idMaps));
+    return this.withViews(request, (from, layer) => naiveDiff(from, layer, sink, comparedMaps(request)));
   }
 
+  /** True when the layer's upper dir holds exactly its changes over FROM: FROM is its parent and the layer is stacked on it (not a re-owned copy). */
   private readsUpperDir(request: CompareRequest): boolean {
-    return request.fromIsParent && nativeDiffPossible(this.options);
+    if (!request.fromIsParent || !nativeDiffPossible(this.options)) return false;
+    const { lowers } = this.layout.chain(request.id);
+    if (request.from === undefined) return lowers.length === 0;
+    return lowers[0] === this.layout.chain(request.from).own;
+  }
+
+  /** A read-only view of a layer's merged tree. */
+  private viewOf(layer: string): ViewRequest {
+    return { layer, describe: (target: string) => describeOverlayMount(this.layout, this.options, layer, target, READ_ONLY_VIEW) };
   }
 
   /** Runs fn with the read-only merged trees of FROM (null for none) and the layer. */
   private withViews<T>(request: CompareRequest, fn: (from: string | null, layer: string) => Promise<T>): Promise<T> {
-    const viewOf = (layer: string) => ({ layer, describe: (target: string) => describeOverlayMount(this.layout, this.options, layer, target, READ_ONLY_VIEW) });
     const layers = request.from === undefined ? [request.id] : [request.from, request.id];
-    return this.views.withViews(layers.map(viewOf), (paths) => (request.from === undefined ? fn(null, paths[0]!) : fn(paths[0]!, paths[1]!)));
+    return this.views.withViews(layers.map((layer) => this.viewOf(layer)), (paths) => (request.from === undefined ? fn(null, paths[0]!) : fn(paths[0]!, paths[1]!)));
   }
 
   // ---- store-wide -----------------------------------------------------------------------------

@@ -2,17 +2,17 @@
  * The vfs driver: every layer is a complete directory tree, made by copying its parent.
  * Simple, portable and slow to create; no kernel mounts.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { applyLayerTar } from "../archive/apply.ts";
 import { naiveChanges, naiveDiff, naiveDiffSize } from "../archive/naive-diff.ts";
 import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types.ts";
 import { InitError } from "../errors.ts";
 import { syncFilesystem } from "../sys/libc.ts";
-import type { IdMaps } from "../idmap.ts";
+import { type IdMaps, rootOwner } from "../idmap.ts";
 import { copyTree } from "./copy-tree.ts";
 import { imageStoresOption, splitDriverOption } from "./options.ts";
-import type { CompareRequest, CreateLayerRequest, Driver, MountSpec } from "./driver.ts";
+import { type CompareRequest, type CreateLayerRequest, type Driver, type MountSpec, comparedMaps } from "./driver.ts";
 
 export interface VfsOptions {
   /** Graph roots of read-only stores whose layers may be parents. */
@@ -65,16 +65,19 @@ export class VfsDriver implements Driver {
     return own;
   }
 
+  /** A copy of the template's or parent's tree, re-owned to the layer's maps; a base layer is an empty dir owned by container root. */
   async create(id: string, request: CreateLayerRequest): Promise<void> {
     const dir = join(this.home, id);
     rmSync(dir, { recursive: true, force: true });
-    const source = request.copyOf ?? (request.parent === undefined ? undefined : this.dirOf(request.parent));
+    const source = request.template ?? (request.parent === undefined ? undefined : { id: request.parent, idMaps: request.parentIdMaps });
     if (source === undefined) {
       mkdirSync(dir, { mode: 0o555 });
+      const root = rootOwner(request.idMaps);
+      chownSync(dir, root.uid, root.gid);
       return;
     }
     mkdirSync(dir, { mode: 0o700 });
-    await copyTree(source, dir, { from: request.parentIdMaps, to: request.idMaps });
+    await copyTree(this.dirOf(source.id), dir, { from: source.idMaps, to: request.idMaps });
   }
 
   async remove(id: string): Promise<void> {
@@ -111,15 +114,15 @@ export class VfsDriver implements Driver {
   }
 
   changes(request: CompareRequest): Promise<Change[]> {
-    return naiveChanges(...this.trees(request), request.idMaps);
+    return naiveChanges(...this.trees(request), comparedMaps(request));
   }
 
   diffSize(request: CompareRequest): Promise<number> {
-    return naiveDiffSize(...this.trees(request), request.idMaps);
+    return naiveDiffSize(...this.trees(request), comparedMaps(request));
   }
 
   diff(request: CompareRequest, sink: ByteSink): Promise<void> {
-    return naiveDiff(...this.trees(request), sink, request.idMaps);
+    return naiveDiff(...this.trees(request), sink, comparedMaps(request));
   }
 
   status(): Array<[string, string]> {

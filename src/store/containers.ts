@@ -1,33 +1,40 @@
 /**
- * Containers: a writable layer on an image (or on a mapped copy of its top layer), a record,
+ * Containers: a writable layer on an image (or on a mapped top layer of it), a record,
  * and private directories under the graph root and the run root. They are made and removed
  * through the layer lifecycle, so a crash at any point is cleaned up with their layer.
  */
 import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { IdInUseError, ImageUnknownError, LayerUnknownError, NotAContainerError, NotALayerError } from "../errors.ts";
-import { type IdMaps, sameMaps } from "../idmap.ts";
+import { IdInUseError, ImageUnknownError, NotAContainerError, NotALayerError } from "../errors.ts";
+import { type IdMapsRequest, NO_ID_MAPS, resolveMaps } from "../idmap.ts";
 import { crashPoint } from "../util/crash-points.ts";
 import { unique } from "../util/lists.ts";
 import { nowNs } from "../util/time.ts";
 import { generateId, validateId } from "./ids.ts";
 import { diffSize } from "./layer-diffs.ts";
-import { abandonLayer, beginLayer, buildLayer, claimLayer, completeLayer, markLayerComplete, removeClaimedLayer } from "./layer-lifecycle.ts";
-import { findContainer, findImage, layerById } from "./lookup.ts";
-import { withLayerView } from "./mounts.ts";
+import { abandonLayer, beginLayer, buildLayer, claimLayer, completeLayer, removeClaimedLayer } from "./layer-lifecycle.ts";
+import { findContainer, findImage } from "./lookup.ts";
+import { imageLayerForMaps } from "./mapped-layers.ts";
 import { checkNamesFree } from "./names.ts";
 import type { StoreParts } from "./parts.ts";
-import type { ContainerRecord, ImageRecord } from "./records.ts";
+import type { ContainerRecord } from "./records.ts";
 
 export interface CreateContainerOptions {
   id?: string;
   names: string[];
   metadata?: string;
   volatile?: boolean;
-  idMaps?: IdMaps;
+  /** The maps asked for; an axis not given means none (host IDs), as containers-storage 1.43 takes it. */
+  idMaps?: IdMapsRequest;
 }
 
-/** Makes a container on the image imageRef names, or, when imageRef is "" (as containers-storage 1.43 takes it), on no image: an empty layer of its own. */
+/**
+ * Makes a container on the image imageRef names, or, when imageRef is "" (as containers-storage
+ * 1.43 takes it), on no image: an empty layer of its own. Its layer goes on the image's top
+ * layer, or on a mapped top layer when the maps asked for differ from the top layer's
+ * (mapped-layers.ts). The layer's maps are those asked for; an axis not given is that of the
+ * layer it goes on. The record keeps the maps asked for, as containers-storage does.
+ */
 export async function createContainer(parts: StoreParts, imageRef: string, options: CreateContainerOptions): Promise<ContainerRecord> {
   const { catalog } = parts;
   const id = validateId(options.id ?? generateId());
@@ -38,8 +45,9 @@ export async function createContainer(parts: StoreParts, imageRef: string, optio
     if (catalog.containerExists(id)) throw new IdInUseError();
     checkNamesFree(parts, "container", names);
   });
-  const parent = await containerParent(parts, image, options.idMaps);
-  const layer = beginLayer(parts, { names: [], parent, idMaps: options.idMaps });
+  const asked = resolveMaps(options.idMaps, NO_ID_MAPS);
+  const parent = image?.topLayer ? await imageLayerForMaps(parts, image, asked) : undefined;
+  const layer = beginLayer(parts, { names: [], parent: parent?.id, idMaps: options.idMaps });
   await buildLayer(parts, layer);
   const flags: Record<string, unknown> = { MountLabel: "", ProcessLabel: "" };
   if (options.volatile) flags.Volatile = true;
@@ -56,8 +64,8 @@ export async function createContainer(parts: StoreParts, imageRef: string, optio
         metadata: options.metadata ?? "",
         bigData: [],
         createdNs: nowNs(),
-        uidMap: layer.uidMap,
-        gidMap: layer.gidMap,
+        uidMap: asked.uidMap,
+        gidMap: asked.gidMap,
         flags,
       });
     });
@@ -66,41 +74,6 @@ export async function createContainer(parts: StoreParts, imageRef: string, optio
     throw e;
   }
   return catalog.getContainer(id)!;
-}
-
-/**
- * The parent of a new container's layer: the image's top layer when the container's ID maps
- * agree with it, else a mapped copy of it, made once per set of maps and listed in the image's
- * mapped layers. A mapped copy holds the image's whole tree re-owned (it has no parent), so
- * that every lower layer's files are shifted too, on overlay as on vfs; it keeps the top
- * layer's recorded digests and layout, so it diffs as the original.
- */
-async function containerParent(parts: StoreParts, image: ImageRecord | undefined, maps: IdMaps | undefined): Promise<string | undefined> {
-  if (!image?.topLayer) return undefined;
-  const { catalog } = parts;
-  const top = layerById(parts, image.topLayer);
-  if (!top) throw new LayerUnknownError();
-  if (maps === undefined || sameMaps(maps, top)) return top.id;
-  for (const id of image.mappedLayers) {
-    const mapped = layerById(parts, id);
-    if (mapped && sameMaps(maps, mapped)) return mapped.id;
-  }
-  const copy = beginLayer(parts, { names: [], idMaps: maps });
-  const recordAsTop = async () => {
-    parts.driver.flushCreated(copy.id);
-    const source = parts.roots.catalogOf(top);
-    parts.tx(() => {
-      let seq = 0;
-      for (const chunk of source.layoutChunks(top.id)) catalog.addLayoutChunk(copy.id, seq++, chunk);
-      catalog.recordApplied(copy.id, top);
-    });
-  };
-  await withLayerView(parts, top, (view) => buildLayer(parts, copy, recordAsTop, { copyOf: { path: view, idMaps: { uidMap: top.uidMap, gidMap: top.gidMap } } }));
-  markLayerComplete(parts, copy.id, () => {
-    const current = image.fromReadOnlyStore ? undefined : catalog.getImage(image.id);
-    if (current) catalog.setMappedLayers(image.id, [...current.mappedLayers, copy.id]);
-  });
-  return copy.id;
 }
 
 /** Where containers' private directories live under a root (the graph root or the run root). */

@@ -5,17 +5,26 @@ import type { ByteSink, Change } from "../archive/types.ts";
 import { Compression } from "../archive/types.ts";
 import type { CompareRequest } from "../drivers/driver.ts";
 import { NotSupportedError } from "../errors.ts";
+import { NO_ID_MAPS } from "../idmap.ts";
 import { findLayer, requireLayer } from "./lookup.ts";
 import type { StoreParts } from "./parts.ts";
-import type { LayerRecord } from "./records.ts";
+import { type LayerRecord, mapsOf } from "./records.ts";
 
 /** The layer and what a diff, changes or diffsize of it compares with (an unresolvable FROM means the parent). */
 function compareRequest(parts: StoreParts, ref: string, fromRef: string | undefined): { layer: LayerRecord; request: CompareRequest } {
   const layer = requireLayer(parts, ref);
   // An unresolvable FROM falls back to the parent, like containers-storage.
   const from = fromRef !== undefined ? findLayer(parts, fromRef) : undefined;
-  const fromId = from?.id ?? (layer.parent || undefined);
-  return { layer, request: { id: layer.id, from: fromId, fromIsParent: fromId === (layer.parent || undefined), idMaps: { uidMap: layer.uidMap, gidMap: layer.gidMap } } };
+  const fromLayer = from ?? (layer.parent ? findLayer(parts, layer.parent) : undefined);
+  const fromId = fromLayer?.id;
+  const request = {
+    id: layer.id,
+    from: fromId,
+    fromIsParent: fromId === (layer.parent || undefined),
+    idMaps: mapsOf(layer),
+    fromIdMaps: fromLayer ? mapsOf(fromLayer) : NO_ID_MAPS,
+  };
+  return { layer, request };
 }
 
 export function changes(parts: StoreParts, ref: string, fromRef?: string): Promise<Change[]> {

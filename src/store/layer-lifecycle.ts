@@ -12,7 +12,7 @@
  */
 import type { ByteSource } from "../archive/types.ts";
 import { IdInUseError, LayerInUseError, LayerUnknownError, NotALayerError, PreconditionError } from "../errors.ts";
-import { type IdMaps, NO_ID_MAPS } from "../idmap.ts";
+import { type IdMapsRequest, NO_ID_MAPS, resolveMaps } from "../idmap.ts";
 import { crashPoint } from "../util/crash-points.ts";
 import { unique } from "../util/lists.ts";
 import { nowNs } from "../util/time.ts";
@@ -20,7 +20,7 @@ import { generateId, validateId } from "./ids.ts";
 import { findLayer, layerById } from "./lookup.ts";
 import { checkNamesFree } from "./names.ts";
 import type { StoreParts } from "./parts.ts";
-import { type LayerRecord, newLayerRecord } from "./records.ts";
+import { type LayerRecord, mapsOf, newLayerRecord } from "./records.ts";
 
 export interface CreateLayerOptions {
   id?: string;
@@ -28,13 +28,15 @@ export interface CreateLayerOptions {
   /** The parent layer's reference; undefined or "" (as containers-storage 1.43 takes it) for none. */
   parent?: string;
   mountLabel?: string;
+  metadata?: string;
   readOnly?: boolean;
-  idMaps?: IdMaps;
+  /** The maps asked for; an axis not given is the parent's (none for a base layer). */
+  idMaps?: IdMapsRequest;
 }
 
-/** What a new layer's content starts from besides its parent: a tree copied in, re-owned from one set of ID maps to the layer's. */
+/** What a new layer's content starts from instead of its parent's tree: another layer's whole tree, re-owned to the layer's maps. */
 export interface LayerContentSource {
-  copyOf?: { path: string; idMaps: IdMaps };
+  template?: LayerRecord;
 }
 
 // ---- making ----------------------------------------------------------------------------------
@@ -52,11 +54,12 @@ export function beginLayer(parts: StoreParts, options: CreateLayerOptions): Laye
       if (parts.catalog.containerOfLayer(parent.id)) throw new PreconditionError("would-be parent layer is a container");
     }
     checkNamesFree(parts, "layer", names);
-    const maps = options.idMaps ?? (parent ? { uidMap: parent.uidMap, gidMap: parent.gidMap } : NO_ID_MAPS);
+    const maps = resolveMaps(options.idMaps, parent ? mapsOf(parent) : NO_ID_MAPS);
     const layer = newLayerRecord(id, {
       names,
       parent: parent?.id ?? "",
       mountLabel: options.mountLabel ?? "",
+      metadata: options.metadata ?? "",
       createdNs: nowNs(),
       uidMap: maps.uidMap,
       gidMap: maps.gidMap,
@@ -85,14 +88,14 @@ export async function buildLayer(parts: StoreParts, layer: LayerRecord, fill?: (
   }
 }
 
-/** Makes a layer's directories (vfs: a copy of its parent's tree), or a copy of another tree. */
+/** Makes a layer's content (vfs: a copy of its parent's tree), or a copy of a template layer's, re-owned to its maps. */
 export async function makeLayerContent(parts: StoreParts, layer: LayerRecord, source: LayerContentSource = {}): Promise<void> {
   const parent = layer.parent ? layerById(parts, layer.parent) : undefined;
   await parts.driver.create(layer.id, {
     parent: parent?.id,
-    idMaps: { uidMap: layer.uidMap, gidMap: layer.gidMap },
-    parentIdMaps: source.copyOf?.idMaps ?? (parent ? { uidMap: parent.uidMap, gidMap: parent.gidMap } : NO_ID_MAPS),
-    copyOf: source.copyOf?.path,
+    idMaps: mapsOf(layer),
+    parentIdMaps: parent ? mapsOf(parent) : NO_ID_MAPS,
+    template: source.template ? { id: source.template.id, idMaps: mapsOf(source.template) } : undefined,
   });
 }
 
@@ -105,11 +108,6 @@ export async function abandonLayer(parts: StoreParts, id: string): Promise<void>
 /** Complete: marks a built layer complete, in one transaction with alongside (a container's record, say). */
 export function completeLayer(parts: StoreParts, id: string, alongside?: () => void): void {
   crashPoint("before-complete");
-  markLayerComplete(parts, id, alongside);
-}
-
-/** completeLayer without its crash point, for a layer made on the way to another (a container's mapped parent). */
-export function markLayerComplete(parts: StoreParts, id: string, alongside?: () => void): void {
   parts.tx(() => {
     alongside?.();
     parts.catalog.setLayerState(id, "complete", "");
@@ -142,7 +140,7 @@ export async function importLayer(parts: StoreParts, options: CreateLayerOptions
 async function applyInto(parts: StoreParts, layer: LayerRecord, source: ByteSource): Promise<void> {
   parts.tx(() => parts.catalog.clearLayout(layer.id));
   let seq = 0;
-  const result = await parts.driver.applyDiff(layer.id, source, { uidMap: layer.uidMap, gidMap: layer.gidMap }, (chunk) => {
+  const result = await parts.driver.applyDiff(layer.id, source, mapsOf(layer), (chunk) => {
     const n = seq++;
     parts.tx(() => parts.catalog.addLayoutChunk(layer.id, n, chunk));
     crashPoint("mid-apply");

@@ -3,7 +3,7 @@
  * driver's mount description and the Mounter's counts; copying paths in and out of mounted
  * layers; and what a mapped layer's mount point sits under.
  */
-import { statSync } from "node:fs";
+import { lstatSync, statSync } from "node:fs";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { type CopyEndpoint, copyPath as copyBetween } from "../archive/copy.ts";
 import { LayerUnknownError, PreconditionError, withContext } from "../errors.ts";
@@ -100,19 +100,6 @@ export function mountCount(parts: StoreParts, ref: string): number {
   return parts.mounter.count(mountedLayerOf(parts, ref, false).layer);
 }
 
-/** Runs fn with the layer's full tree mounted (or the existing mount reused), released afterwards. */
-export async function withLayerView<T>(parts: StoreParts, layer: LayerRecord, fn: (path: string) => Promise<T>): Promise<T> {
-  const { driver, mounter } = parts;
-  const existing = mounter.mountPoint(layer.id);
-  const spec = existing !== undefined ? { kind: "directory" as const, path: existing } : driver.mountSpec(layer.id, { readOnly: true, options: [], volatile: false, mountLabel: "" });
-  const path = mounter.mount(layer.id, spec);
-  try {
-    return await fn(path);
-  } finally {
-    mounter.unmount(layer.id, false);
-  }
-}
-
 /**
  * The host owners of the directories above a mapped layer's mount point that its maps do not
  * cover (layer-parent-owners); errorPrefix starts the error when the layer is not mounted.
@@ -123,11 +110,13 @@ export function parentOwners(parts: StoreParts, layer: LayerRecord, errorPrefix:
   if (mountPoint === undefined) throw new PreconditionError(`${errorPrefix}: layer is not mounted`);
   const uids = new Set<number>();
   const gids = new Set<number>();
-  for (let dir = dirname(mountPoint); ; dir = dirname(dir)) {
-    const st = statSync(dir);
-    if (layer.uidMap.length > 0 && toContainer(layer.uidMap, st.uid) < 0) uids.add(st.uid);
-    if (layer.gidMap.length > 0 && toContainer(layer.gidMap, st.gid) < 0) gids.add(st.gid);
-    if (dir === "/") break;
+  // Each directory from the mount point's parent up to, not including, "/" (as containers-storage
+  // looks), by what it is and, for a symlink, by where it leads.
+  for (let dir = dirname(mountPoint); dir !== "/" && dir !== "."; dir = dirname(dir)) {
+    for (const st of [statSync(dir), lstatSync(dir)]) {
+      if (toContainer(layer.uidMap, st.uid) < 0) uids.add(st.uid);
+      if (toContainer(layer.gidMap, st.gid) < 0) gids.add(st.gid);
+    }
   }
   const sorted = (s: Set<number>) => [...s].sort((a, b) => a - b);
   return { uids: sorted(uids), gids: sorted(gids) };

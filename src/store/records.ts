@@ -1,6 +1,6 @@
 /** The records the Store hands to commands. Field meanings follow docs/cli-contract.md §2.7. */
 import { type ApplyResult, Compression } from "../archive/types.ts";
-import type { IdMapping } from "../idmap.ts";
+import type { IdMapping, IdMaps } from "../idmap.ts";
 
 export type ObjectKind = "layer" | "image" | "container";
 
@@ -97,4 +97,9 @@ export function newLayerRecord(id: string, fields: Partial<LayerRecord> = {}): L
     readOnly: false,
     ...fields,
   };
+}
+
+/** The ID maps of a layer or container. */
+export function mapsOf(record: { uidMap: IdMapping[]; gidMap: IdMapping[] }): IdMaps {
+  return { uidMap: record.uidMap, gidMap: record.gidMap };
 }

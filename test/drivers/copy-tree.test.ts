@@ -240,9 +240,13 @@ function expectSameTree(
 }
 
 async function copyFresh(name: string, options?: { from?: IdMaps; to?: IdMaps }): Promise<string> {
-  const destination = path.join(work, name);
   restampTimes(source);
-  await copyTree(source, destination, options);
+  return copyFrom(source, name, options);
+}
+
+async function copyFrom(tree: string, name: string, options?: { from?: IdMaps; to?: IdMaps }): Promise<string> {
+  const destination = path.join(work, name);
+  await copyTree(tree, destination, options);
   return destination;
 }
 
@@ -296,11 +300,30 @@ describe("copyTree", () => {
     expectSameTree(snapshot(await copyFresh("same-maps", { from: maps, to: maps })), sourceSnapshot);
   });
 
-  test("an owner outside the destination's maps fails with a message naming it", async () => {
-    const small: IdMaps = { uidMap: [{ containerId: 0, hostId: 100000, size: 1000 }], gidMap: [{ containerId: 0, hostId: 100000, size: 1000 }] };
-    const error = await copyFresh("unmappable", { to: small }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(SystemError);
-    expect((error as SystemError).message).toMatch(/owner 1234:5678 cannot be mapped/);
+  test("as containers-storage 1.43 shifts: an ID the destination's maps lack becomes the overflow ID, an owner the source's maps lack stays, 0:0 is taken as root", async () => {
+    const small: IdMaps = { uidMap: [{ containerId: 0, hostId: 100000, size: 1000 }], gidMap: [{ containerId: 0, hostId: 200000, size: 1000 }] };
+    const overflow = { uid: Number(fs.readFileSync("/proc/sys/kernel/overflowuid", "utf8")), gid: Number(fs.readFileSync("/proc/sys/kernel/overflowgid", "utf8")) };
+    const shifted = snapshot(await copyFresh("unmappable", { to: small }));
+    expect([shifted.get("owned")!.uid, shifted.get("owned")!.gid]).toEqual([BigInt(overflow.uid), BigInt(overflow.gid)]);
+    expect([shifted.get("plain.txt")!.uid, shifted.get("plain.txt")!.gid]).toEqual([100000n, 200000n]);
+    // The top directory is re-owned like every entry.
+    expect([shifted.get(".")!.uid, shifted.get(".")!.gid]).toEqual([100000n, 200000n]);
+    // chown clears setuid: it is put back.
+    expect(Number(shifted.get("setuid-owned")!.mode & 0o7777n)).toBe(0o4750);
+
+    // From those maps to others: owners outside the source's maps (the overflow ID) stay as
+    // they are; an entry owned by 0:0, which the source's maps lack, counts as container root.
+    const other: IdMaps = { uidMap: [{ containerId: 0, hostId: 300000, size: 65536 }], gidMap: [{ containerId: 0, hostId: 300000, size: 65536 }] };
+    const unshiftedSource = path.join(work, "unmappable");
+    fs.writeFileSync(path.join(unshiftedSource, "root-owned"), "0:0\n");
+    fs.chownSync(path.join(unshiftedSource, "root-owned"), 0, 0);
+    fs.writeFileSync(path.join(unshiftedSource, "half-mapped"), "uid mapped, gid not\n");
+    fs.chownSync(path.join(unshiftedSource, "half-mapped"), 100007, 7);
+    const again = snapshot(await copyFrom(unshiftedSource, "unmappable-again", { from: small, to: other }));
+    expect([again.get("owned")!.uid, again.get("owned")!.gid]).toEqual([BigInt(overflow.uid), BigInt(overflow.gid)]);
+    expect([again.get("root-owned")!.uid, again.get("root-owned")!.gid]).toEqual([300000n, 300000n]);
+    expect([again.get("half-mapped")!.uid, again.get("half-mapped")!.gid]).toEqual([100007n, 7n]);
+    expect([again.get("plain.txt")!.uid, again.get("plain.txt")!.gid]).toEqual([300000n, 300000n]);
   });
 
   test("several copies in flight (pool mode) give the same tree", async () => {
@@ -311,11 +334,23 @@ describe("copyTree", () => {
   });
 
   test("a failure with several copies in flight is reported once they have all finished", async () => {
-    const small: IdMaps = { uidMap: [{ containerId: 0, hostId: 100000, size: 1000 }], gidMap: [{ containerId: 0, hostId: 100000, size: 1000 }] };
     const destination = path.join(work, "pooled-failure");
-    const error = await copyTreeWith(source, destination, { to: small }, { kind: "pool", inFlight: 4 }).catch((e: unknown) => e);
+    let running = 0;
+    const copy = async (src: string | Buffer, dst: string | Buffer) => {
+      running++;
+      try {
+        await Bun.sleep(5);
+        if (src.toString().endsWith("/large.bin")) throw new SystemError(`copying ${src}: no space left on device`, "ENOSPC");
+        await fs.promises.copyFile(src, dst);
+      } finally {
+        running--;
+      }
+    };
+    const error = await copyTreeWith(source, destination, {}, { kind: "pool", inFlight: 4, copy }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SystemError);
-    expect((error as SystemError).message).toMatch(/owner 1234:5678 cannot be mapped/);
+    expect((error as SystemError).message).toContain("no space left on device");
+    // No copy was still writing when the failure was reported.
+    expect(running).toBe(0);
   });
 
   test("a source that is not a directory, or missing, fails with a SystemError", async () => {

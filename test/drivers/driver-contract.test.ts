@@ -68,7 +68,7 @@ for (const name of availableDrivers()) {
       rmSync(dir, { recursive: true, force: true });
     }, 60_000);
 
-    const compare = (id: string, from: string | undefined, fromIsParent: boolean) => ({ id, from, fromIsParent, idMaps: NO_ID_MAPS });
+    const compare = (id: string, from: string | undefined, fromIsParent: boolean) => ({ id, from, fromIsParent, idMaps: NO_ID_MAPS, fromIdMaps: NO_ID_MAPS });
 
     /** base <- child <- grandchild, each made by create and filled by applyDiff. */
     async function buildChain(): Promise<void> {

@@ -1,6 +1,6 @@
 /** The overlay driver's options, layout and mount descriptions, checked without mounting. */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MountRequest, MountSpec } from "../../src/drivers/driver.ts";
@@ -125,16 +125,36 @@ describe.skipIf(skip !== undefined)("overlay layout and mount descriptions", () 
     expect(existsSync(join(home(), "l"))).toBe(true);
   });
 
-  test("the link directory's name is not a layer ID, and a child cannot change its parent's ID maps", async () => {
+  test("the link directory's name is not a layer ID", async () => {
     for (const reserved of ["l", ".has-mount-program"]) {
       await expect(driver.create(reserved, { parent: undefined, idMaps: NO_ID_MAPS, parentIdMaps: NO_ID_MAPS })).rejects.toThrow(`layer ID "${reserved}" is reserved by the overlay driver`);
       await driver.remove(reserved);
     }
     expect(existsSync(join(home(), "l"))).toBe(true);
     expect(existsSync(join(home(), ".has-mount-program"))).toBe(true);
-    const [base] = await chain(1);
-    const shifted = { uidMap: [{ containerId: 0, hostId: 100000, size: 65536 }], gidMap: [] };
-    await expect(driver.create("child", { parent: base, idMaps: shifted, parentIdMaps: NO_ID_MAPS })).rejects.toBeInstanceOf(NotSupportedError);
+  });
+
+  test("a layer whose ID maps differ from its parent's, or made from a template, holds a re-owned copy of that layer's tree and stacks on nothing", async () => {
+    const [base, mid] = await chain(2);
+    writeFileSync(join(home(), base!, "diff", "from-base"), "base\n");
+    chownSync(join(home(), base!, "diff", "from-base"), 1000, 1000);
+    writeFileSync(join(home(), mid!, "diff", "from-mid"), "mid\n");
+    const shifted = { uidMap: [{ containerId: 0, hostId: 100000, size: 65536 }], gidMap: [{ containerId: 0, hostId: 200000, size: 65536 }] };
+    await driver.create("shifted", { parent: mid, idMaps: shifted, parentIdMaps: NO_ID_MAPS });
+    await driver.create("mapped", { parent: base, idMaps: shifted, parentIdMaps: NO_ID_MAPS, template: { id: mid!, idMaps: NO_ID_MAPS } });
+    for (const id of ["shifted", "mapped"]) {
+      const diff = join(home(), id, "diff");
+      expect(existsSync(join(home(), id, "lower"))).toBe(false);
+      expect(spec(id).options).toStartWith(`lowerdir=${link(id)}/../empty,`);
+      expect([statSync(diff).uid, statSync(diff).gid]).toEqual([100000, 200000]);
+      expect([statSync(join(diff, "from-base")).uid, statSync(join(diff, "from-base")).gid]).toEqual([101000, 201000]);
+      expect(readFileSync(join(diff, "from-mid"), "utf8")).toBe("mid\n");
+    }
+    // The copies were read through temporary views, which are gone.
+    expect(readdirSync(join(dir, "run", "overlay")).filter((name) => name.startsWith("view-"))).toEqual([]);
+    // A child with the same maps stacks on the copy alone.
+    await driver.create("child", { parent: "shifted", idMaps: shifted, parentIdMaps: shifted });
+    expect(readFileSync(join(home(), "child", "lower"), "utf8")).toBe(`l/${link("shifted")}`);
   });
 });
 
