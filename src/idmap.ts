@@ -65,17 +65,17 @@ export interface OverflowIds {
  * Re-owns a host owner from one set of maps to another, as containers-storage 1.43 shifts a
  * layer's files: host -> container through `from` (when it maps anything), then container ->
  * host through `to` (when it maps anything), where a container ID `to` lacks becomes the
- * overflow ID. An owner `from` cannot map stays as it is, except 0:0 (a parent that should
- * have been mapped and was not), which is taken as container root. Returns the new owner.
+ * overflow ID. An owner `from` cannot map gives undefined (the shift must fail), except 0:0 (a
+ * parent that should have been mapped and was not), which is taken as container root.
  */
-export function shiftOwner(from: IdMaps, to: IdMaps, uid: number, gid: number, overflow: OverflowIds): { uid: number; gid: number } {
+export function shiftOwner(from: IdMaps, to: IdMaps, uid: number, gid: number, overflow: OverflowIds): { uid: number; gid: number } | undefined {
   let cuid = uid;
   let cgid = gid;
   if (!isIdentity(from)) {
     cuid = toContainer(from.uidMap, uid);
     cgid = toContainer(from.gidMap, gid);
     if (cuid < 0 || cgid < 0) {
-      if (uid !== 0 || gid !== 0) return { uid, gid };
+      if (uid !== 0 || gid !== 0) return undefined;
       cuid = 0;
       cgid = 0;
     }

@@ -4,8 +4,8 @@
  * fs.cpSync cannot do this (see docs/decisions/0003-vfs-copy.md).
  */
 import * as fs from "node:fs";
-import { SystemError } from "../errors.ts";
-import { NO_ID_MAPS, sameMaps, shiftOwner, type IdMaps } from "../idmap.ts";
+import { InvalidArgumentError, StorageError, SystemError } from "../errors.ts";
+import { NO_ID_MAPS, sameMaps, shiftOwner, toContainer, type IdMaps } from "../idmap.ts";
 import { overflowIds } from "../sys/overflow-ids.ts";
 import { devMajorMinor, getXattr, listXattrs, mknod, setTimes, setXattr, type CPath } from "../sys/libc.ts";
 
@@ -45,7 +45,7 @@ const SLASH = Buffer.from("/");
  * owners, nanosecond atime/mtime, xattrs (all namespaces readable: user., trusted., security.), hard links (inode map),
  * symlinks (not followed), char/block devices and fifos; sockets are skipped. Owners, the top directory's included, are
  * shifted from the source's ID maps to the destination's when they differ, as containers-storage 1.43 shifts them
- * (src/idmap.ts shiftOwner: unmappable IDs become the overflow ID; an owner the source's maps lack stays as it is).
+ * (src/idmap.ts shiftOwner: unmappable IDs become the overflow ID; an owner the source's maps lack fails the copy).
  */
 export async function copyTree(src: string, dst: string, options: CopyTreeOptions = {}): Promise<void> {
   await copyTreeWith(src, dst, options, DEFAULT_DATA_COPY);
@@ -57,7 +57,7 @@ export async function copyTreeWith(src: string, dst: string, options: CopyTreeOp
     const copier = new TreeCopier(options.from ?? NO_ID_MAPS, options.to ?? NO_ID_MAPS, mode);
     await copier.copyRoot(src, dst);
   } catch (error) {
-    if (error instanceof SystemError) throw error;
+    if (error instanceof StorageError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     throw new SystemError(`copying ${src} to ${dst}: ${(error as Error).message}`, code);
   }
@@ -109,7 +109,17 @@ class TreeCopier {
     this.shift = !sameMaps(from, to);
   }
 
+  /** The destination root, for naming entries relative to it. */
+  private dstRoot = "";
+
+  /** An entry's path below the destination root ("." for the root). */
+  private relative(dst: TreePath): string {
+    const text = typeof dst === "string" ? dst : dst.toString();
+    return text === this.dstRoot ? "." : text.slice(this.dstRoot.length + 1);
+  }
+
   async copyRoot(src: string, dst: string): Promise<void> {
+    this.dstRoot = dst;
     const rootStat = fs.lstatSync(src, { bigint: true });
     if ((rootStat.mode & S_IFMT) !== S_IFDIR) throw new SystemError(`copying ${src} to ${dst}: source is not a directory`, "ENOTDIR");
     try {
@@ -237,7 +247,14 @@ class TreeCopier {
   private applyOwner(dst: TreePath, st: fs.BigIntStats, always: boolean): boolean {
     let uid = Number(st.uid);
     let gid = Number(st.gid);
-    if (this.shift) ({ uid, gid } = shiftOwner(this.from, this.to, uid, gid, this.overflow));
+    if (this.shift) {
+      const shifted = shiftOwner(this.from, this.to, uid, gid, this.overflow);
+      if (!shifted) {
+        const unmapped = toContainer(this.from.uidMap, uid) < 0 ? uid : gid;
+        throw new InvalidArgumentError(`mapping host ID pair ${uid}:${gid} for "${this.relative(dst)}" to container: host ID ${unmapped} cannot be mapped to a container ID`);
+      }
+      ({ uid, gid } = shifted);
+    }
     if (!always && uid === this.processUid && gid === this.processGid) return false;
     fs.lchownSync(dst, uid, gid);
     return true;

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { copyTree, copyTreeWith } from "../../src/drivers/copy-tree.ts";
-import { SystemError } from "../../src/errors.ts";
+import { InvalidArgumentError, SystemError } from "../../src/errors.ts";
 import type { IdMaps } from "../../src/idmap.ts";
 import { getXattr, listXattrs, mknod, setTimes, setXattr } from "../../src/sys/libc.ts";
 
@@ -311,19 +311,26 @@ describe("copyTree", () => {
     // chown clears setuid: it is put back.
     expect(Number(shifted.get("setuid-owned")!.mode & 0o7777n)).toBe(0o4750);
 
-    // From those maps to others: owners outside the source's maps (the overflow ID) stay as
-    // they are; an entry owned by 0:0, which the source's maps lack, counts as container root.
+    // From those maps to others: an entry owned by 0:0, which the source's maps lack, counts as
+    // container root; an owner the source's maps cannot map (the overflow ID, or only its UID
+    // mapped) fails the copy, naming the entry, as containers-storage's chown does.
     const other: IdMaps = { uidMap: [{ containerId: 0, hostId: 300000, size: 65536 }], gidMap: [{ containerId: 0, hostId: 300000, size: 65536 }] };
-    const unshiftedSource = path.join(work, "unmappable");
-    fs.writeFileSync(path.join(unshiftedSource, "root-owned"), "0:0\n");
-    fs.chownSync(path.join(unshiftedSource, "root-owned"), 0, 0);
-    fs.writeFileSync(path.join(unshiftedSource, "half-mapped"), "uid mapped, gid not\n");
-    fs.chownSync(path.join(unshiftedSource, "half-mapped"), 100007, 7);
-    const again = snapshot(await copyFrom(unshiftedSource, "unmappable-again", { from: small, to: other }));
-    expect([again.get("owned")!.uid, again.get("owned")!.gid]).toEqual([BigInt(overflow.uid), BigInt(overflow.gid)]);
+    const mapped = path.join(work, "mapped-source");
+    fs.mkdirSync(mapped);
+    fs.chownSync(mapped, 100000, 200000);
+    fs.writeFileSync(path.join(mapped, "root-owned"), "0:0\n");
+    fs.writeFileSync(path.join(mapped, "in-range"), "in range\n");
+    fs.chownSync(path.join(mapped, "in-range"), 100005, 200006);
+    const again = snapshot(await copyFrom(mapped, "mapped-again", { from: small, to: other }));
     expect([again.get("root-owned")!.uid, again.get("root-owned")!.gid]).toEqual([300000n, 300000n]);
-    expect([again.get("half-mapped")!.uid, again.get("half-mapped")!.gid]).toEqual([100007n, 7n]);
-    expect([again.get("plain.txt")!.uid, again.get("plain.txt")!.gid]).toEqual([300000n, 300000n]);
+    expect([again.get("in-range")!.uid, again.get("in-range")!.gid]).toEqual([300005n, 300006n]);
+    fs.writeFileSync(path.join(mapped, "half-mapped"), "uid mapped, gid not\n");
+    fs.chownSync(path.join(mapped, "half-mapped"), 100007, 7);
+    const error = await copyFrom(mapped, "mapped-fails", { from: small, to: other }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect((error as Error).message).toBe('mapping host ID pair 100007:7 for "half-mapped" to container: host ID 7 cannot be mapped to a container ID');
+    const fromShifted = await copyFrom(path.join(work, "unmappable"), "overflow-fails", { from: small, to: other }).catch((e: unknown) => e);
+    expect((fromShifted as Error).message).toMatch(/^mapping host ID pair \d+:\d+ for "[^"]+" to container: host ID \d+ cannot be mapped to a container ID$/);
   });
 
   test("several copies in flight (pool mode) give the same tree", async () => {
