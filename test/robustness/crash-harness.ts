@@ -133,6 +133,7 @@ export interface LayerJson {
   id: string;
   parent?: string;
   "diff-digest"?: string;
+  uidmap?: unknown[];
 }
 
 export async function listLayers(store: TestStore): Promise<LayerJson[]> {
@@ -212,6 +213,25 @@ async function expectApplied(ctx: CrashContext, id: string, layers?: LayerJson[]
     const entries = entryCount(layerContentDir(ctx.store, id));
     check(entries === ctx.inputs.entries, `layer ${id} holds ${entries} entries, not the tar's ${ctx.inputs.entries}`);
   }
+}
+
+/** The maps the ID-mapped scenarios ask for, and the host ID of container root under them. */
+const SHIFTED_MAPS = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"];
+const SHIFTED_ROOT = 100000;
+
+/** A mapped top layer of the big image: the whole big tree, each file re-owned to SHIFTED_MAPS. */
+function expectShiftedCopy(ctx: CrashContext, id: string): void {
+  const dir = layerContentDir(ctx.store, id);
+  const entries = entryCount(dir);
+  check(entries === ctx.inputs.entries, `mapped top layer ${id} holds ${entries} entries, not the image's ${ctx.inputs.entries}`);
+  const owner = lstatSync(join(dir, "d0", "f0.bin")).uid;
+  check(owner === SHIFTED_ROOT, `a file of mapped top layer ${id} is owned by ${owner}, not ${SHIFTED_ROOT}`);
+}
+
+/** The mapped top layers an image lists. */
+async function mappedLayersOf(store: TestStore, image: string): Promise<string[]> {
+  const images = (await json<Array<{ id: string; "mapped-layers"?: string[] }> | null>(store, ["images", "--json"])) ?? [];
+  return images.find((i) => i.id === image)?.["mapped-layers"] ?? [];
 }
 
 /** Points on the way of every new layer; create-layer passes all, others only the ones their own code adds to. */
@@ -313,6 +333,74 @@ export const SCENARIOS: Scenario[] = [
       check(existsSync(layerContentDir(ctx.store, container.layer)), `container ${r.id}'s layer has no content directory`);
     },
     cleanup: async (ctx, r) => void (await ok(ctx.store, ["delete-container", r.id!])),
+  },
+  {
+    name: "create-container with other ID maps than its image (a mapped top layer)",
+    crashPoints: ["after-row-insert", "after-content-created", "before-mapped-layer-complete", "before-complete"],
+    async prepare(ctx) {
+      const image = newId();
+      await ok(ctx.store, ["create-image", "--id", image, ctx.bigLayer]);
+      return { id: newId(), image };
+    },
+    command: (_ctx, r) => ["create-container", "--id", r.id!, ...SHIFTED_MAPS, r.image!],
+    async verify(ctx, r, layers) {
+      const mapped = await mappedLayersOf(ctx.store, r.image!);
+      check(mapped.length <= 1, `image ${r.image} lists ${mapped.length} mapped top layers for one set of maps`);
+      for (const id of mapped) {
+        check(layers.some((l) => l.id === id), `image ${r.image} lists mapped top layer ${id}, which is not listed`);
+        expectShiftedCopy(ctx, id);
+      }
+      const containers = await listContainers(ctx.store);
+      const unowned = layers.filter((l) => l.uidmap && !mapped.includes(l.id) && !containers.some((c) => c.layer === l.id));
+      check(unowned.length === 0, `layers ${JSON.stringify(unowned.map((l) => l.id))} with maps belong to no image and no container`);
+      const container = containers.find((c) => c.id === r.id);
+      if (!container) return false;
+      check(layers.find((l) => l.id === container.layer)?.parent === mapped[0], `container ${r.id}'s layer is not on the image's mapped top layer`);
+      return true;
+    },
+    async verifyDone(ctx, r) {
+      const mapped = await mappedLayersOf(ctx.store, r.image!);
+      check(mapped.length === 1, `image ${r.image} lists ${mapped.length} mapped top layers, not 1`);
+      expectShiftedCopy(ctx, mapped[0]!);
+      const container = (await listContainers(ctx.store)).find((c) => c.id === r.id);
+      check(container, `container ${r.id} is not listed`);
+      check((await listLayers(ctx.store)).find((l) => l.id === container.layer)?.parent === mapped[0], `container ${r.id}'s layer is not on the mapped top layer`);
+    },
+    async cleanup(ctx, r) {
+      await ok(ctx.store, ["delete-container", r.id!]);
+      await ok(ctx.store, ["delete-image", r.image!]);
+    },
+  },
+  {
+    name: "delete-image with a mapped top layer",
+    crashPoints: ["after-delete-mark", "after-content-removed"],
+    async prepare(ctx) {
+      const image = newId();
+      await ok(ctx.store, ["create-image", "--id", image, ctx.bigLayer]);
+      const container = newId();
+      await ok(ctx.store, ["create-container", "--id", container, ...SHIFTED_MAPS, image]);
+      await ok(ctx.store, ["delete-container", container]);
+      const mapped = await mappedLayersOf(ctx.store, image);
+      check(mapped.length === 1, `image ${image} lists ${mapped.length} mapped top layers, not 1`);
+      return { image, mapped: mapped[0]! };
+    },
+    command: (_ctx, r) => ["delete-image", r.image!],
+    async verify(ctx, r, layers) {
+      const images = (await json<Array<{ id: string }> | null>(ctx.store, ["images", "--json"])) ?? [];
+      const listed = layers.some((l) => l.id === r.mapped);
+      if (!images.some((i) => i.id === r.image)) {
+        check(!listed, `image ${r.image} is gone but its mapped top layer ${r.mapped} is still listed`);
+        return true;
+      }
+      check(listed, `image ${r.image} is listed without its mapped top layer ${r.mapped}`);
+      expectShiftedCopy(ctx, r.mapped!);
+      return false;
+    },
+    async verifyDone(ctx, r) {
+      check(!(await listLayers(ctx.store)).some((l) => l.id === r.mapped), `mapped top layer ${r.mapped} outlived its image`);
+      check(!existsSync(layerContentDir(ctx.store, r.mapped!)), `mapped top layer ${r.mapped} left its content`);
+    },
+    cleanup: async () => {},
   },
   {
     name: "delete-container",
