@@ -155,6 +155,18 @@ function sideBySide<T>(ours: Side, peer: Side | undefined, fn: (side: Side) => T
   return mine;
 }
 
+/** Containers PREFIX1..PREFIX4 on an image: two with M1, one with M2, one without maps; then the listings a script reads. */
+function containersWithMaps(run: (args: string[]) => string, prefix: string, image: string): void {
+  run(["create-container", "-i", `${prefix}1`, ...M1, image]);
+  run(["create-container", "-i", `${prefix}2`, ...M1, image]);
+  run(["create-container", "-i", `${prefix}3`, ...M2, image]);
+  run(["create-container", "-i", `${prefix}4`, image]);
+  run(["image", image]);
+  run(["images", "-j"]);
+  run(["layers", "-j"]);
+  run(["containers", "-j"]);
+}
+
 /** The overflow IDs the kernel shows unmappable IDs as. */
 const overflow = () => `${readFileSync("/proc/sys/kernel/overflowuid", "utf8").trim()}:${readFileSync("/proc/sys/kernel/overflowgid", "utf8").trim()}`;
 
@@ -240,15 +252,8 @@ for (const driver of availableDrivers()) {
     test("containers with maps on an image: one mapped top layer per distinct map, listed on the image, shared, deleted with the image", () => {
       run(["create-layer", "-i", "top", "base"]);
       run(["create-image", "-i", "img", "-n", "image", "top"]);
-      run(["create-container", "-i", "c1", ...M1, "image"]);
-      run(["create-container", "-i", "c2", ...M1, "image"]);
-      run(["create-container", "-i", "c3", ...M2, "image"]);
-      run(["create-container", "-i", "c4", "image"]);
-      run(["image", "img"]);
-      run(["images", "-j"]);
+      containersWithMaps(run, "c", "image");
       run(["layers"]);
-      run(["layers", "-j"]);
-      run(["containers", "-j"]);
       for (const id of ["c1", "c3", "c4"]) run(["container", id]);
       const image = JSON.parse(ours.ok(["images", "-j"]))[0];
       expect(image["mapped-layers"].length).toBe(2);
@@ -323,14 +328,7 @@ for (const driver of availableDrivers()) {
 
     test("each container sees its own shifted owners; the read-only image gets no mapped top layer (its record cannot change); the store is never written", () => {
       const before = roState(roOurs);
-      run(["create-container", "-i", "r1", ...M1, "roimage"]);
-      run(["create-container", "-i", "r2", ...M1, "roimage"]);
-      run(["create-container", "-i", "r3", ...M2, "roimage"]);
-      run(["create-container", "-i", "r4", "roimage"]);
-      run(["image", "roimage"]);
-      run(["images", "-j"]);
-      run(["layers", "-j"]);
-      run(["containers", "-j"]);
+      containersWithMaps(run, "r", "roimage");
       for (const id of ["r1", "r2", "r3", "r4"]) both((s) => ({ id, tree: s.tree(id).entries }));
       expect(ours.tree("r1").entries).toContain("./home/user/file f 640 101000:201000 ");
       expect(ours.tree("r3").entries).toContain("./home/user/file f 640 301000:301000 ");
