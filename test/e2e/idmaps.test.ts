@@ -294,16 +294,15 @@ for (const driver of availableDrivers()) {
     const both = <T>(fn: (side: Side) => T): T => sideBySide(ours, peer, fn);
     const run = (args: string[]) => both((s) => s.out(args));
 
-    /** Everything under a read-only store's layer directories, and its database file, as they are now. */
+    /** Everything under a read-only store's graph root, as it is now. */
     const roState = (store: TestStore) => {
       const files = readdirSync(store.graph, { recursive: true, withFileTypes: true })
-        .filter((e) => !e.name.endsWith("-shm") && !e.name.endsWith("-wal") && !e.name.endsWith(".lock"))
         .map((e) => {
           const path = join(e.parentPath, e.name);
           const st = statSync(path, { throwIfNoEntry: false });
           return `${path} ${st?.mode} ${st?.uid}:${st?.gid} ${st?.mtimeMs} ${e.isFile() ? Bun.hash(readFileSync(path)) : ""}`;
         });
-      return files.sort();
+      return [`${store.graph} ${statSync(store.graph).mtimeMs}`, ...files.sort()];
     };
 
     beforeAll(() => {
