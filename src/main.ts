@@ -5,9 +5,10 @@
 import { dispatch } from "./cli/dispatch.ts";
 import type { CommandContext, ParsedOptions } from "./commands/command.ts";
 import { COMMANDS } from "./commands/index.ts";
-import { exitStatusOf, messageOf } from "./errors.ts";
+import { IoError, exitStatusOf, messageOf } from "./errors.ts";
 import { resolveStoreOptions } from "./store/options.ts";
 import { type Store, openStore } from "./store/store.ts";
+import { KILLED_BY_SIGPIPE, parentIgnoresSigpipe } from "./sys/sigpipe.ts";
 
 const STORE_OPTIONS = ["graph", "run", "storage-driver", "storage-opt"];
 
@@ -52,6 +53,18 @@ const errors = {
 function errorText(e: unknown, debug: boolean): string {
   if (debug && e instanceof Error && e.stack) return e.stack;
   return messageOf(e);
+}
+
+/**
+ * Reports a failure and gives its exit status. Standard output whose reader went away ends the
+ * command as SIGPIPE ends containers-storage: silently with 141, or, when SIGPIPE was ignored
+ * by whoever started us, with the one-line error (src/sys/sigpipe.ts).
+ */
+async function failed(e: unknown, debug: boolean): Promise<number> {
+  const stdoutGone = e instanceof IoError && e.code === "EPIPE" && e.message.startsWith("write /dev/stdout:");
+  if (stdoutGone && !(await parentIgnoresSigpipe())) return KILLED_BY_SIGPIPE;
+  errors.write(`${errorText(e, debug)}\n`);
+  return exitStatusOf(e);
 }
 
 function programName(): string {
@@ -137,18 +150,13 @@ async function main(argv: string[]): Promise<number> {
     code = await parsed.command.run(ctx);
   } catch (e) {
     await out.flush().catch(() => {});
-    stderr(`${errorText(e, debug)}\n`);
-    code = exitStatusOf(e);
+    code = await failed(e, debug);
   }
   if (parsed.command.needsStore !== false) store.close();
   await out.flush();
   return code;
 }
 
-process.on("SIGPIPE", () => process.exit(141));
-const code = await main(process.argv.slice(2)).catch((e) => {
-  errors.write(`${errorText(e, process.argv.includes("--debug") || process.argv.includes("-D"))}\n`);
-  return exitStatusOf(e);
-});
+const code = await main(process.argv.slice(2)).catch((e) => failed(e, process.argv.includes("--debug") || process.argv.includes("-D")));
 await errors.flush().catch(() => {});
 process.exit(code);
