@@ -5,12 +5,10 @@
 import { dispatch } from "./cli/dispatch.ts";
 import type { CommandContext, ParsedOptions } from "./commands/command.ts";
 import { COMMANDS } from "./commands/index.ts";
+import { configuredGlobals, selectedStore } from "./commands/store-selection.ts";
 import { IoError, exitStatusOf, messageOf } from "./errors.ts";
-import { resolveStoreOptions } from "./store/options.ts";
 import { type Store, openStore } from "./store/store.ts";
 import { KILLED_BY_SIGPIPE, parentIgnoresSigpipe } from "./sys/sigpipe.ts";
-
-const STORE_OPTIONS = ["graph", "run", "storage-driver", "storage-opt"];
 
 /** Text for stdout is collected and written in one go; binary output flushes it first. */
 class Output {
@@ -92,14 +90,9 @@ async function main(argv: string[]): Promise<number> {
   // environment supply the defaults (shown in command help), and options after the command override them.
   let configError: unknown;
   const defaultGlobals = async (globals: ParsedOptions, given: Set<string>): Promise<ParsedOptions> => {
-    if (STORE_OPTIONS.some((o) => given.has(o))) return globals;
-    try {
-      const configured = await resolveStoreOptions({ storageOpts: [] }, false);
-      return { ...globals, graph: configured.graphRoot, run: configured.runRoot, "storage-driver": configured.driver, "storage-opt": configured.driverOptions };
-    } catch (e) {
-      configError = e;
-      return globals;
-    }
+    const configured = await configuredGlobals(globals, given);
+    configError = configured.configError;
+    return configured.globals;
   };
   const parsed = await dispatch(programName(), argv, COMMANDS, { stdout: out.text, stderr }, { defaultGlobals });
   if (parsed.kind === "exit") {
@@ -110,19 +103,12 @@ async function main(argv: string[]): Promise<number> {
   const debug = globals.debug === true;
   let store: Store;
   try {
-    if (configError) throw configError;
-    const options = await resolveStoreOptions(
-      {
-        graph: globals.graph as string | undefined,
-        run: globals.run as string | undefined,
-        driver: globals["storage-driver"] as string | undefined,
-        storageOpts: (globals["storage-opt"] as string[] | undefined) ?? [],
-      },
-      true,
-    );
+    // A command without a store does not depend on the storage configuration either (man works with a broken one).
     if (parsed.command.needsStore === false) {
       store = storeNotOpened();
     } else {
+      if (configError) throw configError;
+      const options = await selectedStore(globals);
       store = await openStore(options, { recover: parsed.command.recoversStore !== false });
       debugLog(debug, `Root: ${store.graphRoot}`);
       debugLog(debug, `Run Root: ${store.runRoot}`);

@@ -6,6 +6,9 @@
 
 export type OptionType = "bool" | "string" | "list";
 
+/** What a string or list option's value names: a file, a directory, or one of a few words (for completion and manual pages). */
+export type OptionValueHint = "file" | "directory" | readonly string[];
+
 export interface OptionDef {
   /** Spellings without dashes, long ones first: ["json", "j"]. One-letter names are short options. */
   names: string[];
@@ -13,6 +16,7 @@ export interface OptionDef {
   description: string;
   /** Shown in help as =default for string options; "true" makes a bool option default to true. */
   defaultValue?: string;
+  valueHint?: OptionValueHint;
 }
 
 /** Parsed options: bools are booleans, strings are strings (absent: undefined), lists are arrays. */
@@ -29,6 +33,8 @@ export interface CommandSpec {
   /** Infinity when extra arguments are accepted and ignored. */
   maxArgs: number;
   options: OptionDef[];
+  /** An internal command (`__complete`): it runs, but usage, manual pages and completion leave it out. */
+  hidden?: boolean;
 }
 
 /**

@@ -57,6 +57,19 @@ export function loadAll<C extends CommandSpec>(entries: CommandEntry<C>[]): Prom
   return Promise.all(entries.map((entry) => entry.load()));
 }
 
+/** Global options given after the command name override those before it; lists accumulate. */
+export function mergeGlobals(before: ParsedOptions, after: ParsedOptions, givenAfter: Set<string>): ParsedOptions {
+  const globals: ParsedOptions = { ...before };
+  for (const def of COMMAND_GLOBAL_OPTIONS) {
+    const key = def.names[0]!;
+    if (!givenAfter.has(key)) continue;
+    const value = after[key];
+    const earlier = globals[key];
+    globals[key] = def.type === "list" ? [...(Array.isArray(earlier) ? earlier : []), ...(value as string[])] : value;
+  }
+  return globals;
+}
+
 /**
  * Runs steps 1, 2, 4, 5, 6, 7 of §1.1 (and step 3 through `hooks`); prints usage and errors
  * itself. Only the command named is loaded, unless the global usage lists them all.
@@ -137,14 +150,7 @@ export async function dispatch<C extends CommandSpec>(
     return failed(new ArgumentCountError(countError));
   }
 
-  const globals: ParsedOptions = { ...globalsBefore };
-  for (const def of COMMAND_GLOBAL_OPTIONS) {
-    const key = def.names[0]!;
-    if (!parsed.given.has(key)) continue;
-    const after = parsed.options[key];
-    const earlier = globals[key];
-    globals[key] = def.type === "list" ? [...(Array.isArray(earlier) ? earlier : []), ...(after as string[])] : after;
-  }
+  const globals = mergeGlobals(globalsBefore, parsed.options, parsed.given);
   const options: ParsedOptions = {};
   for (const def of command.options) options[def.names[0]!] = parsed.options[def.names[0]!];
 

@@ -9,9 +9,9 @@ import { goQuote } from "./format.ts";
 
 /** The global options (§1.3). `help` is accepted before the command name only. */
 export const GLOBAL_OPTIONS: OptionDef[] = [
-  { names: ["graph", "g"], type: "string", description: "Root of the storage tree" },
-  { names: ["run", "R"], type: "string", description: "Root of the runtime state tree" },
-  { names: ["storage-driver", "s"], type: "string", description: "Storage driver to use ($STORAGE_DRIVER)" },
+  { names: ["graph", "g"], type: "string", description: "Root of the storage tree", valueHint: "directory" },
+  { names: ["run", "R"], type: "string", description: "Root of the runtime state tree", valueHint: "directory" },
+  { names: ["storage-driver", "s"], type: "string", description: "Storage driver to use ($STORAGE_DRIVER)", valueHint: ["overlay", "vfs"] },
   { names: ["storage-opt"], type: "list", description: "Set storage driver options ($STORAGE_OPTS)" },
   { names: ["debug", "D"], type: "bool", description: "Print debugging information" },
   { names: ["help"], type: "bool", description: "Print usage" },

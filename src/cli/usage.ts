@@ -19,7 +19,7 @@ export function globalUsage(
   commands: CommandSpec[],
   includeHelp = true,
 ): { commands: string; options: string } {
-  const lines = commands.map((command) => `  ${padRight(command.names[0]!, 30)}${command.description}\n`);
+  const lines = commands.filter((command) => command.hidden !== true).map((command) => `  ${padRight(command.names[0]!, 30)}${command.description}\n`);
   return {
     commands: `Usage: ${program} command [options [...]]\n\nCommands:\n\n${lines.join("")}\nOptions:\n`,
     options: formatOptionList(includeHelp ? GLOBAL_OPTIONS : COMMAND_GLOBAL_OPTIONS),

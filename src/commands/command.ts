@@ -29,7 +29,7 @@ export interface CommandContext {
 export interface CommandDef extends CommandSpec {
   /** False for commands that must see the store as crashed writers left it (check); others open it after recovery. */
   recoversStore?: boolean;
-  /** False for commands that never touch the store (login, logout): it is not opened for them. */
+  /** False for commands that never touch the store (login, logout, man, completion): it is not opened for them. */
   needsStore?: boolean;
   /** Runs the command and returns the process exit status. */
   run(ctx: CommandContext): Promise<number>;

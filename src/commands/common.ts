@@ -9,7 +9,7 @@ export const QUIET_OPTION: OptionDef = { names: ["quiet", "q"], type: "bool", de
 export const NAME_OPTION: OptionDef = { names: ["name", "n"], type: "list", description: "Name to give the object (repeatable)" };
 export const ID_OPTION: OptionDef = { names: ["id", "i"], type: "string", description: "ID to use instead of a random one" };
 export const METADATA_OPTION: OptionDef = { names: ["metadata", "m"], type: "string", description: "Metadata to set" };
-export const METADATA_FILE_OPTION: OptionDef = { names: ["metadata-file", "f"], type: "string", description: "Read metadata from a file (wins over --metadata)" };
+export const METADATA_FILE_OPTION: OptionDef = { names: ["metadata-file", "f"], type: "string", description: "Read metadata from a file (wins over --metadata)", valueHint: "file" };
 
 export function wantsJson(ctx: CommandContext): boolean {
   return ctx.options.json === true;

@@ -41,7 +41,7 @@ export const diff: CommandDef = {
   names: ["diff"],
   ...COMPARE_TWO_LAYERS,
   options: [
-    { names: ["file", "f"], type: "string", description: "Write to file instead of stdout" },
+    { names: ["file", "f"], type: "string", description: "Write to file instead of stdout", valueHint: "file" },
     { names: ["uncompressed", "u"], type: "bool", description: "Use no compression" },
     { names: ["gzip", "c"], type: "bool", description: "Compress using gzip" },
     { names: ["bzip2", "bz2", "b"], type: "bool", description: "Compress using bzip2 (not supported)" },
@@ -68,7 +68,7 @@ export const applyDiff: CommandDef = {
   description: "Apply a diff to a layer",
   minArgs: 1,
   maxArgs: 1,
-  options: [{ names: ["file", "f"], type: "string", description: "Read from file instead of stdin" }],
+  options: [{ names: ["file", "f"], type: "string", description: "Read from file instead of stdin", valueHint: "file" }],
   async run(ctx) {
     const layer = ctx.args[0]!;
     ctx.store.layer(layer);

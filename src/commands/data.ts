@@ -55,7 +55,7 @@ export function dataCommands(kind: ObjectKind): CommandDef[] {
     description: `Get data that is attached to a ${kind}`,
     minArgs: 2,
     maxArgs: Infinity,
-    options: [{ names: ["file", "f"], type: "string", description: "Write data to file" }],
+    options: [{ names: ["file", "f"], type: "string", description: "Write data to file", valueHint: "file" }],
     async run(ctx) {
       const owner = resolveOwner(ctx, kind, ctx.args[0]!);
       const out = stringOption(ctx, "file");
@@ -74,7 +74,7 @@ export function dataCommands(kind: ObjectKind): CommandDef[] {
     description: `Set data that is attached to a ${kind}`,
     minArgs: 2,
     maxArgs: Infinity,
-    options: [{ names: ["file", "f"], type: "string", description: "Read data from file" }],
+    options: [{ names: ["file", "f"], type: "string", description: "Read data from file", valueHint: "file" }],
     async run(ctx) {
       const owner = resolveOwner(ctx, kind, ctx.args[0]!);
       if (owner.fromReadOnlyStore !== undefined) {

@@ -64,4 +64,7 @@ export const COMMANDS: CommandEntry<CommandDef>[] = [
   command(["version"], async () => (await import("./store-commands.ts")).version),
   command(["wipe"], async () => (await import("./store-commands.ts")).wipe),
   command(["check"], async () => (await import("./check.ts")).check),
+  command(["man"], async () => (await import("./documentation.ts")).manCommand(COMMANDS)),
+  command(["completion"], async () => (await import("./documentation.ts")).completion),
+  command(["__complete"], async () => (await import("./documentation.ts")).completeCommand(COMMANDS)),
 ];

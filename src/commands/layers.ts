@@ -50,7 +50,7 @@ export const importLayer: CommandDef = {
   description: "Import a new layer",
   minArgs: 0,
   maxArgs: 1,
-  options: [...LAYER_CREATE_OPTIONS, { names: ["file", "f"], type: "string", description: "Read the layer tar from a file instead of standard input" }],
+  options: [...LAYER_CREATE_OPTIONS, { names: ["file", "f"], type: "string", description: "Read the layer tar from a file instead of standard input", valueHint: "file" }],
   async run(ctx) {
     const source = await inputStream(ctx);
     printCreated(ctx, await ctx.store.importLayer(await createOptions(ctx), source));

@@ -7,10 +7,10 @@ import { InvalidArgumentError } from "../errors.ts";
 import type { CommandContext, CommandDef, OptionDef } from "./command.ts";
 import { stringOption } from "./common.ts";
 
-const AUTHFILE_OPTION: OptionDef = { names: ["authfile"], type: "string", description: "Auth file to use (default: $REGISTRY_AUTH_FILE, else podman's: $XDG_RUNTIME_DIR/containers/auth.json, ...)" };
+const AUTHFILE_OPTION: OptionDef = { names: ["authfile"], type: "string", description: "Auth file to use (default: $REGISTRY_AUTH_FILE, else podman's: $XDG_RUNTIME_DIR/containers/auth.json, ...)", valueHint: "file" };
 const TLS_OPTIONS: OptionDef[] = [
   { names: ["tls-verify"], type: "bool", defaultValue: "true", description: "Require HTTPS and verify certificates (false also allows plain http)" },
-  { names: ["cert-dir"], type: "string", description: "Directory with *.crt CA certificates and *.cert/*.key client certificates for the registry" },
+  { names: ["cert-dir"], type: "string", description: "Directory with *.crt CA certificates and *.cert/*.key client certificates for the registry", valueHint: "directory" },
 ];
 
 /** The registry options pull and push take. */

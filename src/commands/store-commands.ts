@@ -1,11 +1,8 @@
 /** Store-level commands: status, version, wipe, shutdown (docs/cli-contract.md §3.8). */
 import { messageOf } from "../errors.ts";
+import { BUILD } from "./build-info.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import { JSON_OPTION, printJson, wantsJson } from "./common.ts";
-
-declare const BUILD_VERSION: string | undefined;
-declare const BUILD_COMMIT: string | undefined;
-declare const BUILD_TARGET: string | undefined;
 
 /** Key/value pairs: text on stderr as "Key: Value" lines (as containers-storage does), JSON as [[k,v],...] on stdout. */
 function printPairs(ctx: CommandContext, pairs: Array<[string, string]>): void {
@@ -46,9 +43,9 @@ export const version: CommandDef = {
   options: [JSON_OPTION],
   async run(ctx) {
     const pairs: Array<[string, string]> = [
-      ["Version", typeof BUILD_VERSION === "string" ? BUILD_VERSION : "development"],
-      ["Build", typeof BUILD_COMMIT === "string" ? BUILD_COMMIT : "source"],
-      ["Target", typeof BUILD_TARGET === "string" ? BUILD_TARGET : `linux-${process.arch} (source)`],
+      ["Version", BUILD.version],
+      ["Build", BUILD.commit],
+      ["Target", BUILD.target],
       ["Bun", Bun.version],
       ["SQLite", ctx.store.sqliteVersion],
       ["Schema", String(ctx.store.schemaVersion)],

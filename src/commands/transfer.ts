@@ -49,8 +49,8 @@ export const push: CommandDef = {
   minArgs: 2,
   maxArgs: 2,
   options: [
-    { names: ["compression-format"], type: "string", description: "Layer compression: gzip, zstd or none (default: gzip; docker-archive: none)" },
-    { names: ["format", "f"], type: "string", description: "Manifest type: oci or v2s2 (default: oci; docker-archive: v2s2)" },
+    { names: ["compression-format"], type: "string", description: "Layer compression: gzip, zstd or none (default: gzip; docker-archive: none)", valueHint: ["gzip", "zstd", "none"] },
+    { names: ["format", "f"], type: "string", description: "Manifest type: oci or v2s2 (default: oci; docker-archive: v2s2)", valueHint: ["oci", "v2s2"] },
     ...REGISTRY_OPTIONS,
     QUIET_OPTION,
   ],

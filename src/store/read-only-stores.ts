@@ -18,6 +18,17 @@ interface ReadOnlyStore {
   catalog: Catalog;
 }
 
+/** The catalog of the store at root, opened so that nothing is written beside it (openUntouched); undefined when it has no database. */
+export function openCatalogReadOnly(root: string, context: string): Catalog | undefined {
+  const path = join(root, "oci-storage.db");
+  if (!existsSync(path)) return undefined;
+  try {
+    return new Catalog(openUntouched(path));
+  } catch (e) {
+    throw sqliteFailure(e, context) ?? e;
+  }
+}
+
 /** A record that may come from a read-only store (then tagged with that store's root). */
 export type Tagged<T> = T & { fromReadOnlyStore?: string };
 
@@ -36,15 +47,8 @@ export class ReadOnlyStores {
     this.opened = [];
     for (const root of imageStorePaths(this.driverOptions)) {
       if (!existsSync(root)) throw new InitError(`image store ${root}: no such directory`);
-      const path = join(root, "oci-storage.db");
-      if (!existsSync(path)) continue;
-      let db: Database;
-      try {
-        db = openUntouched(path);
-      } catch (e) {
-        throw sqliteFailure(e, `image store ${root}`) ?? e;
-      }
-      this.opened.push({ root, catalog: new Catalog(db) });
+      const catalog = openCatalogReadOnly(root, `image store ${root}`);
+      if (catalog) this.opened.push({ root, catalog });
     }
     return this.opened;
   }
