@@ -142,7 +142,8 @@ scenario() {
   local label=$1 host_root=$2 driver=$3
   local s=(--graph "/var/lib/oci-storage-check/$label" --run "/run/oci-storage-check/$label" --storage-driver "$driver")
   local base path layer
-  base=$(run "${s[@]}" create-layer -n base | head -1)
+  base=$(run "${s[@]}" create-layer -n base)
+  base=${base%%$'\n'*}
   run "${s[@]}" applydiff -f /release-check/input.tar base
   [[ $(run "${s[@]}" diff -u base | sha256sum) == "$input_sum" ]] || die "$label: diff -u of the applied layer differs from the tar"
   ok "$label: layer $base holds the tar; diff -u gives it back byte for byte"
@@ -157,8 +158,12 @@ scenario() {
   run "${s[@]}" unmount box >/dev/null
   ok "$label: image and container made; container mounted at $path ($driver) shows the image, takes a write"
   layer=$(run "${s[@]}" container box | sed -n 's/^Layer: //p')
-  run "${s[@]}" changes "$layer" | grep -qx 'Add "/release-check-was-here"' || die "$label: changes does not list the new file"
-  run "${s[@]}" diff "$layer" | tar -t | grep -qx 'release-check-was-here' || die "$label: diff of the container layer lacks the new file"
+  # Outputs are read whole before they are searched: grep -q in a pipe could cut a writer short (SIGPIPE).
+  local changes listing
+  changes=$(run "${s[@]}" changes "$layer")
+  grep -qx 'Add "/release-check-was-here"' <<<"$changes" || die "$label: changes does not list the new file: $changes"
+  listing=$(run "${s[@]}" diff "$layer" | tar -t)
+  grep -qx 'release-check-was-here' <<<"$listing" || die "$label: diff of the container layer lacks the new file"
   run "${s[@]}" check >/dev/null || die "$label: check found problems"
   ok "$label: changes and diff show the write; check is clean"
   run "${s[@]}" delete-container box >/dev/null
@@ -227,7 +232,9 @@ check_x64() {
     check_in_chroot "$root" "$target" "$target" vfs overlay
   done
   # A fresh install's default store (no options): overlay where the kernel has it, as root.
-  run status 2>&1 | grep -qx 'Driver Name: overlay' || die "the default store does not use overlay"
+  local status
+  status=$(run status 2>&1)
+  grep -qx 'Driver Name: overlay' <<<"$status" || die "the default store does not use overlay: $status"
   ok "with no options, the default store /var/lib/oci-storage uses overlay"
   unmount_in "$root"
 }
@@ -324,7 +331,9 @@ check_container() {
   grep -qx "Target: linux-x64" <<<"$version" || die "container: version says $(grep Target <<<"$version")"
   ok "container: version: $(tr '\n' ' ' <<<"$version")"
   # No mount(8) in the image: the default store falls back to vfs (overlay needs mount(8) and CAP_SYS_ADMIN).
-  run status 2>&1 | grep -qx 'Driver Name: vfs' || die "container: the default store does not fall back to vfs"
+  local status
+  status=$(run status 2>&1)
+  grep -qx 'Driver Name: vfs' <<<"$status" || die "container: the default store does not fall back to vfs: $status"
   ok "container: with no options the store uses vfs (the image has no mount(8))"
   scenario container-vfs "$bundle/rootfs" vfs
 }
