@@ -6,25 +6,8 @@
  * resolved inside the root (chroot semantics), never on the host. The final component of an
  * entry is never followed: whatever is there is replaced.
  */
-import {
-  closeSync,
-  constants,
-  fchmodSync,
-  fchownSync,
-  lchownSync,
-  chmodSync,
-  linkSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  renameSync,
-  rm,
-  rmSync,
-  symlinkSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, constants, fchmodSync, fchownSync, lchownSync, chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync } from "node:fs";
+import { openSync, readdirSync, renameSync, rm, rmSync, symlinkSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
 import { ArchiveError, StorageError, SystemError, errnoReason } from "../errors.ts";
 import { toHost } from "../idmap.ts";
@@ -364,6 +347,10 @@ class LayerExtractor {
       if (code === "EPERM") throw new ArchiveError(`hard link ${JSON.stringify(entry.path)}: target ${JSON.stringify(entry.linkTarget)} is a directory`);
       throw error;
     }
+    // As containers-storage does, the link's header sets the owner, mode, xattrs and times of the inode it shares (no mode
+    // through a symlink); a link into .wh..wh.plnk keeps the stored file's, which containers-storage extracts it with.
+    if (cleanComponents(entry.linkTarget)[0] === HARDLINK_STORE) return;
+    this.finishNode(rel, lstatSync(this.host(rel)).isSymbolicLink() ? { ...entry, type: "symlink" } : entry, false);
   }
 
   /** The link target cleaned and resolved inside the root; the final component is not followed. */

@@ -128,9 +128,9 @@ export class HardLinkTracker {
 }
 
 /**
- * The tar entry for root/relPath (relPath without a leading "/"): type, mode with setuid/setgid/sticky, owner
- * mapped to container IDs, names from the host's passwd/group, mtime rounded to the second (as Go's tar writer
- * does without an explicit format), link target, device numbers and the exported xattrs. null for sockets.
+ * The tar entry for root/relPath (relPath without a leading "/"): type, mode with setuid/setgid/sticky and the file type bits, owner
+ * mapped to container IDs, names from the host's passwd/group, mtime truncated to the second (as
+ * containers-storage's FileInfoHeader does), link target, device numbers and the exported xattrs. null for sockets.
  */
 export function entryFromStat(root: string, relPath: string, maps: IdMaps, stats?: BigIntStats): TarEntry | null {
   const path = `${root}/${relPath}`;
@@ -147,13 +147,14 @@ export function entryFromStat(root: string, relPath: string, maps: IdMaps, stats
   return {
     path: type === "dir" ? `${relPath}/` : relPath,
     type,
-    mode: Number(stats.mode) & 0o7777,
+    // With the file type bits, as containers-storage writes them (Go 1.8's FileInfoHeader, kept by its fillGo18FileTypeBits).
+    mode: Number(stats.mode) & 0o177777,
     uid,
     gid,
     uname: hostNames().users.get(hostUid) ?? "",
     gname: hostNames().groups.get(hostGid) ?? "",
     size: type === "file" ? Number(stats.size) : 0,
-    mtimeNs: roundToSecond(stats.mtimeNs),
+    mtimeNs: truncateToSecond(stats.mtimeNs),
     linkTarget: type === "symlink" ? readlinkSync(path) : "",
     devMajor,
     devMinor,
@@ -169,6 +170,12 @@ function entryType(stats: BigIntStats): EntryType | null {
   if (stats.isBlockDevice()) return "block";
   if (stats.isFIFO()) return "fifo";
   return null;
+}
+
+/** Whole seconds, as containers-storage's FileInfoHeader truncates a file's mtime (so a diff applied elsewhere compares equal, §3.7.3). */
+function truncateToSecond(ns: bigint): bigint {
+  const floor = ns / NS_PER_SECOND;
+  return (ns < 0n && floor * NS_PER_SECOND !== ns ? floor - 1n : floor) * NS_PER_SECOND;
 }
 
 function roundToSecond(ns: bigint): bigint {

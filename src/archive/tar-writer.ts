@@ -105,7 +105,7 @@ export class TarWriter {
       {
         name,
         prefix,
-        mode: entry.mode & 0o7777,
+        mode: entry.mode & 0o177777,
         uid,
         gid,
         size: sizeField,

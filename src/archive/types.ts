@@ -24,7 +24,7 @@ export interface TarEntry {
   /** The name as the archive gives it (not cleaned; may start with "./" or "/"). */
   path: string;
   type: EntryType;
-  /** Permission bits including setuid, setgid and sticky (mask 0o7777). */
+  /** Permission bits including setuid, setgid and sticky (mask 0o7777); entries written from the file system also carry the file type bits (S_IFDIR…), as Go's do. */
   mode: number;
   uid: number;
   gid: number;

@@ -89,9 +89,10 @@ describe("exportChanges", () => {
       expect(m.mtime).toBeGreaterThanOrEqual(before);
     }
     const hosts = byName.get("etc/hosts")!;
-    expect([hosts.type, hosts.mode, hosts.uid, hosts.uname, hosts.gname, hosts.size, hosts.mtime]).toEqual(["0", 0o644, 0, "root", "root", 24, 1700000000]);
+    // The mode field carries the file type bits (S_IFREG here), as containers-storage's Go writer puts them.
+    expect([hosts.type, hosts.mode, hosts.uid, hosts.uname, hosts.gname, hosts.size, hosts.mtime]).toEqual(["0", 0o100644, 0, "root", "root", 24, 1700000000]);
     expect(byName.get("newfile")!.uid).toBe(1000);
-    expect(byName.get("data")!.type).toBe("5");
+    expect([byName.get("data")!.type, byName.get("data")!.mode]).toEqual(["5", 0o40755]);
     // Two zero blocks end the archive, without padding to a 10240-byte record.
     const size = statSync(tar).size;
     expect(size).toBe(endOfLastMember + 1024);
@@ -149,11 +150,12 @@ describe("entryFromStat", () => {
   test("describes a tree entry as a tar entry", () => {
     sh(`mkdir -p ${upper}/d && cd ${upper} && ln -s target d/link && mknod d/null c 1 3 && touch -h -d @1700000000.7 d/link`);
     const link = entryFromStat(upper, "d/link", NO_ID_MAPS)!;
-    expect([link.path, link.type, link.linkTarget, link.mtimeNs]).toEqual(["d/link", "symlink", "target", 1700000001_000_000_000n]);
+    // The mtime is truncated to the second and the mode carries the type bits, as containers-storage 1.43 writes them.
+    expect([link.path, link.type, link.linkTarget, link.mtimeNs, link.mode]).toEqual(["d/link", "symlink", "target", 1700000000_000_000_000n, 0o120777]);
     const dir = entryFromStat(upper, "d", NO_ID_MAPS)!;
-    expect([dir.path, dir.type, dir.uname]).toEqual(["d/", "dir", "root"]);
+    expect([dir.path, dir.type, dir.uname, dir.mode]).toEqual(["d/", "dir", "root", 0o40755]);
     const device = entryFromStat(upper, "d/null", NO_ID_MAPS)!;
-    expect([device.type, device.devMajor, device.devMinor, device.size]).toEqual(["char", 1, 3, 0]);
+    expect([device.type, device.devMajor, device.devMinor, device.size, device.mode & 0o170000]).toEqual(["char", 1, 3, 0, 0o020000]);
   });
 
   test("returns null for sockets", () => {

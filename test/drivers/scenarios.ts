@@ -8,7 +8,8 @@ export const T0 = "1714557600";
 export const BASE: TarSpecEntry[] = [
   { name: "data/", type: "dir", mode: 0o750, uid: 1000, gid: 1000, mtime: `${T0}.100000001` },
   { name: "data/file1", data: "one", mode: 0o640, uid: 1000, gid: 1000, mtime: `${T0}.123456789`, xattrs: { "user.note": "n1" } },
-  { name: "data/hard", type: "hardlink", link: "data/file1" },
+  // A hard link's header carries its target's mode, owner and time, as tar writers emit it (its header sets the shared inode's).
+  { name: "data/hard", type: "hardlink", link: "data/file1", mode: 0o640, uid: 1000, gid: 1000, mtime: `${T0}.123456789` },
   { name: "data/link", type: "symlink", link: "file1", mtime: `${T0}.5` },
   { name: "data/setuid", data: "#!/bin/sh\n", mode: 0o4755 },
   { name: "data/sub/", type: "dir", mtime: `${T0}.2` },
@@ -41,7 +42,7 @@ export const CHILD: TarSpecEntry[] = [
   { name: ".wh.gone", mtime: T0 },
   { name: "newdir/", type: "dir", mtime: `${T0}.01` },
   { name: "newdir/x", data: "xx", mode: 0o600, uid: 7, gid: 8, mtime: `${T0}.02` },
-  { name: "newdir/y", type: "hardlink", link: "newdir/x" },
+  { name: "newdir/y", type: "hardlink", link: "newdir/x", mode: 0o600, uid: 7, gid: 8, mtime: `${T0}.02` },
   { name: "newfile", data: "new", mtime: `${T0}.03`, xattrs: { "user.a": "b" } },
   { name: "opaque/", type: "dir", mode: 0o711, mtime: `${T0}.04` },
   { name: "opaque/.wh..wh..opq", mtime: T0 },
