@@ -128,8 +128,13 @@ export function imagesByDigest(parts: StoreParts, digest: string): ImageRecord[]
   return parts.roots.listEverywhere((catalog) => catalog.listImages()).filter((image) => imageDigests(image).includes(digest));
 }
 
-/** The size shown by `image`: every layer reachable from the top layers plus the data items. */
-export async function imageSize(parts: StoreParts, image: ImageRecord): Promise<number> {
+/**
+ * The size shown by `image`: every layer reachable from the top layers plus the data items. As
+ * in containers-storage 1.43 it is the size of the record found by the image's ID, the writable
+ * store's first (a record add-names made for a read-only image has no data items).
+ */
+export async function imageSize(parts: StoreParts, shown: ImageRecord): Promise<number> {
+  const image = parts.roots.firstFound((c) => c.getImage(shown.id)) ?? shown;
   let total = image.bigData.reduce((sum, item) => sum + item.size, 0);
   const seen = new Set<string>();
   const pending = [image.topLayer, ...image.mappedLayers].filter((l) => l !== "");

@@ -156,8 +156,8 @@ async function applyInto(parts: StoreParts, layer: LayerRecord, source: ByteSour
 export async function applyDiff(parts: StoreParts, ref: string, source: ByteSource): Promise<void> {
   const layer = parts.tx(() => {
     const found = findLayer(parts, ref);
-    if (!found) throw new LayerUnknownError();
-    if (found.fromReadOnlyStore) throw new NotALayerError();
+    // A read-only store's layer is not one this store can write to: 1.43 says it does not know it.
+    if (!found || found.fromReadOnlyStore) throw new LayerUnknownError();
     parts.catalog.setLayerState(found.id, "creating", parts.token);
     parts.catalog.setLayerOnInterrupt(found.id, "reset");
     return found;

@@ -1,5 +1,5 @@
 /** Real layer tars for tests, made with GNU tar from files written in a temp dir. */
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -39,4 +39,16 @@ export function sha256File(path: string): string {
 
 export function sha256Bytes(bytes: Uint8Array): string {
   return new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
+}
+
+/** Every path below root with its mode, size, modification time (ns) and content hash: equal snapshots mean nothing there was written. */
+export function snapshotFiles(root: string): string[] {
+  return readdirSync(root, { recursive: true, encoding: "utf8" })
+    .map((rel) => {
+      const path = join(root, rel);
+      const st = lstatSync(path, { bigint: true });
+      const content = st.isFile() ? sha256File(path) : "";
+      return `${rel} ${st.mode.toString(8)} ${st.size} ${st.mtimeNs} ${content}`;
+    })
+    .sort();
 }
