@@ -1,0 +1,46 @@
+/** Names: unique per kind, moved by add-names/set-names, refused at creation (docs/cli-contract.md §2.3). */
+import type { Scenario } from "../harness.ts";
+
+export default [
+  {
+    // Store-level: records and names only, the driver plays no part.
+    drivers: ["vfs"],
+    name: "names move between objects of a kind, and an image keeps a history of them",
+    steps: [
+      { args: ["create-layer", "-i", "L1", "-n", "a", "-n", "b", "-n", "a"] },
+      { args: ["create-layer", "-i", "L2"] },
+      { args: ["add-names", "-n", "a", "L2"] },
+      { args: ["get-names", "L1"] },
+      { args: ["get-names", "-j", "L2"] },
+      { args: ["add-names", "-j", "-n", "x", "-n", "x", "-n", "", "L2"] },
+      { args: ["set-names", "-n", "b", "-n", "with space", "L2"] },
+      { args: ["layers", "-j"], stdout: "json" },
+      { args: ["set-names", "-j", "L1"] },
+      { args: ["create-layer", "-n", "with space"], stderr: true },
+      { args: ["create-image", "-i", "I1", "-n", "i1", "-n", "i2", "L1"] },
+      { args: ["create-image", "-i", "I2", "-n", "i3", "L2"] },
+      { args: ["images", "-j"], stdout: "json" },
+      { args: ["add-names", "-n", "i1", "I2"] },
+      { args: ["add-names", "I1"] },
+      { args: ["set-names", "-n", "z", "-n", "i2", "I1"] },
+      { args: ["add-names", "-n", "i3", "I1"] },
+      { args: ["images", "-j"], stdout: "json" },
+      { args: ["image", "I1"] },
+      { args: ["image", "i1"] },
+      { args: ["create-image", "-n", "z", "L1"], stderr: true },
+      { args: ["create-container", "-i", "C1", "-n", "c1", "I1"] },
+      { args: ["create-container", "-i", "C2", "-n", "c2", "I2"] },
+      { args: ["add-names", "-n", "c1", "C2"] },
+      { args: ["containers", "-j"], stdout: "json" },
+      { args: ["create-container", "-n", "c2", "I1"], stderr: true },
+      { args: ["set-names", "-n", "ü-名前", "C1"] },
+      { args: ["get-names", "C1"] },
+      { args: ["container", "ü-名前"] },
+      { args: ["add-names", "-n", "q", "nosuch"], stderr: true },
+      { args: ["set-names", "-n", "q", "nosuch"], stderr: true },
+      { args: ["get-names", "nosuch"], stderr: true },
+      { args: ["layers"] },
+      { args: ["containers"] },
+    ],
+  },
+] satisfies Scenario[];
