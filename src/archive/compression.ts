@@ -12,7 +12,7 @@ import fs from "node:fs";
 import { ArchiveError, NotSupportedError, StorageError, ioError } from "../errors.ts";
 import { parallelGzipSink } from "./parallel-gzip.ts";
 import { decompressInWorker } from "./worker-decompression.ts";
-import { Compression, type ByteSink, type ByteSource } from "./types.ts";
+import { Compression, type ByteSink, type ByteSource, type TarMeter } from "./types.ts";
 
 const MAGIC: { compression: Compression; bytes: number[] }[] = [
   { compression: Compression.Bzip2, bytes: [0x42, 0x5a, 0x68] },
@@ -213,6 +213,18 @@ async function* decompressWithProgram(input: AsyncGenerator<Uint8Array>, program
       await child.exited;
     }
   }
+}
+
+/** Passes writes on to sink, telling meter how many bytes each one had. */
+export function meteredSink(sink: ByteSink, meter: TarMeter): ByteSink {
+  return {
+    consumesChunks: sink.consumesChunks,
+    write(chunk) {
+      meter.add(chunk.length);
+      return sink.write(chunk);
+    },
+    close: () => sink.close(),
+  };
 }
 
 /** Wraps a sink so that bytes written are compressed with gzip or zstd (None: passthrough); close() closes the sink too. */

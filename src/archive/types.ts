@@ -8,6 +8,12 @@ import type { IdMaps } from "../idmap.ts";
 /** A stream of bytes, e.g. Bun.stdin.stream(), Bun.file(p).stream() or an async generator. */
 export type ByteSource = AsyncIterable<Uint8Array>;
 
+/** Counts the bytes of a layer tar as they are written, told first how many to expect (when that is known). */
+export interface TarMeter {
+  expect(total: number | undefined): void;
+  add(bytes: number): void;
+}
+
 /** Where bytes go (stdout, a file, a compressor). write may apply back-pressure by returning a promise. */
 export interface ByteSink {
   write(chunk: Uint8Array): void | Promise<void>;

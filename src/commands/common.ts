@@ -2,10 +2,13 @@
 import { goJson } from "../cli/format.ts";
 import type { ByteSource } from "../archive/types.ts";
 import { ioError } from "../errors.ts";
+import { Progress } from "../util/progress.ts";
 import type { CommandContext, OptionDef } from "./command.ts";
 
 export const JSON_OPTION: OptionDef = { names: ["json", "j"], type: "bool", description: "Prefer JSON output" };
 export const QUIET_OPTION: OptionDef = { names: ["quiet", "q"], type: "bool", description: "Print only what was asked for" };
+/** --quiet of the commands that show progress on a terminal (pull, push, applydiff, import-layer, diff). */
+export const NO_PROGRESS_OPTION: OptionDef = { names: ["quiet", "q"], type: "bool", description: "Do not show progress (shown only when stderr is a terminal)" };
 export const NAME_OPTION: OptionDef = { names: ["name", "n"], type: "list", description: "Name to give the object (repeatable)" };
 export const ID_OPTION: OptionDef = { names: ["id", "i"], type: "string", description: "ID to use instead of a random one" };
 export const METADATA_OPTION: OptionDef = { names: ["metadata", "m"], type: "string", description: "Metadata to set" };
@@ -52,6 +55,19 @@ export async function metadataOption(ctx: CommandContext): Promise<string | unde
  */
 export async function inputStream(ctx: CommandContext, fileOption = "file"): Promise<ByteSource> {
   return (await import("./input.ts")).openInput(stringOption(ctx, fileOption));
+}
+
+/** The progress display of a command with NO_PROGRESS_OPTION: on a terminal and without --quiet, else none. */
+export function progressDisplay(ctx: CommandContext): Progress | undefined {
+  return Progress.forStderr(ctx.options.quiet === true);
+}
+
+/** inputStream, counted on a progress line ("LABEL  read / size  rate") when the command shows progress. */
+export async function trackedInput(ctx: CommandContext, progress: Progress | undefined, label: string, fileOption = "file"): Promise<ByteSource> {
+  const source = await inputStream(ctx, fileOption);
+  if (!progress) return source;
+  const { inputSize } = await import("./input.ts");
+  return progress.item(label, inputSize(stringOption(ctx, fileOption))).track(source);
 }
 
 /** All bytes of the file named by --file, else of standard input. */

@@ -3,7 +3,7 @@ import { goQuote } from "../cli/format.ts";
 import { fileSink, stdoutSink } from "../archive/compression.ts";
 import { ChangeKind, Compression } from "../archive/types.ts";
 import type { CommandDef } from "./command.ts";
-import { JSON_OPTION, inputStream, printJson, stringOption, wantsJson } from "./common.ts";
+import { JSON_OPTION, NO_PROGRESS_OPTION, printJson, progressDisplay, stringOption, trackedInput, wantsJson } from "./common.ts";
 
 /** What changes, diffsize and diff share: a layer and an optional layer to compare it with. */
 const COMPARE_TWO_LAYERS = {
@@ -46,6 +46,7 @@ export const diff: CommandDef = {
     { names: ["gzip", "c"], type: "bool", description: "Compress using gzip" },
     { names: ["bzip2", "bz2", "b"], type: "bool", description: "Compress using bzip2 (not supported)" },
     { names: ["xz", "x"], type: "bool", description: "Compress using xz (not supported)" },
+    NO_PROGRESS_OPTION,
   ],
   async run(ctx) {
     // The strongest requested compression wins: xz > bzip2 > gzip > none; none given: as applied.
@@ -57,7 +58,14 @@ export const diff: CommandDef = {
     const file = stringOption(ctx, "file");
     await ctx.flushStdout();
     const sink = file !== undefined ? fileSink(file) : stdoutSink();
-    await ctx.store.diff(ctx.args[0]!, ctx.args[1], sink, compression);
+    const progress = progressDisplay(ctx);
+    const meter = progress?.meter(`Writing the diff of ${ctx.args[0]}`);
+    try {
+      await ctx.store.diff(ctx.args[0]!, ctx.args[1], sink, compression, meter);
+      meter?.finish();
+    } finally {
+      progress?.end();
+    }
     return 0;
   },
 };
@@ -68,11 +76,16 @@ export const applyDiff: CommandDef = {
   description: "Apply a diff to a layer",
   minArgs: 1,
   maxArgs: 1,
-  options: [{ names: ["file", "f"], type: "string", description: "Read from file instead of stdin", valueHint: "file" }],
+  options: [{ names: ["file", "f"], type: "string", description: "Read from file instead of stdin", valueHint: "file" }, NO_PROGRESS_OPTION],
   async run(ctx) {
     const layer = ctx.args[0]!;
     ctx.store.layer(layer);
-    await ctx.store.applyDiff(layer, await inputStream(ctx));
+    const progress = progressDisplay(ctx);
+    try {
+      await ctx.store.applyDiff(layer, await trackedInput(ctx, progress, `Applying ${stringOption(ctx, "file") ?? "standard input"}`));
+    } finally {
+      progress?.end();
+    }
     return 0;
   },
 };

@@ -24,6 +24,16 @@ export function openInput(file: string | undefined): ByteSource {
   return { [Symbol.asyncIterator]: () => readFileChunks(file) };
 }
 
+/** How many bytes openInput(file) will give, when it reads a regular file; undefined otherwise. */
+export function inputSize(file: string | undefined): number | undefined {
+  try {
+    const stat = file === undefined ? fstatSync(0) : statSync(file);
+    return stat.isFile() ? stat.size : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function isRegularFile(fd: number): boolean {
   try {
     return fstatSync(fd).isFile();

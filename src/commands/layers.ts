@@ -2,7 +2,7 @@
 import type { ContainerRecord, ImageSummary, LayerRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
-import { ID_OPTION, JSON_OPTION, NAME_OPTION, inputStream, listOption, printJson, stringOption, wantsJson } from "./common.ts";
+import { ID_OPTION, JSON_OPTION, NAME_OPTION, NO_PROGRESS_OPTION, listOption, printJson, progressDisplay, stringOption, trackedInput, wantsJson } from "./common.ts";
 import { ID_MAP_OPTIONS, idMapsFromOptions } from "./idmap-options.ts";
 import { layerJson } from "./render.ts";
 
@@ -50,10 +50,17 @@ export const importLayer: CommandDef = {
   description: "Import a new layer",
   minArgs: 0,
   maxArgs: 1,
-  options: [...LAYER_CREATE_OPTIONS, { names: ["file", "f"], type: "string", description: "Read the layer tar from a file instead of standard input", valueHint: "file" }],
+  options: [...LAYER_CREATE_OPTIONS, { names: ["file", "f"], type: "string", description: "Read the layer tar from a file instead of standard input", valueHint: "file" }, NO_PROGRESS_OPTION],
   async run(ctx) {
-    const source = await inputStream(ctx);
-    printCreated(ctx, await ctx.store.importLayer(await createOptions(ctx), source));
+    const progress = progressDisplay(ctx);
+    let layer: LayerRecord;
+    try {
+      const source = await trackedInput(ctx, progress, `Importing ${stringOption(ctx, "file") ?? "standard input"}`);
+      layer = await ctx.store.importLayer(await createOptions(ctx), source);
+    } finally {
+      progress?.end();
+    }
+    printCreated(ctx, layer);
     return 0;
   },
 };

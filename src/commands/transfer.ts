@@ -1,11 +1,9 @@
 /** pull SOURCE and push IMAGE DESTINATION: whole images through the transports (docs/cli.md). */
 import { InvalidArgumentError } from "../errors.ts";
 import type { CommandDef } from "./command.ts";
-import { JSON_OPTION, listOption, printJson, stringOption, wantsJson } from "./common.ts";
+import { JSON_OPTION, NO_PROGRESS_OPTION, listOption, printJson, progressDisplay, stringOption, wantsJson } from "./common.ts";
 import { REGISTRY_OPTIONS, registryOptions } from "./registry.ts";
 import { imageJson } from "./render.ts";
-
-const QUIET_OPTION = { names: ["quiet", "q"], type: "bool" as const, description: "Do not show progress" };
 
 export const pull: CommandDef = {
   names: ["pull"],
@@ -18,13 +16,12 @@ export const pull: CommandDef = {
     { names: ["platform"], type: "string", description: "OS/ARCH[/VARIANT] to pick from an index (default: this host's)" },
     { names: ["max-parallel"], type: "string", description: "Layers downloaded at once from a registry", defaultValue: "3" },
     ...REGISTRY_OPTIONS,
-    QUIET_OPTION,
+    NO_PROGRESS_OPTION,
     JSON_OPTION,
   ],
   async run(ctx) {
     const { pullImage } = await import("../transports/pull.ts");
     const { hostPlatform, parsePlatform } = await import("../transports/manifest.ts");
-    const { Progress } = await import("../transports/progress.ts");
     const platformText = stringOption(ctx, "platform");
     const names = listOption(ctx, "name");
     const maxParallel = Number(stringOption(ctx, "max-parallel") ?? "3");
@@ -32,7 +29,7 @@ export const pull: CommandDef = {
     const image = await pullImage(ctx.store, ctx.args[0]!, {
       names: names.length > 0 ? names : undefined,
       platform: platformText === undefined ? hostPlatform() : parsePlatform(platformText),
-      progress: Progress.forStderr(ctx.options.quiet === true),
+      progress: progressDisplay(ctx),
       maxParallel,
       transport: { registry: { ...registryOptions(ctx), blobHints: ctx.store } },
     });
@@ -52,7 +49,7 @@ export const push: CommandDef = {
     { names: ["compression-format"], type: "string", description: "Layer compression: gzip, zstd or none (default: gzip; docker-archive: none)", valueHint: ["gzip", "zstd", "none"] },
     { names: ["format", "f"], type: "string", description: "Manifest type: oci or v2s2 (default: oci; docker-archive: v2s2)", valueHint: ["oci", "v2s2"] },
     ...REGISTRY_OPTIONS,
-    QUIET_OPTION,
+    NO_PROGRESS_OPTION,
   ],
   async run(ctx) {
     const compression = stringOption(ctx, "compression-format");
@@ -60,11 +57,10 @@ export const push: CommandDef = {
     const format = stringOption(ctx, "format");
     if (format !== undefined && format !== "oci" && format !== "v2s2") throw new InvalidArgumentError(`invalid --format "${format}": expected oci or v2s2`);
     const { pushImage } = await import("../transports/push.ts");
-    const { Progress } = await import("../transports/progress.ts");
     const digest = await pushImage(ctx.store, ctx.args[0]!, ctx.args[1]!, {
       compression,
       format,
-      progress: Progress.forStderr(ctx.options.quiet === true),
+      progress: progressDisplay(ctx),
       transport: { registry: { ...registryOptions(ctx), blobHints: ctx.store } },
     });
     if (ctx.options.quiet !== true) ctx.stdout(`${digest}\n`);

@@ -1,7 +1,7 @@
 /** What a layer changed: its changes, diff size and diff, compared with its parent or another layer. */
-import { compressingSink } from "../archive/compression.ts";
+import { compressingSink, meteredSink } from "../archive/compression.ts";
 import { reproduceTar } from "../archive/layout.ts";
-import type { ByteSink, Change } from "../archive/types.ts";
+import type { ByteSink, Change, TarMeter } from "../archive/types.ts";
 import { Compression } from "../archive/types.ts";
 import type { CompareRequest } from "../drivers/driver.ts";
 import { NotSupportedError } from "../errors.ts";
@@ -38,14 +38,18 @@ export function diffSize(parts: StoreParts, ref: string, fromRef?: string): Prom
 /**
  * Writes a layer's diff. Without an explicit compression the layer's last applied input's
  * compression is used; an applied layer compared with its parent is reproduced byte for byte.
+ * meter counts the uncompressed tar's bytes (expecting the applied size when reproducing).
  */
-export async function diff(parts: StoreParts, ref: string, fromRef: string | undefined, sink: ByteSink, compression?: Compression): Promise<void> {
+export async function diff(parts: StoreParts, ref: string, fromRef: string | undefined, sink: ByteSink, compression?: Compression, meter?: TarMeter): Promise<void> {
   const { layer, request } = compareRequest(parts, ref, fromRef);
   const wanted = compression ?? layer.compression;
   if (wanted === Compression.Bzip2) throw new NotSupportedError("unsupported compression format tar.bz2");
   if (wanted === Compression.Xz) throw new NotSupportedError("unsupported compression format tar.xz");
-  const out = compressingSink(sink, wanted);
-  if (layer.hasLayout && request.fromIsParent) {
+  const reproduced = layer.hasLayout && request.fromIsParent;
+  meter?.expect(reproduced && layer.diffSize >= 0 ? layer.diffSize : undefined);
+  const compressed = compressingSink(sink, wanted);
+  const out = meter ? meteredSink(compressed, meter) : compressed;
+  if (reproduced) {
     await reproduceTar(parts.roots.catalogOf(layer).layoutChunks(layer.id), parts.driver.contentDir(layer.id), out);
   } else {
     await parts.driver.diff(request, out);

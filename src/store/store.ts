@@ -15,7 +15,7 @@
 import type { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { ByteSink, ByteSource, Change, Compression } from "../archive/types.ts";
+import type { ByteSink, ByteSource, Change, Compression, TarMeter } from "../archive/types.ts";
 import { canonicalDriverName, createDriver, defaultDriverName } from "../drivers/index.ts";
 import { Mounter } from "../drivers/mounter.ts";
 import { InitError, LayerInUseError, LayerUnknownError, ioError } from "../errors.ts";
@@ -240,9 +240,9 @@ export class Store {
     return diffs.diffSize(this.parts, ref, fromRef);
   }
 
-  /** Writes a layer's diff (by default compressed as its last applied input was). */
-  diff(ref: string, fromRef: string | undefined, sink: ByteSink, compression?: Compression): Promise<void> {
-    return diffs.diff(this.parts, ref, fromRef, sink, compression);
+  /** Writes a layer's diff (by default compressed as its last applied input was); meter counts its uncompressed bytes. */
+  diff(ref: string, fromRef: string | undefined, sink: ByteSink, compression?: Compression, meter?: TarMeter): Promise<void> {
+    return diffs.diff(this.parts, ref, fromRef, sink, compression, meter);
   }
 
   // ---- data items (data-items.ts) ----------------------------------------------------------------

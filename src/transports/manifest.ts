@@ -177,6 +177,11 @@ export function digestHex(digest: string): string {
   return digest.slice(digest.indexOf(":") + 1);
 }
 
+/** The first 12 hex digits of a digest, as progress lines and messages show it. */
+export function shortDigest(digest: string): string {
+  return digestHex(digest).slice(0, 12);
+}
+
 /** sha256 of a string or bytes as hex. */
 export function sha256Hex(data: string | Uint8Array): string {
   return new Bun.CryptoHasher("sha256").update(data).digest("hex");

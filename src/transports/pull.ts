@@ -11,6 +11,7 @@
 import { InvalidArgumentError, messageOf, withContext } from "../errors.ts";
 import type { ImageRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
+import type { Progress } from "../util/progress.ts";
 import { openSource, type TransportOptions } from "./index.ts";
 import {
   ImageFormatError,
@@ -24,11 +25,11 @@ import {
   parseConfig,
   parseManifest,
   sha256Hex,
+  shortDigest,
   type ImageManifest,
 } from "./manifest.ts";
 import { formatImageName, normalizeLocalName } from "./names.ts";
 import { BlobPrefetcher } from "./prefetch.ts";
-import type { Progress } from "./progress.ts";
 import { parseReference } from "./reference.ts";
 import type { Descriptor, ImageSource, Platform, RawManifest } from "./types.ts";
 
@@ -82,21 +83,21 @@ export async function pullImage(store: Store, referenceText: string, options: Pu
     let parent: string | undefined;
     for (const [i, descriptor] of manifest.layers.entries()) {
       const id = layerIds[i]!;
+      const line = options.progress?.item(`Copying blob ${shortDigest(descriptor.digest)}`, descriptor.size);
       if (!missing.includes(descriptor)) {
         source.layerStored?.(descriptor, config.diffIds[i]!);
-        options.progress?.skip(descriptor);
+        line?.skip();
       } else {
         const reader = await prefetcher.next();
         if (reader.size >= 0 && reader.size !== descriptor.size) {
           throw new ImageFormatError(`${source.description}: layer ${descriptor.digest}: size mismatch (the blob has ${reader.size} bytes, the manifest says ${descriptor.size})`);
         }
-        const stream = options.progress ? options.progress.track(descriptor, reader.stream) : reader.stream;
+        const stream = line ? line.track(reader.stream) : reader.stream;
         await store.importLayer({ id, parent, names: [] }, stream, (applied) => checkApplied(source.description, descriptor, config.diffIds[i]!, i, applied)).catch((error) => {
           throw messageOf(error).includes(descriptor.digest) ? error : withContext(`${source.description}: layer ${descriptor.digest}`, error);
         });
         created.push(id);
         source.layerStored?.(descriptor, config.diffIds[i]!);
-        options.progress?.done(descriptor);
       }
       parent = id;
     }
@@ -117,7 +118,7 @@ export async function pullImage(store: Store, referenceText: string, options: Pu
     throw error;
   } finally {
     prefetcher?.close();
-    options.progress?.finish();
+    options.progress?.end();
     await source.close();
   }
 }

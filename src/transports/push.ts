@@ -8,10 +8,10 @@ import { CorruptError, ImageUnknownError, NotSupportedError, PreconditionError }
 import { Compression } from "../archive/types.ts";
 import type { LayerRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
+import type { Progress } from "../util/progress.ts";
 import { openDestination, type TransportOptions } from "./index.ts";
 import { exportStream } from "./layer-export.ts";
-import { ImageFormatError, MEDIA, layerMediaType, parseConfig, parseManifest, sha256Hex, type LayerCompression } from "./manifest.ts";
-import type { Progress } from "./progress.ts";
+import { ImageFormatError, MEDIA, layerMediaType, parseConfig, parseManifest, sha256Hex, shortDigest, type LayerCompression } from "./manifest.ts";
 import type { Descriptor, RawManifest, StoredLayer } from "./types.ts";
 
 export interface PushOptions {
@@ -66,19 +66,20 @@ export async function pushImage(store: Store, imageRef: string, destinationText:
     const descriptors: Descriptor[] = [];
     for (const [i, layer] of layers.entries()) {
       const stored = storedLayer(layer, config.diffIds[i]!);
+      const label = `Copying blob ${shortDigest(stored.diffId)}`;
       const reused = await destination.reuseLayer?.(stored, manifestType, compression);
       if (reused) {
-        options.progress?.skip(reused);
+        options.progress?.item(label).skip();
         descriptors.push(reused);
         continue;
       }
+      // The progress line counts the layer's uncompressed tar as the first export writes it.
+      const meter = options.progress?.meter(label);
       // A registry upload that fails mid-way may ask for the layer again (a fresh export of the same bytes).
       const exportLayer = () => exportStream((sink) => store.diff(layer.id, undefined, sink, COMPRESSION[compression]));
-      const first = exportLayer();
-      const label = { mediaType: layerType, digest: layer.diffDigest || `sha256:${layer.id}`, size: layer.diffSize };
-      const stream = options.progress ? options.progress.track(label, first) : first;
-      const written = await destination.putBlob(stream, undefined, exportLayer);
-      options.progress?.done(label);
+      const first = exportStream((sink) => store.diff(layer.id, undefined, sink, COMPRESSION[compression], meter));
+      const written = await destination.putBlob(first, undefined, exportLayer);
+      meter?.finish();
       const descriptor = { mediaType: layerType, digest: written.digest, size: written.size };
       destination.layerPushed?.(stored, descriptor);
       descriptors.push(descriptor);
@@ -92,7 +93,7 @@ export async function pushImage(store: Store, imageRef: string, destinationText:
     await destination.commit();
     return raw.digest;
   } finally {
-    options.progress?.finish();
+    options.progress?.end();
     await destination.close();
   }
 }

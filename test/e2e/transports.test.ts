@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BINARY, TestStore, availableDrivers } from "../helpers/cli.ts";
+import { TestStore, availableDrivers } from "../helpers/cli.ts";
 import { sh } from "../helpers/fixtures.ts";
 import { makeUmociImage, treeListing } from "../helpers/images.ts";
 import { imageRecord, peer, withoutTimes } from "../helpers/peer.ts";
@@ -158,33 +158,6 @@ describe("pull refuses bad images with one line and leaves nothing behind", () =
       }
     });
   }
-});
-
-/** What the binary shows on a real pseudo-terminal (script(1)) when run with these arguments. */
-function inTerminal(args: string[]): string {
-  const commandLine = [BINARY, ...args].map((a) => `'${a}'`).join(" ");
-  return Bun.spawnSync(["script", "-qec", commandLine, "/dev/null"], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
-}
-
-describe("progress", () => {
-  test("on a terminal pull shows one line per layer with bytes and rate; piped or --quiet it shows nothing", () => {
-    const store = new TestStore("vfs");
-    try {
-      const command = ["pull", `oci:${LAYOUT()}:app:v1`];
-      const screen = inTerminal([...store.globals, ...command]);
-      expect(screen).toMatch(/Copying blob [0-9a-f]{12} {2}[0-9.]+ MiB \/ [0-9.]+ MiB {2}[0-9.]+ MiB\/s/);
-      expect(new Set([...screen.matchAll(/Copying blob ([0-9a-f]{12})/g)].map((m) => m[1])).size).toBe(2);
-      expect(screen).toContain("\x1b[2K");
-      store.ok(["delete-image", "localhost/app:v1"]);
-      for (const layer of store.json(["layers", "--json"]).reverse()) store.ok(["delete-layer", layer.id]);
-      const piped = store.cli(command);
-      expect(piped.code).toBe(0);
-      expect(piped.stderr).toBe("");
-      expect(inTerminal([...store.globals, "pull", "-q", "-n", "x", `oci:${LAYOUT()}:app:v1`])).not.toContain("Copying blob");
-    } finally {
-      store.destroy();
-    }
-  });
 });
 
 describe("archives: oci-archive: and docker-archive:", () => {
