@@ -14,27 +14,30 @@ export const pull: CommandDef = {
   options: [
     { names: ["name", "n"], type: "list", description: "Name to give the image (repeatable; default: the source's, completed as podman does)" },
     { names: ["platform"], type: "string", description: "OS/ARCH[/VARIANT] to pick from an index (default: this host's)" },
+    { names: ["all"], type: "bool", description: "Store every image of an index (the names go to the one --platform picks)" },
     { names: ["max-parallel"], type: "string", description: "Layers downloaded at once from a registry", defaultValue: "3" },
     ...REGISTRY_OPTIONS,
     NO_PROGRESS_OPTION,
     JSON_OPTION,
   ],
   async run(ctx) {
-    const { pullImage } = await import("../transports/pull.ts");
+    const { pullImages } = await import("../transports/pull.ts");
     const { hostPlatform, parsePlatform } = await import("../transports/manifest.ts");
     const platformText = stringOption(ctx, "platform");
     const names = listOption(ctx, "name");
     const maxParallel = Number(stringOption(ctx, "max-parallel") ?? "3");
     if (!Number.isInteger(maxParallel) || maxParallel < 1 || maxParallel > 64) throw new InvalidArgumentError(`invalid --max-parallel "${stringOption(ctx, "max-parallel")}": expected a whole number from 1 to 64`);
-    const image = await pullImage(ctx.store, ctx.args[0]!, {
+    const all = ctx.options.all === true;
+    const images = await pullImages(ctx.store, ctx.args[0]!, {
       names: names.length > 0 ? names : undefined,
       platform: platformText === undefined ? hostPlatform() : parsePlatform(platformText),
+      all,
       progress: progressDisplay(ctx),
       maxParallel,
       transport: { registry: { ...registryOptions(ctx), blobHints: ctx.store } },
     });
-    if (wantsJson(ctx)) printJson(ctx, imageJson(image));
-    else ctx.stdout(`${image.id}\n`);
+    if (wantsJson(ctx)) printJson(ctx, all ? images.map(imageJson) : imageJson(images[0]!));
+    else ctx.stdout(images.map((image) => `${image.id}\n`).join(""));
     return 0;
   },
 };
@@ -49,7 +52,7 @@ export const push: CommandDef = {
     { names: ["compression-format"], type: "string", description: "Layer compression: gzip, zstd or none (default: gzip; docker-archive: none)", valueHint: ["gzip", "zstd", "none"] },
     { names: ["format", "f"], type: "string", description: "Manifest type: oci or v2s2 (default: oci; docker-archive: v2s2)", valueHint: ["oci", "v2s2"] },
     ...REGISTRY_OPTIONS,
-    NO_PROGRESS_OPTION,
+    { ...NO_PROGRESS_OPTION, description: "Print nothing: no progress, no digest" },
   ],
   async run(ctx) {
     const compression = stringOption(ctx, "compression-format");

@@ -205,11 +205,16 @@ export function imageIdOf(configDigest: string): string {
   return digestHex(configDigest);
 }
 
-/** The data items containers/image attaches to a pulled image, keyed as it keys them. */
-export function imageDataItems(manifest: RawManifest, configDigest: string, config: Uint8Array): Array<[string, Uint8Array]> {
+/**
+ * The data items containers/image attaches to a pulled image, keyed and ordered as it does:
+ * the config, the index it was picked from (if any), its manifest under its digest and as
+ * "manifest", and an empty signature list.
+ */
+export function imageDataItems(manifest: RawManifest, configDigest: string, config: Uint8Array, list?: RawManifest): Array<[string, Uint8Array]> {
   const hex = digestHex(manifest.digest);
   return [
     [configDigest, config],
+    ...(list ? ([[`manifest-${list.digest}`, list.bytes]] as Array<[string, Uint8Array]>) : []),
     [`manifest-${manifest.digest}`, manifest.bytes],
     ["manifest", manifest.bytes],
     [`signature-${hex}`, new Uint8Array()],

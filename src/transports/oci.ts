@@ -43,6 +43,7 @@ class OciSource implements ImageSource {
     if (!bytes) throw new BlobMissingError(this.description, descriptor.digest);
     const actual = `sha256:${sha256Hex(bytes)}`;
     if (actual !== descriptor.digest) throw new ImageFormatError(`${this.description}: manifest ${descriptor.digest}: digest mismatch (the blob's is ${actual})`);
+    if (descriptor.size >= 0 && descriptor.size !== bytes.byteLength) throw new ImageFormatError(`${this.description}: manifest ${descriptor.digest}: size mismatch (read ${bytes.byteLength} bytes, index.json says ${descriptor.size})`);
     return { bytes, mediaType: descriptor.mediaType, digest: actual };
   }
 

@@ -5,19 +5,21 @@
  *
  * Each layer blob is read once: the Store's import hashes the compressed bytes, decompresses,
  * hashes the tar and applies it in one pass, and the digests and sizes are checked before the
- * layer is marked complete. Layers this pull made are removed again if it fails; the image,
- * its names and data items are written in one transaction at the end.
+ * layer is marked complete. Layers this pull made are removed again if it fails; each image,
+ * its names and data items are written in one transaction at the end. An image picked from an
+ * index keeps the index too, as containers/image keeps it: the image's digest is the index's,
+ * and the index's bytes are a data item beside the image's manifest.
  */
 import { InvalidArgumentError, messageOf, withContext } from "../errors.ts";
+import type { ImageImportPlan } from "../store/images.ts";
 import type { ImageRecord } from "../store/records.ts";
-import type { Store } from "../store/store.ts";
 import type { Progress } from "../util/progress.ts";
+import type { Store } from "../store/store.ts";
 import { openSource, type TransportOptions } from "./index.ts";
 import {
   ImageFormatError,
   checkDiffIdCount,
   choosePlatform,
-  formatPlatform,
   imageDataItems,
   imageIdOf,
   imageMetadata,
@@ -37,6 +39,8 @@ export interface PullOptions {
   /** Names for the image; default: the source's name completed as podman does (if it has one). */
   names?: string[];
   platform: Platform;
+  /** From an index, every image (names go to the one `platform` picks), not just the one for `platform`. */
+  all?: boolean;
   progress?: Progress;
   /** How to reach a registry (docker://). */
   transport?: TransportOptions;
@@ -54,73 +58,141 @@ async function readSmallBlob(source: ImageSource, descriptor: Descriptor, what: 
   return bytes;
 }
 
-/** The image manifest to pull: the reference's, or the entry of its index for `platform`. */
-async function imageManifest(source: ImageSource, platform: Platform): Promise<{ raw: RawManifest; manifest: ImageManifest }> {
-  let raw = await source.manifest();
-  let parsed = parseManifest(raw, `${source.description}: manifest ${raw.digest}`);
-  if (parsed.kind === "index") {
-    const entry = choosePlatform(parsed, platform);
-    raw = await source.manifest(entry.digest);
-    parsed = parseManifest({ ...raw, mediaType: raw.mediaType || entry.mediaType }, `${source.description}: manifest ${raw.digest}`);
-    if (parsed.kind === "index") throw new ImageFormatError(`${source.description}: manifest ${raw.digest} (for ${formatPlatform(platform)}) is an index again`);
-  }
-  return { raw, manifest: parsed };
+/** One image to store: its manifest, and the index it was picked from (if any). */
+interface Instance {
+  raw: RawManifest;
+  manifest: ImageManifest;
+  list?: RawManifest;
+  /** Whether the image gets the pull's names (with --all, only the one --platform picks). */
+  named: boolean;
 }
 
-/** Pulls one image and returns its record. */
-export async function pullImage(store: Store, referenceText: string, options: PullOptions): Promise<ImageRecord> {
-  const source = await openSource(parseReference(referenceText), options.transport);
-  const created: string[] = [];
-  let prefetcher: BlobPrefetcher | undefined;
+/** Buildkit's attestation manifests in an index: metadata about an image, not images. */
+function isAttestation(entry: Descriptor): boolean {
+  return entry.annotations?.["vnd.docker.reference.type"] === "attestation-manifest";
+}
+
+/** The manifest of an index entry, checked against the entry. */
+async function entryManifest(source: ImageSource, list: RawManifest, entry: Descriptor): Promise<{ raw: RawManifest; manifest: ImageManifest }> {
+  const raw = await source.manifest(entry.digest);
+  const what = `${source.description}: manifest ${entry.digest}`;
+  if (raw.bytes.byteLength !== entry.size) throw new ImageFormatError(`${what}: size mismatch (read ${raw.bytes.byteLength} bytes, the index says ${entry.size})`);
+  const manifest = parseManifest({ ...raw, mediaType: raw.mediaType || entry.mediaType }, what);
+  if (manifest.kind === "index") throw new ImageFormatError(`${what}: an index inside the index ${list.digest} is not supported`);
+  return { raw, manifest };
+}
+
+/** The images to pull: the reference's image, or from an index the entry for `platform` (or, with all, every image). */
+async function instancesToPull(source: ImageSource, platform: Platform, all: boolean): Promise<Instance[]> {
+  const top = await source.manifest();
+  const parsed = parseManifest(top, `${source.description}: manifest ${top.digest}`);
+  if (parsed.kind === "image") return [{ raw: top, manifest: parsed, named: true }];
+  if (!all) return [{ ...(await entryManifest(source, top, choosePlatform(parsed, platform))), list: top, named: true }];
+  let chosen: Descriptor | undefined;
   try {
-    const { raw, manifest } = await imageManifest(source, options.platform);
-    const configBytes = await readSmallBlob(source, manifest.config, "config");
-    const config = parseConfig(configBytes, `${source.description}: config ${manifest.config.digest}`);
-    checkDiffIdCount(manifest, config);
-    const layerIds = layerIdChain(config.diffIds);
-    const missing = manifest.layers.filter((_, i) => store.findLayer(layerIds[i]!)?.id !== layerIds[i]);
-    prefetcher = new BlobPrefetcher(source, missing, source.parallelBlobs ? (options.maxParallel ?? 3) : 1);
+    chosen = choosePlatform(parsed, platform);
+  } catch {
+    chosen = undefined; // no image for this platform: every image is stored, none named
+  }
+  const instances: Instance[] = [];
+  for (const entry of parsed.manifests.filter((e) => !isAttestation(e))) {
+    instances.push({ ...(await entryManifest(source, top, entry)), list: top, named: entry === chosen });
+  }
+  if (instances.length === 0) throw new ImageFormatError(`${source.description}: the index ${top.digest} lists no images`);
+  return instances;
+}
+
+/**
+ * Imports one image's layers (those not in the store yet), base first, recording each it made
+ * in `created`; returns the plan of its image. Blobs are read ahead `parallel` at a time where
+ * the source allows it (prefetch.ts); each is applied in turn as it streams.
+ */
+async function importInstance(store: Store, source: ImageSource, instance: Instance, names: string[], created: string[], options: PullOptions): Promise<ImageImportPlan> {
+  const { raw, manifest, list } = instance;
+  const configBytes = await readSmallBlob(source, manifest.config, "config");
+  const config = parseConfig(configBytes, `${source.description}: config ${manifest.config.digest}`);
+  checkDiffIdCount(manifest, config);
+  const layerIds = layerIdChain(config.diffIds);
+  const missing = manifest.layers.filter((_, i) => store.findLayer(layerIds[i]!)?.id !== layerIds[i]);
+  const prefetcher = new BlobPrefetcher(source, missing, source.parallelBlobs ? (options.maxParallel ?? 3) : 1);
+  try {
     let parent: string | undefined;
     for (const [i, descriptor] of manifest.layers.entries()) {
       const id = layerIds[i]!;
       const line = options.progress?.item(`Copying blob ${shortDigest(descriptor.digest)}`, descriptor.size);
-      if (!missing.includes(descriptor)) {
-        source.layerStored?.(descriptor, config.diffIds[i]!);
-        line?.skip();
-      } else {
+      if (missing.includes(descriptor)) {
         const reader = await prefetcher.next();
         if (reader.size >= 0 && reader.size !== descriptor.size) {
           throw new ImageFormatError(`${source.description}: layer ${descriptor.digest}: size mismatch (the blob has ${reader.size} bytes, the manifest says ${descriptor.size})`);
         }
         const stream = line ? line.track(reader.stream) : reader.stream;
-        await store.importLayer({ id, parent, names: [] }, stream, (applied) => checkApplied(source.description, descriptor, config.diffIds[i]!, i, applied)).catch((error) => {
-          throw messageOf(error).includes(descriptor.digest) ? error : withContext(`${source.description}: layer ${descriptor.digest}`, error);
-        });
+        try {
+          await store.importLayer({ id, parent, names: [] }, stream, (applied) => checkApplied(source.description, descriptor, config.diffIds[i]!, i, applied));
+        } catch (error) {
+          throw await explainLayerFailure(source, descriptor, error);
+        }
         created.push(id);
-        source.layerStored?.(descriptor, config.diffIds[i]!);
+      } else {
+        line?.skip();
       }
+      source.layerStored?.(descriptor, config.diffIds[i]!);
       parent = id;
     }
     if (parent === undefined) throw new ImageFormatError(`${source.description}: manifest ${raw.digest} has no layers`);
-    const names = options.names ?? defaultNames(source);
-    return store.importImage({
+    return {
       id: imageIdOf(manifest.config.digest),
       topLayer: parent,
-      names,
-      digest: raw.digest,
+      names: instance.named ? names : [],
+      digest: (list ?? raw).digest,
       metadata: imageMetadata(raw.digest),
-      bigData: imageDataItems(raw, manifest.config.digest, configBytes),
-    });
+      bigData: imageDataItems(raw, manifest.config.digest, configBytes, list),
+    };
+  } finally {
+    prefetcher.close();
+  }
+}
+
+/**
+ * Pulls the image a reference names (from an index: the one for the platform; with `all`,
+ * every image it lists) and returns the records of the images stored.
+ */
+export async function pullImages(store: Store, referenceText: string, options: PullOptions): Promise<ImageRecord[]> {
+  const source = await openSource(parseReference(referenceText), options.transport);
+  const created: string[] = [];
+  try {
+    const instances = await instancesToPull(source, options.platform, options.all === true);
+    const names = options.names ?? defaultNames(source);
+    const plans: ImageImportPlan[] = [];
+    for (const instance of instances) plans.push(await importInstance(store, source, instance, names, created, options));
+    return plans.map((plan) => store.importImage(plan));
   } catch (error) {
     for (const id of created.reverse()) {
       if (store.findLayer(id)) await store.deleteLayer(id).catch(() => {});
     }
     throw error;
   } finally {
-    prefetcher?.close();
     options.progress?.end();
     await source.close();
   }
+}
+
+/**
+ * The error to report for a layer whose import failed: a blob that does not decompress or
+ * apply is first read again whole, so that corrupt bytes are reported as the digest mismatch
+ * they are; any other failure is named with the blob (unless it names it already).
+ */
+async function explainLayerFailure(source: ImageSource, descriptor: Descriptor, error: unknown): Promise<unknown> {
+  if (error instanceof ImageFormatError || messageOf(error).includes(descriptor.digest)) return error;
+  const where = `${source.description}: layer ${descriptor.digest}`;
+  try {
+    const hasher = new Bun.CryptoHasher("sha256");
+    for await (const chunk of (await source.blob(descriptor)).stream) hasher.update(chunk);
+    const digest = `sha256:${hasher.digest("hex")}`;
+    if (digest !== descriptor.digest) return new ImageFormatError(`${where}: digest mismatch (read ${digest})`);
+  } catch {
+    // Reading it again failed too: the first error says why.
+  }
+  return withContext(where, error);
 }
 
 /** Refuses a layer whose applied bytes are not the ones the manifest and config describe. */
