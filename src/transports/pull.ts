@@ -13,6 +13,7 @@
 import { InvalidArgumentError, messageOf, withContext } from "../errors.ts";
 import type { ImageImportPlan } from "../store/images.ts";
 import type { ImageRecord } from "../store/records.ts";
+import { crashPoint } from "../util/crash-points.ts";
 import type { Progress } from "../util/progress.ts";
 import type { Store } from "../store/store.ts";
 import { openSource, type TransportOptions } from "./index.ts";
@@ -164,6 +165,7 @@ export async function pullImages(store: Store, referenceText: string, options: P
     const names = options.names ?? defaultNames(source);
     const plans: ImageImportPlan[] = [];
     for (const instance of instances) plans.push(await importInstance(store, source, instance, names, created, options));
+    crashPoint("before-image-commit");
     return plans.map((plan) => store.importImage(plan));
   } catch (error) {
     for (const id of created.reverse()) {

@@ -9,6 +9,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { writeOciLayout } from "../../scripts/oci-layout.ts";
+import { layerIdChain } from "../../src/transports/manifest.ts";
 import { BINARY, type TestStore } from "../helpers/cli.ts";
 
 /** The big layer tar made by GNU tar, and the other inputs the scenarios use. */
@@ -23,8 +25,15 @@ export interface CrashInputs {
   /** A data item big enough that writing it takes a while. */
   dataFile: string;
   dataDigest: string;
+  /** An OCI layout holding IMAGE_REF: the big tar as it is, then the small tar gzipped. */
+  layout: string;
+  /** The layer IDs and image ID a pull of it stores. */
+  pulled: { layers: Array<{ id: string; diffId: string }>; image: string };
   dir: string;
 }
+
+/** The ref of the image in CrashInputs.layout, and the name a pull gives it. */
+const IMAGE_REF = "crash:1";
 
 function fail(message: string): never {
   throw new Error(message);
@@ -70,14 +79,31 @@ export async function makeCrashInputs(megabytes: number): Promise<CrashInputs> {
   tarTree(small, smallTar);
   const dataFile = join(dir, "data.bin");
   writeFileSync(dataFile, randomBytes(8 * 1024 * 1024));
+  const digest = await fileDigest(tar);
+  const smallDigest = await fileDigest(smallTar);
+  const layout = join(dir, "layout");
+  const smallGz = `${smallTar}.gz`;
+  writeFileSync(smallGz, Bun.gzipSync(readFileSync(smallTar)));
+  const written = await writeOciLayout(
+    layout,
+    IMAGE_REF,
+    [
+      { file: tar, mediaType: "application/vnd.oci.image.layer.v1.tar", diffId: digest },
+      { file: smallGz, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", diffId: smallDigest },
+    ],
+    { architecture: "amd64", os: "linux" },
+  );
+  const layerIds = layerIdChain([digest, smallDigest]);
   return {
     tar,
-    digest: await fileDigest(tar),
+    digest,
     entries: files + DIRECTORIES + 1,
     smallTar,
-    smallDigest: await fileDigest(smallTar),
+    smallDigest,
     dataFile,
     dataDigest: await fileDigest(dataFile),
+    layout,
+    pulled: { layers: layerIds.map((id, i) => ({ id, diffId: [digest, smallDigest][i]! })), image: written.configDigest.slice(7) },
     dir,
   };
 }
@@ -484,6 +510,36 @@ export const SCENARIOS: Scenario[] = [
       await ok(ctx.store, ["unmount", r.id!]);
     },
     cleanup: async (ctx, r) => void (await ok(ctx.store, ["delete-layer", r.id!])),
+  },
+  {
+    name: "pull of a two-layer image",
+    crashPoints: ["after-row-insert", "mid-apply", "before-complete", "before-image-commit"],
+    prepare: async () => ({}),
+    command: (ctx) => ["pull", "-q", `oci:${ctx.inputs.layout}:${IMAGE_REF}`],
+    async verify(ctx, _r, layers) {
+      const { pulled } = ctx.inputs;
+      for (const layer of pulled.layers) {
+        const listed = layers.find((l) => l.id === layer.id);
+        if (listed) check(listed["diff-digest"] === layer.diffId, `pulled layer ${layer.id} is listed with diff digest ${listed["diff-digest"]}, not ${layer.diffId}: half-made`);
+      }
+      const image = ((await json<Array<{ id: string; layer: string }> | null>(ctx.store, ["images", "--json"])) ?? []).find((i) => i.id === pulled.image);
+      if (!image) return false;
+      check(pulled.layers.every((layer) => layers.some((l) => l.id === layer.id)), `image ${pulled.image} is listed without all its layers`);
+      return true;
+    },
+    async verifyDone(ctx) {
+      const { pulled } = ctx.inputs;
+      const image = (await json<Array<{ id: string; names?: string[]; layer: string }>>(ctx.store, ["images", "--json"])).find((i) => i.id === pulled.image);
+      check(image && image.layer === pulled.layers[1]!.id && image.names?.includes(`localhost/${IMAGE_REF}`), `image ${pulled.image} is not there whole after the pull: ${JSON.stringify(image)}`);
+      const layers = await listLayers(ctx.store);
+      await expectApplied(ctx, pulled.layers[0]!.id, layers);
+      check(layers.find((l) => l.id === pulled.layers[1]!.id)?.["diff-digest"] === ctx.inputs.smallDigest, "the upper layer of the pulled image is not the small tar");
+    },
+    async cleanup(ctx) {
+      await ok(ctx.store, ["delete-image", ctx.inputs.pulled.image]);
+      const left = new Set((await listLayers(ctx.store)).map((l) => l.id));
+      for (const layer of [...ctx.inputs.pulled.layers].reverse()) if (left.has(layer.id)) await ok(ctx.store, ["delete-layer", layer.id]);
+    },
   },
   {
     name: "recovery after an interrupted import",
