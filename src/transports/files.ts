@@ -4,7 +4,7 @@
  * headers (seeking over the data); each member is then streamed straight from its offset, so a
  * layer in an archive is read once and never copied to a temporary file.
  */
-import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { join, normalize, posix } from "node:path";
 import { CorruptError, NotSupportedError, ioError, messageOf } from "../errors.ts";
 import { BLOCK_SIZE, TypeFlag, dataLength, parseHeaderBlock, parsePaxRecords, utf8Text } from "../archive/tar-header.ts";
@@ -81,7 +81,9 @@ export function tarFiles(archive: string): LayoutFiles {
     throw ioError("open", archive, error);
   }
   try {
-    const total = statSync(archive).size;
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new NotSupportedError(`${archive}: not a regular file: an archive is read by seeking to its members, so save it to a file first`);
+    const total = stat.size;
     const block = new Uint8Array(BLOCK_SIZE);
     let offset = 0;
     let longName: string | undefined;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TestStore, availableDrivers } from "../helpers/cli.ts";
+import { BINARY, TestStore, availableDrivers } from "../helpers/cli.ts";
 import { sh } from "../helpers/fixtures.ts";
 import { addMultiPlatformIndex, makeUmociImage, treeListing } from "../helpers/images.ts";
 import { imageRecord, peer, withoutTimes } from "../helpers/peer.ts";
@@ -176,7 +176,7 @@ describe("pull", () => {
     }
   });
 
-  test("docker-archive: @INDEX and NAME:TAG pick the same image; an unknown tag is named", () => {
+  test("docker-archive: @INDEX and NAME:TAG pick the same image; an unknown tag is named; a pipe is refused", () => {
     const archive = join(work, "skopeo-made.tar");
     sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `docker-archive:${archive}:foo:bar`]);
     const ours = new TestStore("vfs");
@@ -186,6 +186,12 @@ describe("pull", () => {
       const wrong = ours.cli(["pull", `docker-archive:${archive}:foo:nope`]);
       expect(wrong.code).not.toBe(0);
       expect(wrong.stderr.trim()).toEndWith("no image tagged docker.io/library/foo:nope in the archive");
+      // An archive is read by seeking: from a pipe it is refused with the reason, from a redirected file it works.
+      const piped = ours.cli(["pull", "-q", "docker-archive:/dev/stdin"], { stdin: Bun.file(archive) });
+      expect(piped).toMatchObject({ code: 0, stdout: ours.ok(["pull", "-q", `docker-archive:${archive}`]) });
+      const fromPipe = Bun.spawnSync(["sh", "-c", 'cat "$1" | "$2" --graph "$3" --run "$4" -s vfs pull -q docker-archive:/dev/stdin', "sh", archive, BINARY, ours.graph, ours.run], { stderr: "pipe" });
+      expect(fromPipe.exitCode).toBe(1);
+      expect(fromPipe.stderr.toString()).toBe("/dev/stdin: not a regular file: an archive is read by seeking to its members, so save it to a file first\n");
     } finally {
       ours.destroy();
     }
