@@ -98,7 +98,11 @@ interface Slot {
   opening?: Promise<BlobReader>;
 }
 
-/** Hands out the blobs of a pull in order, downloading up to `maxParallel` at once. */
+/**
+ * Hands out the blobs of a pull in order, downloading up to `maxParallel` at once. With
+ * `maxParallel` 0 nothing is read ahead: each blob is opened when its turn comes and streams
+ * straight into the apply (local files, which a copy ahead would only write twice).
+ */
 export class BlobPrefetcher {
   private readonly slots: Slot[];
   private nextIndex = 0;

@@ -115,7 +115,8 @@ async function importInstance(store: Store, source: ImageSource, instance: Insta
   checkDiffIdCount(manifest, config);
   const layerIds = layerIdChain(config.diffIds);
   const missing = manifest.layers.filter((_, i) => store.findLayer(layerIds[i]!)?.id !== layerIds[i]);
-  const prefetcher = new BlobPrefetcher(source, missing, source.parallelBlobs ? (options.maxParallel ?? 3) : 1);
+  // Only a registry's blobs are read ahead; a local layout's or archive's are read in turn, never copied.
+  const prefetcher = new BlobPrefetcher(source, missing, source.parallelBlobs ? (options.maxParallel ?? 3) : 0);
   try {
     let parent: string | undefined;
     for (const [i, descriptor] of manifest.layers.entries()) {

@@ -4,7 +4,7 @@
  * containers-storage's in pull-side-by-side.test.ts; refusals are in pull-refusals.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, TestStore, availableDrivers } from "../helpers/cli.ts";
@@ -176,6 +176,28 @@ describe("pull", () => {
     }
   });
 
+  test.skipIf(!straceAvailable())("each layer blob is opened once, and nothing is written outside the store (no temporary copy), from a layout and from archives", () => {
+    const archives = { oci: join(work, "once.oci.tar"), docker: join(work, "once.docker.tar") };
+    sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `oci-archive:${archives.oci}:app:v1`]);
+    sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `docker-archive:${archives.docker}:foo:bar`]);
+    const manifest = JSON.parse(sh(["skopeo", "inspect", "--raw", `oci:${LAYOUT()}:app:v1`]));
+    for (const source of [`oci:${LAYOUT()}:app:v1`, `oci-archive:${archives.oci}:app:v1`, `docker-archive:${archives.docker}`]) {
+      const store = new TestStore("vfs");
+      try {
+        const trace = join(work, "trace");
+        sh(["strace", "-f", "-qq", "-e", "trace=openat,open,creat", "-o", trace, BINARY, ...store.globals, "pull", "-q", source]);
+        const opens = readFileSync(trace, "utf8").split("\n").map((line) => /"([^"]*)", ([A-Z_|]+)/.exec(line)).filter((m) => m !== null);
+        const created = opens.filter((m) => m![2]!.includes("O_CREAT") && !m![1]!.startsWith(store.dir)).map((m) => m![1]);
+        expect({ source, created }).toEqual({ source, created: [] });
+        if (source.startsWith("oci:")) {
+          for (const layer of manifest.layers) expect({ layer: layer.digest, opened: opens.filter((m) => m![1]!.endsWith(layer.digest.slice(7))).length }).toEqual({ layer: layer.digest, opened: 1 });
+        }
+      } finally {
+        store.destroy();
+      }
+    }
+  });
+
   test("docker-archive: @INDEX and NAME:TAG pick the same image; an unknown tag is named; a pipe is refused", () => {
     const archive = join(work, "skopeo-made.tar");
     sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `docker-archive:${archive}:foo:bar`]);
@@ -197,3 +219,9 @@ describe("pull", () => {
     }
   });
 });
+
+function straceAvailable(): boolean {
+  const found = Bun.which("strace") !== null;
+  if (!found) console.log("skipping the test of files opened by pull: strace is not installed");
+  return found;
+}
