@@ -100,6 +100,17 @@ function workerCount(): number {
   return Math.max(1, Math.min(MAX_WORKERS, navigator.hardwareConcurrency || 1));
 }
 
+/**
+ * The workers of this process, kept between streams (idle ones do not keep the process alive):
+ * a command that compresses several layers (push) starts them, and their buffers, once.
+ */
+let sharedPool: GzipWorkerPool | undefined;
+
+function workerPool(): GzipWorkerPool {
+  sharedPool ??= new GzipWorkerPool(workerCount());
+  return sharedPool;
+}
+
 /** A sink that gzips what is written to it, block by block on worker threads; close() closes `sink` too. */
 export function parallelGzipSink(sink: ByteSink): ByteSink {
   let pool: GzipWorkerPool | undefined;
@@ -115,7 +126,7 @@ export function parallelGzipSink(sink: ByteSink): ByteSink {
     if (sink.consumesChunks && pool) pool.spareMembers.push(new Uint8Array(member.buffer.byteLength === MEMBER_BUFFER_SIZE ? member.buffer : new ArrayBuffer(MEMBER_BUFFER_SIZE)));
   };
   const submit = async (bytes: Uint8Array<ArrayBuffer>) => {
-    pool ??= new GzipWorkerPool(workerCount());
+    pool ??= workerPool();
     const member = pool.compress(bytes);
     member.catch(() => {}); // awaited in order by writeOldest; a failure surfaces there
     members.push(member);
@@ -129,7 +140,10 @@ export function parallelGzipSink(sink: ByteSink): ByteSink {
       await step();
     } catch (error) {
       failure = error;
-      pool?.terminate();
+      if (pool !== undefined) {
+        pool.terminate();
+        if (sharedPool === pool) sharedPool = undefined;
+      }
       throw error;
     }
   };
@@ -160,7 +174,7 @@ export function parallelGzipSink(sink: ByteSink): ByteSink {
         } else {
           if (used > 0) await submit(block.subarray(0, used));
           while (members.length > 0) await writeOldest();
-          pool.terminate();
+          if (block.buffer.byteLength === GZIP_BLOCK_SIZE) pool.spareBlocks.push(block);
         }
         used = 0;
         await sink.close();
