@@ -12,6 +12,7 @@ import { resolve } from "node:path";
 import { ArchiveError, StorageError, SystemError, errnoReason } from "../errors.ts";
 import { toHost } from "../idmap.ts";
 import { measure, openDecompressed } from "./compression.ts";
+import type { WorkerMeasured } from "./worker-decompression.ts";
 import { LayoutRecorder } from "./layout.ts";
 import { readTar } from "./tar-reader.ts";
 import { type ApplyOptions, type ApplyResult, type ByteSource, Compression, type TarEntry } from "./types.ts";
@@ -33,9 +34,17 @@ const S_ISGID = 0o2000;
 export async function applyLayerTar(root: string, source: ByteSource, options: ApplyOptions): Promise<ApplyResult> {
   const raw = measure(source);
   const rawStream = detachable(raw.stream);
-  const { compression, stream } = await openDecompressed(rawStream.stream);
+  // A decompression worker hashes what passes through it, off this thread, which writes the files.
+  let fromWorker: WorkerMeasured | undefined;
+  let byWorker = false;
+  const measuredByWorker = () => {
+    byWorker = true;
+    raw.handOff();
+    return (result: WorkerMeasured) => void (fromWorker = result);
+  };
+  const { compression, stream } = await openDecompressed(rawStream.stream, { measuredByWorker });
   // An uncompressed input is the tar itself: hash it once, not twice.
-  const plain = compression === Compression.None ? undefined : measure(stream);
+  const plain = compression === Compression.None || byWorker ? undefined : measure(stream);
   const plainStream = detachable(plain ? plain.stream : stream);
   const recorder = options.onLayoutChunk ? new LayoutRecorder(options.onLayoutChunk) : undefined;
   const extractor = new LayerExtractor(resolve(root), options);
@@ -52,8 +61,9 @@ export async function applyLayerTar(root: string, source: ByteSource, options: A
     await extractor.removeTemporaryDirs();
   }
   syncFilesystem(root);
-  const compressed = raw.summary();
-  const uncompressed = plain ? plain.summary() : compressed;
+  if (byWorker && fromWorker?.input.size !== raw.summary().size) throw new Error(`the decompression worker measured ${fromWorker?.input.size} input bytes of ${raw.summary().size}`);
+  const compressed = fromWorker ? fromWorker.input : raw.summary();
+  const uncompressed = fromWorker ? fromWorker.output : plain ? plain.summary() : compressed;
   return {
     compressedDigest: compressed.digest,
     compressedSize: compressed.size,

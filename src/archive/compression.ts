@@ -11,7 +11,7 @@
 import fs from "node:fs";
 import { ArchiveError, NotSupportedError, StorageError, ioError } from "../errors.ts";
 import { parallelGzipSink } from "./parallel-gzip.ts";
-import { decompressInWorker } from "./worker-decompression.ts";
+import { type WorkerMeasured, decompressInWorker } from "./worker-decompression.ts";
 import { Compression, type ByteSink, type ByteSource, type TarMeter } from "./types.ts";
 
 const MAGIC: { compression: Compression; bytes: number[] }[] = [
@@ -63,6 +63,12 @@ async function* replay(head: Uint8Array[], iterator: AsyncIterator<Uint8Array>):
 /** How gzip and zstd input is decompressed: on a worker thread (the default with more than one core, for input longer than one chunk) or in-process. */
 export interface DecompressOptions {
   worker?: boolean;
+  /**
+   * Called when the decompression runs on a worker, before any byte beyond the sniffed head is
+   * read: the worker will also measure input and output, delivered through the function given
+   * (once the output has ended), so the caller need not hash them on the main thread.
+   */
+  measuredByWorker?: () => (result: WorkerMeasured) => void;
 }
 
 /** Yields the chunks read so far, then fails with the error that ended the reading. */
@@ -106,7 +112,8 @@ export async function openDecompressed(
     case Compression.Gzip:
     case Compression.Zstd: {
       const kind = compression === Compression.Gzip ? "gzip" : "zstd";
-      const stream = useWorker && !ended ? decompressInWorker(input, kind, (message) => decompressionError(kind, message)) : decompressInProcess(input, kind);
+      const onWorker = useWorker && !ended;
+      const stream = onWorker ? decompressInWorker(input, kind, (message) => decompressionError(kind, message), options.measuredByWorker?.()) : decompressInProcess(input, kind);
       return { compression, stream };
     }
     case Compression.Bzip2:
@@ -272,20 +279,25 @@ export function compressingSink(sink: ByteSink, compression: Compression): ByteS
   };
 }
 
-/** Passes a stream through while counting bytes and computing sha256; summary() after the end. */
-export function measure(source: ByteSource): { stream: ByteSource; summary(): { digest: string; size: number } } {
+/**
+ * Passes a stream through while counting bytes and computing sha256; summary() after the end.
+ * handOff() stops the hashing: someone else (a decompression worker) measures the same bytes.
+ */
+export function measure(source: ByteSource): { stream: ByteSource; summary(): { digest: string; size: number }; handOff(): void } {
   const hasher = new Bun.CryptoHasher("sha256");
   let size = 0;
   let digest: string | undefined;
+  let hashing = true;
   async function* counted(): AsyncGenerator<Uint8Array> {
     for await (const chunk of source) {
-      hasher.update(chunk);
+      if (hashing) hasher.update(chunk);
       size += chunk.length;
       yield chunk;
     }
     digest = `sha256:${hasher.digest("hex")}`;
   }
   return {
+    handOff: () => void (hashing = false),
     stream: counted(),
     summary() {
       if (digest === undefined) throw new Error("measure: summary() asked before the stream ended");

@@ -8,7 +8,7 @@ declare const self: Worker;
 
 /** Messages to the worker: the kind first, then input (transferred), the end, and credits (each may return an output buffer). */
 export type DecompressRequest =
-  | { type: "start"; kind: "gzip" | "zstd"; credits: number }
+  | { type: "start"; kind: "gzip" | "zstd"; credits: number; measure?: boolean }
   | { type: "input"; bytes: Uint8Array<ArrayBuffer> }
   | { type: "end" }
   | { type: "credit"; spare?: Uint8Array<ArrayBuffer> };
@@ -17,8 +17,29 @@ export type DecompressRequest =
 export type DecompressReply =
   | { type: "output"; bytes: Uint8Array<ArrayBuffer> }
   | { type: "consumed"; spare: Uint8Array<ArrayBuffer> }
-  | { type: "end" }
+  | { type: "end"; measured?: WorkerMeasured }
   | { type: "error"; message: string };
+
+/** sha256 ("sha256:hex") and size of the input the worker took and of the output it made. */
+export interface WorkerMeasured {
+  input: { digest: string; size: number };
+  output: { digest: string; size: number };
+}
+
+/** Hashes bytes as they pass, on this thread. */
+class Meter {
+  private readonly hasher = new Bun.CryptoHasher("sha256");
+  private size = 0;
+
+  add(bytes: Uint8Array): void {
+    this.hasher.update(bytes);
+    this.size += bytes.length;
+  }
+
+  result(): { digest: string; size: number } {
+    return { digest: `sha256:${this.hasher.digest("hex")}`, size: this.size };
+  }
+}
 
 /** Size of the output buffers. */
 export const OUTPUT_BUFFER_SIZE = 256 * 1024;
@@ -33,6 +54,8 @@ let failed = false;
 /** Input writes run one after the other, in arrival order. */
 let writing: Promise<void> = Promise.resolve();
 const spareOutputs: Uint8Array<ArrayBuffer>[] = [];
+/** Set when the main thread asked for the digests of input and output (so that it need not hash them itself). */
+let meters: { input: Meter; output: Meter } | undefined;
 
 function reply(message: DecompressReply, transfer: ArrayBuffer[] = []): void {
   self.postMessage(message, transfer);
@@ -58,6 +81,7 @@ async function pumpOutput(): Promise<void> {
     for (;;) {
       const { done, value } = await reader!.read();
       if (done || value === undefined) break;
+      meters?.output.add(value);
       for (let offset = 0; offset < value.length; ) {
         buffer ??= spareOutputs.pop() ?? new Uint8Array(OUTPUT_BUFFER_SIZE);
         const take = Math.min(value.length - offset, buffer.length - used);
@@ -68,7 +92,7 @@ async function pumpOutput(): Promise<void> {
       }
     }
     if (used > 0) await send();
-    reply({ type: "end" });
+    reply({ type: "end", measured: meters ? { input: meters.input.result(), output: meters.output.result() } : undefined });
   } catch (error) {
     // Output decompressed before the error is delivered first, as the in-process path does.
     if (used > 0 && !failed) await send();
@@ -77,6 +101,7 @@ async function pumpOutput(): Promise<void> {
 }
 
 async function writeInput(bytes: Uint8Array<ArrayBuffer>): Promise<void> {
+  meters?.input.add(bytes);
   for (let offset = 0; offset < bytes.length; offset += PIECE_SIZE) await writer!.write(bytes.subarray(offset, offset + PIECE_SIZE));
   reply({ type: "consumed", spare: bytes }, [bytes.buffer]);
 }
@@ -89,6 +114,7 @@ self.onmessage = (event: MessageEvent<DecompressRequest>) => {
       writer = decompressor.writable.getWriter();
       reader = decompressor.readable.getReader();
       credits = request.credits;
+      if (request.measure) meters = { input: new Meter(), output: new Meter() };
       void pumpOutput();
       break;
     }

@@ -5,7 +5,7 @@
  * and output are bounded windows of chunks: memory does not grow with the layer.
  */
 import { ArchiveError } from "../errors.ts";
-import type { DecompressReply, DecompressRequest } from "./decompress-worker.ts";
+import type { DecompressReply, DecompressRequest, WorkerMeasured } from "./decompress-worker.ts";
 import { workerModuleUrl } from "./worker-url.ts";
 
 /** Input buffers sent to the worker and not yet taken by its decompressor. */
@@ -17,14 +17,19 @@ const OUTPUT_WINDOW = 4;
 /** Output buffers the consumer may still be looking at: a chunk stays valid until two more have been read. */
 const OUTPUT_LENT = 2;
 
+export type { WorkerMeasured } from "./decompress-worker.ts";
+
 /**
  * Decompresses `input` on a worker; `decompressionError` turns the decompressor's message into
  * the error thrown. Output buffers are reused: a chunk stays valid until two more have been read.
+ * With `measured`, the worker also hashes the input it takes and the output it makes, and hands
+ * the digests and sizes over when the output ends (so the main thread need not hash them).
  */
 export async function* decompressInWorker(
   input: AsyncGenerator<Uint8Array>,
   kind: "gzip" | "zstd",
   decompressionError: (message: string) => ArchiveError,
+  measured?: (result: WorkerMeasured) => void,
 ): AsyncGenerator<Uint8Array> {
   const worker = new Worker(workerModuleUrl("decompress-worker.ts"));
   const send = (request: DecompressRequest, transfer: ArrayBuffer[] = []) => worker.postMessage(request, transfer);
@@ -46,7 +51,10 @@ export async function* decompressInWorker(
   worker.onmessage = (event: MessageEvent<DecompressReply>) => {
     const reply = event.data;
     if (reply.type === "output") outputs.push(reply.bytes);
-    else if (reply.type === "end") ended = true;
+    else if (reply.type === "end") {
+      if (reply.measured) measured?.(reply.measured);
+      ended = true;
+    }
     else if (reply.type === "error") failure ??= decompressionError(reply.message);
     else {
       unconsumed--;
@@ -60,7 +68,7 @@ export async function* decompressInWorker(
     failure ??= new ArchiveError(`decompressing ${kind} input: the decompression worker failed: ${event.message}`);
     wake();
   };
-  send({ type: "start", kind, credits: OUTPUT_WINDOW });
+  send({ type: "start", kind, credits: OUTPUT_WINDOW, measure: measured !== undefined });
 
   const feeding = (async () => {
     try {

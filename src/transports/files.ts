@@ -20,18 +20,24 @@ export interface LayoutFiles {
 
 const CHUNK = 1 << 20;
 
-/** Streams [start, start + length) of a file with readSync into fresh buffers. */
+/**
+ * Streams [start, start + length) of a file with readSync into two buffers used in turn (no
+ * allocation per chunk), as import-layer reads its input: a chunk stays valid until two more
+ * have been read, so a consumer must use or copy it before asking for the one after next.
+ */
 async function* readRange(path: string, start: number, length: number): AsyncGenerator<Uint8Array> {
   const fd = openSync(path, "r");
   try {
+    const size = Math.min(CHUNK, length);
+    const buffers = [new Uint8Array(size), new Uint8Array(size)];
     let position = start;
     const end = start + length;
-    while (position < end) {
-      const buffer = new Uint8Array(Math.min(CHUNK, end - position));
-      const n = readSync(fd, buffer, 0, buffer.length, position);
+    for (let turn = 0; position < end; turn ^= 1) {
+      const buffer = buffers[turn]!;
+      const n = readSync(fd, buffer, 0, Math.min(buffer.length, end - position), position);
       if (n === 0) throw new CorruptError(`read ${path}: unexpected end of file`);
       position += n;
-      yield n === buffer.length ? buffer : buffer.subarray(0, n);
+      yield buffer.subarray(0, n);
     }
   } finally {
     closeSync(fd);

@@ -51,8 +51,9 @@ export interface PullOptions {
 
 /** Reads a whole small blob (a config), checking its digest and size. */
 async function readSmallBlob(source: ImageSource, descriptor: Descriptor, what: string): Promise<Uint8Array> {
-  const reader = await source.blob(descriptor);
-  const bytes = new Uint8Array(await new Response(reader.stream as unknown as ReadableStream).arrayBuffer());
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of (await source.blob(descriptor)).stream) chunks.push(chunk.slice());
+  const bytes = Buffer.concat(chunks);
   const digest = `sha256:${sha256Hex(bytes)}`;
   if (digest !== descriptor.digest) throw new ImageFormatError(`${source.description}: ${what} ${descriptor.digest}: digest mismatch (read ${digest})`);
   if (bytes.byteLength !== descriptor.size) throw new ImageFormatError(`${source.description}: ${what} ${descriptor.digest}: size mismatch (read ${bytes.byteLength} bytes, the manifest says ${descriptor.size})`);

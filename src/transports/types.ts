@@ -53,7 +53,11 @@ export interface RawManifest {
   digest: string;
 }
 
-/** A blob being read: a one-pass byte stream and the size the source knows (-1 if unknown). */
+/**
+ * A blob being read: a one-pass byte stream and the size the source knows (-1 if unknown). A
+ * source may reuse its buffers: a chunk stays valid until two more have been read, so a
+ * consumer uses or copies each chunk before asking for the one after next.
+ */
 export interface BlobReader {
   stream: AsyncIterable<Uint8Array>;
   size: number;
