@@ -11,11 +11,10 @@ import { openSync, readdirSync, renameSync, rm, rmSync, symlinkSync, writeSync }
 import { resolve } from "node:path";
 import { ArchiveError, StorageError, SystemError, errnoReason } from "../errors.ts";
 import { toHost } from "../idmap.ts";
-import { measure, openDecompressed } from "./compression.ts";
-import type { WorkerMeasured } from "./worker-decompression.ts";
+import { openMeasuredInput } from "./measured-input.ts";
 import { LayoutRecorder } from "./layout.ts";
 import { readTar } from "./tar-reader.ts";
-import { type ApplyOptions, type ApplyResult, type ByteSource, Compression, type TarEntry } from "./types.ts";
+import { type ApplyOptions, type ApplyResult, type ByteSource, type TarEntry } from "./types.ts";
 import { mknod, setTimes, setXattr, syncFilesystem } from "../sys/libc.ts";
 import { cleanComponents } from "./paths.ts";
 import { type DirectoryCache, isConfinedFailure, resolveConfined } from "./confined-path.ts";
@@ -32,67 +31,30 @@ const S_ISGID = 0o2000;
 
 /** Applies a (possibly compressed) layer tar on top of the tree at root and returns what docs/cli-contract.md §4.3 records. */
 export async function applyLayerTar(root: string, source: ByteSource, options: ApplyOptions): Promise<ApplyResult> {
-  const raw = measure(source);
-  const rawStream = detachable(raw.stream);
-  // A decompression worker hashes what passes through it, off this thread, which writes the files.
-  let fromWorker: WorkerMeasured | undefined;
-  let byWorker = false;
-  const measuredByWorker = () => {
-    byWorker = true;
-    raw.handOff();
-    return (result: WorkerMeasured) => void (fromWorker = result);
-  };
-  const { compression, stream } = await openDecompressed(rawStream.stream, { measuredByWorker });
-  // An uncompressed input is the tar itself: hash it once, not twice.
-  const plain = compression === Compression.None || byWorker ? undefined : measure(stream);
-  const plainStream = detachable(plain ? plain.stream : stream);
+  const input = await openMeasuredInput(source);
   const recorder = options.onLayoutChunk ? new LayoutRecorder(options.onLayoutChunk) : undefined;
   const extractor = new LayerExtractor(resolve(root), options);
+  let measured: Awaited<ReturnType<typeof input.finish>>;
   try {
-    for await (const { entry, body } of readTar(plainStream.stream, recorder ? { recorder } : {})) {
+    for await (const { entry, body } of readTar(input.tar, recorder ? { recorder } : {})) {
       await extractor.extract(entry, body);
     }
     // Trailing zero blocks and record padding count in diff-size and the digests (readTar
-    // reads them too and finishes the recorder; draining here also covers a reader that stops early).
-    await plainStream.drain();
-    await rawStream.drain();
+    // reads them too and finishes the recorder; finishing here also covers a reader that stops early).
+    measured = await input.finish();
     await extractor.finish();
   } finally {
     await extractor.removeTemporaryDirs();
   }
   syncFilesystem(root);
-  if (byWorker && fromWorker?.input.size !== raw.summary().size) throw new Error(`the decompression worker measured ${fromWorker?.input.size} input bytes of ${raw.summary().size}`);
-  const compressed = fromWorker ? fromWorker.input : raw.summary();
-  const uncompressed = fromWorker ? fromWorker.output : plain ? plain.summary() : compressed;
   return {
-    compressedDigest: compressed.digest,
-    compressedSize: compressed.size,
-    diffDigest: uncompressed.digest,
-    diffSize: uncompressed.size,
-    compression,
+    compressedDigest: measured.compressed.digest,
+    compressedSize: measured.compressed.size,
+    diffDigest: measured.uncompressed.digest,
+    diffSize: measured.uncompressed.size,
+    compression: input.compression,
     uidset: [...extractor.uids].sort((a, b) => a - b),
     gidset: [...extractor.gids].sort((a, b) => a - b),
-  };
-}
-
-/**
- * Wraps a source so that a consumer that stops early (a tar reader at the end-of-archive
- * marker) does not close it, and the rest can still be read through drain().
- */
-function detachable(source: ByteSource): { stream: ByteSource; drain(): Promise<void> } {
-  const iterator = source[Symbol.asyncIterator]();
-  let done = false;
-  const next = async (): Promise<IteratorResult<Uint8Array>> => {
-    if (done) return { done: true, value: undefined };
-    const result = await iterator.next();
-    if (result.done) done = true;
-    return result;
-  };
-  return {
-    stream: { [Symbol.asyncIterator]: () => ({ next }) },
-    async drain() {
-      while (!(await next()).done);
-    },
   };
 }
 
