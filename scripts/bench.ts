@@ -594,19 +594,24 @@ function workloads(stores: Stores, registries: BenchRegistries, data: Data, scra
     },
   );
 
-  list.push(
-    {
-      name: "pull-oci",
-      description: "`pull oci:` of the two-layer Debian image (gzip) into a fresh store; containers-storage: `skopeo copy oci:… containers-storage:[…]`",
+  function pullOci(name: string, on: DriverName): Workload {
+    return {
+      name,
+      description: `\`pull oci:\` of the two-layer Debian image (gzip) into a fresh ${on} store; containers-storage: \`skopeo copy oci:… containers-storage:[…]\``,
       target: TARGETS.pull,
-      driver,
+      driver: on,
       warmup: false,
       flush: true,
       round(tool) {
-        const store = stores.fresh(tool, driver);
+        const store = stores.fresh(tool, on);
         return { argv: pullArgv(store, data.image!), later: () => store.remove() };
       },
-    },
+    };
+  }
+  list.push(
+    pullOci("pull-oci", driver),
+    // On vfs a child layer starts as a copy of its parent's tree (both tools): the overlay row shows pull without it.
+    ...(driver === "vfs" ? [pullOci("pull-oci-overlay", "overlay")] : []),
     {
       name: "push-oci",
       description: "`push` of the two-layer Debian image to a new `oci:` layout (gzip); containers-storage: `skopeo copy containers-storage:[…] oci:…`",
