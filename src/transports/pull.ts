@@ -106,7 +106,7 @@ async function instancesToPull(source: ImageSource, platform: Platform, all: boo
 
 /**
  * Imports one image's layers (those not in the store yet), base first, recording each it made
- * in `created`; returns the plan of its image. Blobs are read ahead `parallel` at a time where
+ * in `created`; returns the plan of its image. Blobs are read ahead, up to `maxParallel` at once, where
  * the source allows it (prefetch.ts); each is applied in turn as it streams.
  */
 async function importInstance(store: Store, source: ImageSource, instance: Instance, names: string[], created: string[], options: PullOptions): Promise<ImageImportPlan> {
