@@ -99,6 +99,10 @@ export interface Driver {
   exists(id: string): boolean;
   /** Layer IDs that have a directory here, for consistency checks. */
   listLayerIds(): string[];
+  /** What is wrong in the driver's own bookkeeping of a layer, one line each, for `check` (overlay: its l/ short link). */
+  layoutProblems(id: string): string[];
+  /** Repairs what layoutProblems reports, from the layer's own files (`check --repair`). */
+  repairLayout(id: string): void;
   /** Applies a layer tar on top of the layer's content. */
   applyDiff(id: string, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult>;
   /** The directory holding the files that belong to this layer (vfs: the full tree; overlay: diff/). */

@@ -10,7 +10,7 @@
  * Layers of read-only image stores are found under their own graph roots' overlay/ homes.
  * See docs/decisions/0004-overlay-driver.md for why link IDs are 6 characters here.
  */
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { CorruptError } from "../errors.ts";
 
@@ -182,6 +182,32 @@ export class OverlayLayout {
         if (errorCode(error) !== "EEXIST") throw error;
       }
     }
+  }
+
+  /** What is wrong with the layer's short link in l/: missing, or leading elsewhere; undefined when it is right (or the layer has no link file). */
+  linkProblem(id: string): string | undefined {
+    const link = readText(join(this.home, id, "link"));
+    if (link === undefined) return undefined;
+    const expected = `../${id}/diff`;
+    let target: string;
+    try {
+      target = readlinkSync(join(this.linkDir, link));
+    } catch (error) {
+      if (errorCode(error) === "ENOENT") return `overlay short link ${LINK_DIR}/${link} is missing`;
+      if (errorCode(error) === "EINVAL") return `overlay short link ${LINK_DIR}/${link} is not a symlink`;
+      throw error;
+    }
+    return target === expected ? undefined : `overlay short link ${LINK_DIR}/${link} leads to ${target}, not ${expected}`;
+  }
+
+  /** Makes the layer's short link again from its link file, replacing a wrong one, while the layer's diff dir is there. */
+  repairLink(id: string): void {
+    const link = readText(join(this.home, id, "link"));
+    if (link === undefined || !existsSync(join(this.home, id, "diff"))) return;
+    mkdirSync(this.linkDir, { recursive: true, mode: 0o700 });
+    const path = join(this.linkDir, link);
+    rmSync(path, { force: true });
+    symlinkSync(`../${id}/diff`, path);
   }
 
   /** Removes the layer's short link, if it still leads to this layer. */

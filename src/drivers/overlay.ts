@@ -118,6 +118,16 @@ export class OverlayDriver implements Driver {
     return this.layout.listLayerIds();
   }
 
+  /** A missing or misdirected l/ short link (a cleanup script removed it, a backup lacked it); mounts recreate those they need. */
+  layoutProblems(id: string): string[] {
+    const problem = this.layout.linkProblem(id);
+    return problem === undefined ? [] : [problem];
+  }
+
+  repairLayout(id: string): void {
+    this.layout.repairLink(id);
+  }
+
   applyDiff(id: string, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult> {
     return applyLayerTar(join(this.layout.ownDir(id), "diff"), source, { whiteouts: "overlay", idMaps, onLayoutChunk });
   }

@@ -88,6 +88,13 @@ export class VfsDriver implements Driver {
     return existsSync(join(this.home, id));
   }
 
+  /** A vfs layer is its directory alone: nothing else to go wrong. */
+  layoutProblems(): string[] {
+    return [];
+  }
+
+  repairLayout(): void {}
+
   listLayerIds(): string[] {
     return existsSync(this.home) ? readdirSync(this.home) : [];
   }

@@ -102,6 +102,12 @@ function checkLayers(parts: StoreParts, dirs: string[]): Finding[] {
       });
     }
   }
+  for (const row of rows) {
+    if (row.state !== "complete" || !parts.driver.exists(row.id)) continue;
+    for (const problem of parts.driver.layoutProblems(row.id)) {
+      findings.push({ kind: "layer", id: row.id, problem, repairable: true, repair: async () => parts.driver.repairLayout(row.id) });
+    }
+  }
   for (const id of dirs) {
     if (rowIds.has(id) || !parts.driver.exists(id) || catalog.layerRowExists(id)) continue;
     findings.push({ kind: "layer", id, problem: "directory has no layer record (orphan)", repairable: true, repair: () => removeOrphanLayer(parts, id) });

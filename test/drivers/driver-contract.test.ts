@@ -2,7 +2,7 @@
  * The driver contract tested without the Store: each driver is built by createDriver on a
  * scratch graph root and called directly — create, mountSpec (as data: describing a mount
  * changes nothing on disk), mounting through the Mounter (real overlay mounts), applyDiff,
- * changes, diffSize, diff, remove. The Store-level suite (conformance.test.ts) runs the same
+ * changes, diffSize, diff, layoutProblems and repairLayout, remove. The Store-level suite (conformance.test.ts) runs the same
  * scenarios through the Store.
  */
 import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
@@ -185,6 +185,20 @@ for (const name of availableDrivers()) {
       expect(outsideLayer()).toEqual(others);
       const applied = await applyLayerTar(mkdtempSync(join(dir, "plain-")), fileSource(tars.base), { whiteouts: "remove", idMaps: NO_ID_MAPS });
       expect(result.diffDigest).toBe(applied.diffDigest);
+    });
+
+    test("layoutProblems finds what only the driver keeps (overlay's l/ links) and repairLayout makes it again", async () => {
+      await buildChain();
+      for (const id of ["base", "child", "grandchild"]) expect(driver.layoutProblems(id)).toEqual([]);
+      if (name === "overlay") {
+        const links = join(graph, "overlay", "l");
+        const link = readFileSync(join(graph, "overlay", "child", "link"), "utf8");
+        rmSync(links, { recursive: true });
+        expect(driver.layoutProblems("child")).toEqual([`overlay short link l/${link} is missing`]);
+        driver.repairLayout("child");
+        expect(readdirSync(links)).toEqual([link]);
+        expect(driver.layoutProblems("child")).toEqual([]);
+      }
     });
 
     test("remove takes a layer's directories (and overlay's link) away; a missing layer is no error", async () => {

@@ -117,6 +117,56 @@ describe.skipIf(skip !== undefined)("overlay driver", () => {
     expect(readdirSync(join(home, "l"))).toEqual([parentLink]);
   });
 
+  test("short links removed from l/ (one, all, or the directory): mount recreates those it needs, check reports the rest, check --repair recreates them", () => {
+    s.ok(["import-layer", "-i", "BASE", "-f", makeTar(BASE)]);
+    s.ok(["create-layer", "-i", "MID", "BASE"]);
+    s.ok(["create-layer", "-i", "TOP", "MID"]);
+    s.ok(["create-image", "-i", "IMG", "TOP"]);
+    s.ok(["create-container", "-i", "CTR", "IMG"]);
+    const layer = s.json(["container", "-j", "CTR"])[0].layer as string;
+    const home = join(s.graph, "overlay");
+    const linkOf = (id: string) => readFileSync(join(home, id, "link"), "utf8");
+    const missing = (id: string) => `layer ${id}: overlay short link l/${linkOf(id)} is missing\n`;
+    const links = () => readdirSync(join(home, "l")).sort();
+    const all = ["BASE", "MID", "TOP", layer].map(linkOf).sort();
+    expect(s.cli(["check"])).toMatchObject({ code: 0, stdout: "" });
+
+    // One link gone: check names it, --repair puts it back.
+    rmSync(join(home, "l", linkOf("MID")));
+    expect(s.cli(["check"])).toMatchObject({ code: 1, stdout: missing("MID") });
+    expect(s.cli(["check", "--repair"])).toMatchObject({ code: 0, stdout: missing("MID").replace("\n", "; repaired\n") });
+    expect(readlinkSync(join(home, "l", linkOf("MID")))).toBe("../MID/diff");
+
+    // The whole directory gone: the container mounts with its image's content, and the links its mount names (its own and
+    // its lower layers') are back.
+    rmSync(join(home, "l"), { recursive: true });
+    const merged = s.ok(["mount", "CTR"]).trim();
+    expect(readFileSync(join(merged, "etc", "hosts"), "utf8")).toBe("127.0.0.1 localhost\n");
+    s.ok(["unmount", "CTR"]);
+    expect(links()).toEqual(all);
+    expect(s.cli(["check"])).toMatchObject({ code: 0, stdout: "" });
+    // A mount of the middle layer brings back its own link and its parent's, not those of the layers above.
+    for (const link of links()) rmSync(join(home, "l", link));
+    s.ok(["mount", "MID"]);
+    s.ok(["unmount", "MID"]);
+    expect(links()).toEqual(["BASE", "MID"].map(linkOf).sort());
+    expect(s.cli(["check"]).stdout.split("\n").filter(Boolean).sort()).toEqual(["TOP", layer].map(missing).map((l) => l.trim()).sort());
+
+    // Every link gone: check lists them all; --repair recreates them; a link leading elsewhere is put right too.
+    for (const link of links()) rmSync(join(home, "l", link));
+    expect(s.cli(["check"]).stdout.split("\n").filter(Boolean).sort()).toEqual(["BASE", "MID", "TOP", layer].map(missing).map((l) => l.trim()).sort());
+    s.ok(["check", "--repair"]);
+    expect(links()).toEqual(all);
+    rmSync(join(home, "l", linkOf("TOP")));
+    Bun.spawnSync(["ln", "-s", "../BASE/diff", join(home, "l", linkOf("TOP"))]);
+    expect(s.cli(["check"]).stdout).toBe(`layer TOP: overlay short link l/${linkOf("TOP")} leads to ../BASE/diff, not ../TOP/diff\n`);
+    s.ok(["check", "--repair"]);
+    expect(readlinkSync(join(home, "l", linkOf("TOP")))).toBe("../TOP/diff");
+    expect(s.cli(["check"])).toMatchObject({ code: 0, stdout: "" });
+    expect(readFileSync(join(s.ok(["mount", "TOP"]).trim(), "data", "file1"), "utf8")).toBe("one");
+    s.ok(["unmount", "TOP"]);
+  });
+
   test("a volatile container mounts with the volatile option, and mounts again after unmounting", () => {
     s.ok(["import-layer", "-i", "L", "-f", makeTar(BASE)]);
     s.ok(["create-image", "-i", "I", "L"]);
