@@ -28,7 +28,7 @@ export function listTree(root: string): string[] {
 /**
  * A tar's members as Python's tarfile reads them, without modification times, and without a
  * link target on members that are not links (1.43's overlay whiteout files carry a stale one that
- * no reader uses).
+ * no reader uses: known difference overlay-whiteout-link-name).
  */
 export function listTar(file: string): unknown[] {
   const proc = Bun.spawnSync(["python3", DUMP_TAR, file], { stdout: "pipe", stderr: "pipe" });
