@@ -71,22 +71,35 @@ export async function* decompressInWorker(
   send({ type: "start", kind, credits: OUTPUT_WINDOW, measure: measured !== undefined });
 
   const feeding = (async () => {
+    // Input is gathered into whole buffers: a network stream comes in chunks of 64 KiB, and a
+    // message per chunk left the worker waiting for the next one while this thread was busy.
+    let buffer: Uint8Array<ArrayBuffer> | undefined;
+    let used = 0;
+    const flush = async () => {
+      while (unconsumed >= INPUT_WINDOW && !stopped) await new Promise<void>((resolve) => (wakeFeeder = resolve));
+      if (stopped) return;
+      unconsumed++;
+      send({ type: "input", bytes: buffer!.subarray(0, used) }, [buffer!.buffer]);
+      buffer = undefined;
+      used = 0;
+    };
     try {
       for (;;) {
         const next = await input.next();
         if (next.done || stopped) break;
         // Copied into a buffer of our own: the source may reuse its chunk, and only a whole buffer can be transferred.
         for (let offset = 0; offset < next.value.length && !stopped; ) {
-          while (unconsumed >= INPUT_WINDOW && !stopped) await new Promise<void>((resolve) => (wakeFeeder = resolve));
-          if (stopped) break;
-          const buffer = spareInputs.pop() ?? new Uint8Array(INPUT_BUFFER_SIZE);
-          const piece = next.value.subarray(offset, offset + buffer.length);
-          buffer.set(piece);
-          offset += piece.length;
-          unconsumed++;
-          send({ type: "input", bytes: buffer.subarray(0, piece.length) }, [buffer.buffer]);
+          buffer ??= spareInputs.pop() ?? new Uint8Array(INPUT_BUFFER_SIZE);
+          const take = Math.min(next.value.length - offset, buffer.length - used);
+          buffer.set(next.value.subarray(offset, offset + take), used);
+          used += take;
+          offset += take;
+          if (used === buffer.length) await flush();
         }
+        // A partly filled buffer goes as soon as the worker has nothing left to work on.
+        if (used > 0 && unconsumed === 0) await flush();
       }
+      if (used > 0 && !stopped) await flush();
       if (!stopped) send({ type: "end" });
     } catch (error) {
       inputError = { error };

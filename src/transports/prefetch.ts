@@ -19,6 +19,8 @@ export function spoolDirectory(): string {
 }
 
 const READ_CHUNK = 1 << 20;
+/** Buffers a spooled blob is read into in turn (a chunk stays valid until two more have been read). */
+const READ_BUFFERS = 3;
 
 /** A blob being written to an unlinked temporary file while it may already be read. */
 class Spool {
@@ -67,15 +69,22 @@ class Spool {
     this.notify();
   }
 
-  /** The bytes from the start, waiting for the writer where the reader catches up with it. */
+  /**
+   * The bytes from the start, waiting for the writer where the reader catches up with it. The
+   * chunks are read into READ_BUFFERS buffers in turn: a chunk stays valid until two more have
+   * been read, as the Store's import expects of its input (a fresh buffer per chunk left a
+   * layer's worth of garbage for the collector).
+   */
   async *read(): AsyncGenerator<Uint8Array> {
     let position = 0;
+    const buffers: Uint8Array[] = [];
+    let turn = 0;
     for (;;) {
       if (position < this.written) {
-        const buffer = new Uint8Array(Math.min(READ_CHUNK, this.written - position));
-        const n = readSync(this.fd, buffer, 0, buffer.byteLength, position);
+        const buffer = (buffers[turn++ % READ_BUFFERS] ??= new Uint8Array(READ_CHUNK));
+        const n = readSync(this.fd, buffer, 0, Math.min(READ_CHUNK, this.written - position), position);
         position += n;
-        yield n === buffer.byteLength ? buffer : buffer.subarray(0, n);
+        yield buffer.subarray(0, n);
         continue;
       }
       if (this.failure !== undefined) throw this.failure;

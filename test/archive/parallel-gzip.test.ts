@@ -41,6 +41,20 @@ describe("parallelGzipSink", () => {
     run(["gzip", "-t"], { stdin: output });
   });
 
+  test("streams one after the other reuse the workers and their buffers, and each comes out whole", async () => {
+    const inputs = [sampleBytes(3 * GZIP_BLOCK_SIZE + 5), sampleBytes(2 * GZIP_BLOCK_SIZE + 999), sampleBytes(4 * GZIP_BLOCK_SIZE)];
+    for (const plain of [...inputs, inputs[0]!]) {
+      // A sink that is done with each chunk lets the member buffers circulate into the next stream.
+      const inner = { ...memorySink(), consumesChunks: true };
+      const kept = memorySink();
+      inner.write = (chunk: Uint8Array) => kept.write(chunk);
+      const sink = parallelGzipSink(inner);
+      for await (const chunk of sourceOf(plain, 250_000)) await sink.write(chunk);
+      await sink.close();
+      expect(sha256(gunzipSync(kept.bytes()))).toBe(sha256(plain));
+    }
+  });
+
   test("chunks larger than a block and exactly one block work too", async () => {
     for (const length of [GZIP_BLOCK_SIZE, 2 * GZIP_BLOCK_SIZE + 1]) {
       const plain = sampleBytes(length);
