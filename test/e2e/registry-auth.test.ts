@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestStore } from "../helpers/cli.ts";
 import { makeUmociImage } from "../helpers/images.ts";
+import { startFaultProxy } from "../helpers/fault-proxy.ts";
 import { type TestCa, type TestRegistry, type TokenServer, makeTestCa, registrySkipReason, runAsync, shAsync, startRegistry, startTokenServer } from "../helpers/registry.ts";
 
 const skip = registrySkipReason();
@@ -172,6 +173,42 @@ describe.skipIf(skip !== undefined)("token auth (Bearer)", () => {
       expect(anonymous.stderr.trim().split("\n")).toHaveLength(1);
       expect(anonymous.stderr).toContain(`${tokenRegistry.host}/app`);
     } finally {
+      store.destroy();
+    }
+  });
+
+  test("one token per set of scopes for the whole run; blobs redirected to another host get no Authorization header", async () => {
+    const { store, env } = isolated();
+    // Blob storage on another origin, as registries redirect blob GETs to: it serves the layout's blobs and notes what it was sent.
+    const layout = join(work, "layout");
+    const seen: Array<{ path: string; authorization: string | null }> = [];
+    const storage = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch(request) {
+        const url = new URL(request.url);
+        seen.push({ path: url.pathname, authorization: request.headers.get("authorization") });
+        const file = Bun.file(join(layout, "blobs", "sha256", url.pathname.split(":").pop()!));
+        return new Response(file);
+      },
+    });
+    const front = startFaultProxy(tokenRegistry.host, {}, {}, (digest) => `http://127.0.0.1:${storage.port}/blobs/${digest}`);
+    try {
+      const asked = tokens.scopesAsked.length;
+      const r = await runAsync([...store.globals, "--debug", "pull", "--tls-verify=false", "--creds", `${USER}:${PASSWORD}`, `docker://${front.host}/app:v1`], { env });
+      expect(r.code).toBe(0);
+      // The manifest, the config and each layer need pull on app: one token, asked for once.
+      expect(tokens.scopesAsked.slice(asked)).toEqual(["repository:app:pull"]);
+      const blobGets = front.requests.filter((q) => q.method === "GET" && q.path.includes("/blobs/sha256:"));
+      expect(blobGets.length).toBeGreaterThanOrEqual(3);
+      expect(blobGets.every((q) => q.status === 307)).toBe(true);
+      expect(seen.length).toBe(blobGets.length);
+      expect(seen.every((request) => request.authorization === null)).toBe(true);
+      expect(r.stderr).toContain(`GET http://127.0.0.1:${storage.port}/blobs/sha256:`);
+      expectNoSecrets(r.stdout, r.stderr);
+    } finally {
+      front.stop();
+      storage.stop(true);
       store.destroy();
     }
   });

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestStore, availableDrivers } from "../helpers/cli.ts";
 import { sh } from "../helpers/fixtures.ts";
-import { makeUmociImage, treeListing } from "../helpers/images.ts";
+import { addMultiPlatformIndex, makeUmociImage, treeListing } from "../helpers/images.ts";
 import { imageRecord, peer, withoutTimes } from "../helpers/peer.ts";
 import { type TestRegistry, registrySkipReason, startRegistry } from "../helpers/registry.ts";
 
@@ -67,6 +67,31 @@ describe.skipIf(skip !== undefined)("docker:// against a plain registry", () => 
       }
     });
   }
+
+  test("an index in the registry: pull picks this host's image, or --platform's, as skopeo does into containers-storage 1.43", () => {
+    addMultiPlatformIndex(join(work, "layout"), "app:v1", "multi");
+    const reference = `docker://${registry.host}/multi:1`;
+    sh(["skopeo", "copy", "-q", "--all", "--dest-tls-verify=false", `oci:${join(work, "layout")}:multi`, reference]);
+    for (const [platform, skopeoArgs] of [
+      [[], []],
+      [["--platform", "linux/arm64"], ["--override-arch", "arm64", "--override-variant", "v8"]],
+    ] as const) {
+      const ours = new TestStore("vfs");
+      const theirs = peer(mkdtempSync(join(tmpdir(), "oci-peer-")), "vfs");
+      try {
+        sh(["skopeo", ...skopeoArgs, "copy", "-q", "--src-tls-verify=false", reference, `containers-storage:[${theirs.spec}]${registry.host}/multi:1`]);
+        const id = ours.ok(["pull", "-q", INSECURE, ...platform, reference]).trim();
+        const theirImages = JSON.parse(theirs.run(["images", "--json"]));
+        expect(id).toBe(theirImages[0].id);
+        expect(withoutTimes(ours.json(["images", "--json"]))).toEqual(withoutTimes(theirImages));
+        expect(ours.ok(["list-image-data", id])).toBe(theirs.run(["list-image-data", id]));
+        expect(JSON.parse(ours.ok(["get-image-data", id, `sha256:${id}`])).architecture).toBe(platform.length ? "arm64" : "amd64");
+      } finally {
+        ours.destroy();
+        theirs.destroy();
+      }
+    }
+  });
 
   test("pull by digest, with one and with three downloads at once, gives the same image", () => {
     const digest = skopeoDigest(`docker://${registry.host}/app:v1`);

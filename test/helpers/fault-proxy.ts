@@ -49,8 +49,12 @@ function uploadStep(method: string, path: string, search: string): keyof Omit<Up
   return undefined;
 }
 
-/** Proxies to http://upstream; `faults` maps a blob digest to what happens to its first GET, `uploads` says what happens to uploads. */
-export function startFaultProxy(upstream: string, faults: Record<string, Fault>, uploads: UploadFaults = {}): FaultProxy {
+/**
+ * Proxies to http://upstream; `faults` maps a blob digest to what happens to its first GET,
+ * `uploads` says what happens to uploads, and `redirectBlobs`, when given, answers every blob
+ * GET with a 307 to the URL it returns (as registries send blobs from their storage).
+ */
+export function startFaultProxy(upstream: string, faults: Record<string, Fault>, uploads: UploadFaults = {}, redirectBlobs?: (digest: string) => string): FaultProxy {
   const requests: ProxiedRequest[] = [];
   const done = new Set<string>();
   let sent = 0;
@@ -69,6 +73,10 @@ export function startFaultProxy(upstream: string, faults: Record<string, Fault>,
       const digest = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(url.pathname)?.[1];
       const fault = request.method === "GET" && digest && !done.has(digest) ? faults[digest] : undefined;
       if (fault && digest) done.add(digest);
+      if (redirectBlobs && digest && request.method === "GET") {
+        record.status = 307;
+        return new Response(null, { status: 307, headers: { location: redirectBlobs(digest) } });
+      }
       if (fault === "503" || uploadFault === "503") {
         record.status = 503;
         return new Response("busy", { status: 503, headers: { "retry-after": "0" } });
