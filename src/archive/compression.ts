@@ -356,6 +356,15 @@ export function fileSink(path: string): ByteSink {
 
 const STDOUT_FLUSH_THRESHOLD = 1 << 20;
 
+/**
+ * What a write to standard output that had to wait settled with. A byte count is the write
+ * done; Bun's FileSink settles a waiting write with `true` when the reader closed the pipe while
+ * it waited (the bytes went nowhere, later writes too), which is the broken pipe it did not report.
+ */
+function settledWrite(result: unknown): void {
+  if (typeof result !== "number") throw ioError("write", "/dev/stdout", { code: "EPIPE" });
+}
+
 /** A sink for standard output; waits for the pipe to drain every megabyte. close() flushes but leaves fd 1 open. */
 export function stdoutSink(): ByteSink {
   const writer = Bun.stdout.writer({ highWaterMark: STDOUT_FLUSH_THRESHOLD });
@@ -370,13 +379,15 @@ export function stdoutSink(): ByteSink {
   };
   return {
     async write(chunk) {
+      let result: unknown;
       try {
         // A write the pipe cannot take at once returns a promise, which rejects (EPIPE) if the reader has gone.
         const pending = writer.write(chunk);
-        if (typeof pending !== "number") await pending;
+        result = typeof pending === "number" ? pending : await pending;
       } catch (error) {
         throw ioError("write", "/dev/stdout", error);
       }
+      settledWrite(result);
       buffered += chunk.length;
       if (buffered >= STDOUT_FLUSH_THRESHOLD) await flush();
     },
