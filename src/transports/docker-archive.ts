@@ -5,9 +5,9 @@
  * it (layer digests = the config's diffIDs), so a pull stores the same IDs and data items.
  * Writing stages the files beside the archive and tars them at commit; layers are uncompressed.
  */
-import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CorruptError, InvalidArgumentError, NotFoundError, PreconditionError, SystemError } from "../errors.ts";
+import { AlreadyExistsError, CorruptError, InvalidArgumentError, NotFoundError, PreconditionError, SystemError } from "../errors.ts";
 import { tarFiles, type LayoutFiles } from "./files.ts";
 import { LayoutWriter, writeDirectoryTar } from "./layout-writer.ts";
 import { ImageFormatError, MEDIA, digestHex, parseConfig, parseManifest, sha256Hex, type LayerCompression } from "./manifest.ts";
@@ -168,8 +168,13 @@ class DockerArchiveDestination implements ImageDestination {
   }
 }
 
-/** Opens a docker-archive: file to write (replaced at commit). */
+/**
+ * Opens a docker-archive: file to write at commit: a new or empty file, or a pipe or device.
+ * As in containers/image, an existing archive is not added to or replaced.
+ */
 export async function openDockerArchiveDestination(reference: DockerArchiveReference, _options: DestinationOptions): Promise<ImageDestination> {
   if (reference.index !== undefined) throw new InvalidArgumentError(`${formatReference(reference)}: @INDEX cannot name an image to write`);
+  const existing = statSync(reference.path, { throwIfNoEntry: false });
+  if (existing?.isFile() && existing.size > 0) throw new AlreadyExistsError(`${formatReference(reference)}: ${reference.path} exists and is not empty: a docker-archive is not modified (remove it or write another file)`);
   return new DockerArchiveDestination(formatReference(reference), reference, LayoutWriter.stagingDirFor(reference.path));
 }

@@ -4,6 +4,7 @@
  * docker-archive:, whose blob sizes are only known once compressed).
  */
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileSink } from "../archive/compression.ts";
 import { TarWriter } from "../archive/tar-writer.ts";
@@ -18,9 +19,12 @@ export class LayoutWriter {
 
   constructor(readonly root: string) {}
 
-  /** A new empty directory beside `file`, for staging an archive. */
+  /**
+   * A new empty directory for staging an archive: beside `file`, or in the temporary directory
+   * when `file` is written to directly (its directory, e.g. /dev, is no place for layers).
+   */
   static stagingDirFor(file: string): string {
-    return mkdtempSync(join(dirname(file), `.${basename(file)}.staging-`));
+    return mkdtempSync(join(writtenInPlace(file) ? tmpdir() : dirname(file), `.${basename(file)}.staging-`));
   }
 
   has(path: string): boolean {
@@ -84,9 +88,23 @@ function entryOf(path: string, full: string): TarEntry {
   };
 }
 
-/** Writes a directory's tree as an uncompressed tar to `file` (via a temporary name, then renamed). */
+/**
+ * Whether an archive at `path` is written through the path itself rather than made beside it
+ * and renamed over it: when the path is a symlink (`/dev/stdout`), a FIFO or a device, which a
+ * rename would replace instead of writing to.
+ */
+function writtenInPlace(path: string): boolean {
+  const stat = lstatSync(path, { throwIfNoEntry: false });
+  return stat !== undefined && !stat.isFile();
+}
+
+/**
+ * Writes a directory's tree as an uncompressed tar to `file`: via a temporary name, then
+ * renamed over it; a symlink, pipe or device (`docker-archive:/dev/stdout`) is written through.
+ */
 export async function writeDirectoryTar(dir: string, file: string, order?: string[]): Promise<void> {
-  const temporary = `${file}.partial-${process.pid}`;
+  const direct = writtenInPlace(file);
+  const temporary = direct ? file : `${file}.partial-${process.pid}`;
   const sink = fileSink(temporary);
   const writer = new TarWriter(sink);
   try {
@@ -98,8 +116,8 @@ export async function writeDirectoryTar(dir: string, file: string, order?: strin
     }
     await writer.finish();
     await sink.close();
-    renameSync(temporary, file);
+    if (!direct) renameSync(temporary, file);
   } finally {
-    rmSync(temporary, { force: true });
+    if (!direct) rmSync(temporary, { force: true });
   }
 }

@@ -4,7 +4,7 @@
  * containers-storage's in pull-side-by-side.test.ts; refusals are in pull-refusals.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, TestStore, availableDrivers } from "../helpers/cli.ts";
@@ -117,6 +117,61 @@ for (const driver of availableDrivers()) {
     });
   });
 }
+
+describe("push to an archive file that is not a new file", () => {
+  test("an existing docker-archive is refused and left as it was, as skopeo refuses it; an empty file is written", () => {
+    const ours = new TestStore("vfs");
+    try {
+      const { id } = pullTestImage(ours);
+      const archive = join(work, "existing.docker.tar");
+      sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `docker-archive:${archive}:foo:bar`]);
+      const before = readFileSync(archive);
+      const refused = ours.cli(["push", "-q", id, `docker-archive:${archive}:me/app:v2`]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toBe(`docker-archive:${archive}:docker.io/me/app:v2: ${archive} exists and is not empty: a docker-archive is not modified (remove it or write another file)\n`);
+      expect(readFileSync(archive).equals(before)).toBe(true);
+      // skopeo refuses it in the same way.
+      expect(Bun.spawnSync(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `docker-archive:${archive}:me/app:v2`]).exitCode).not.toBe(0);
+      const empty = join(work, "empty.docker.tar");
+      writeFileSync(empty, "");
+      ours.ok(["push", "-q", id, `docker-archive:${empty}:me/app:v2`]);
+      expect(JSON.parse(sh(["tar", "-xOf", empty, "manifest.json"]))[0].RepoTags).toEqual(["docker.io/me/app:v2"]);
+    } finally {
+      ours.destroy();
+    }
+  });
+
+  test("a symlink to standard output (as /dev/stdout is) and a FIFO are written through, not replaced; nothing is staged beside them", async () => {
+    const ours = new TestStore("vfs");
+    try {
+      const { id, layers } = pullTestImage(ours);
+      const dir = join(work, "streams");
+      mkdirSync(dir);
+      // What /dev/stdout is; a link of our own, so that a regression replaces nothing of the system's.
+      const stdoutLink = join(dir, "stdout");
+      symlinkSync("/proc/self/fd/1", stdoutLink);
+      const captured = join(work, "captured.docker.tar");
+      const toStdout = Bun.spawnSync([BINARY, ...ours.globals, "push", "-q", id, `docker-archive:${stdoutLink}:me/app:v2`], { stdout: Bun.file(captured), stderr: "pipe" });
+      expect({ code: toStdout.exitCode, stderr: toStdout.stderr.toString() }).toEqual({ code: 0, stderr: "" });
+      expect(lstatSync(stdoutLink).isSymbolicLink()).toBe(true);
+      expect(JSON.parse(sh(["tar", "-xOf", captured, "manifest.json"]))[0].RepoTags).toEqual(["docker.io/me/app:v2"]);
+      expectPullsBackTo("vfs", `docker-archive:${captured}`, id, layers);
+
+      const fifo = join(dir, "fifo");
+      sh(["mkfifo", fifo]);
+      const fromFifo = join(work, "from-fifo.oci.tar");
+      const reader = Bun.spawn(["sh", "-c", 'cat "$1" > "$2"', "sh", fifo, fromFifo]);
+      const pushed = Bun.spawn([BINARY, ...ours.globals, "push", "-q", id, `oci-archive:${fifo}:tag`], { stderr: "pipe" });
+      expect({ push: await pushed.exited, stderr: await new Response(pushed.stderr).text(), reader: await reader.exited }).toEqual({ push: 0, stderr: "", reader: 0 });
+      expect(lstatSync(fifo).isFIFO()).toBe(true);
+      expect(JSON.parse(sh(["skopeo", "inspect", `oci-archive:${fromFifo}:tag`])).Layers.length).toBe(2);
+      expect(readdirSync(dir).sort()).toEqual(["fifo", "stdout"]);
+      expectPullsBackTo("vfs", `oci-archive:${fromFifo}:tag`, id, layers);
+    } finally {
+      ours.destroy();
+    }
+  });
+});
 
 describe("pull", () => {
   test("a second pull reuses the layers and the image and adds its names; a name another image holds moves, as with skopeo and containers-storage", () => {
