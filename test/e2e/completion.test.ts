@@ -186,7 +186,11 @@ describe("bash", () => {
       expect(await bash.complete("oci-storage --storage-driver=ov")).toBe("oci-storage --storage-driver=overlay ");
       expect(await bash.complete(`oci-storage ${g} create-container localhost/app:`)).toBe(`oci-storage ${g} create-container localhost/app:1.0 `);
       expect(await bash.complete(`oci-storage ${g} delete-layer sec`)).toBe(`oci-storage ${g} delete-layer second `);
+      // A name with a space and a $ comes out quoted, so the line runs as completed.
+      store.ok(["create-container", "-n", "my web $HOME", "other-image"]);
+      expect(await bash.complete(`oci-storage ${g} delete-container my`)).toBe(`oci-storage ${g} delete-container my\\ web\\ \\$HOME `);
     } finally {
+      store.cli(["delete-container", "my web $HOME"]);
       await bash.close();
     }
   }, 120_000);

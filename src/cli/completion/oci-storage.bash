@@ -40,7 +40,11 @@ _oci_storage() {
         compopt -o filenames 2>/dev/null
         ;;
     *)
-        for line in "${lines[@]:3}"; do COMPREPLY+=("${line%%$'\t'*}"); done
+        # Names may hold characters the shell would split or expand ("my web"): quoted as typed.
+        for line in "${lines[@]:3}"; do
+            printf -v word '%q' "${line%%$'\t'*}"
+            COMPREPLY+=("$word")
+        done
         [[ $flags == nospace ]] && compopt -o nospace 2>/dev/null
         ;;
     esac
