@@ -105,10 +105,10 @@ class DockerArchiveSource implements ImageSource {
     return reader;
   }
 
-  imageName(): string | undefined {
-    if (this.reference.name) return formatImageName(this.reference.name);
-    const tag = this.entry?.RepoTags?.[0];
-    return tag === undefined ? undefined : completeTag(tag);
+  /** As podman names what it pulls: the NAME:TAG asked for, else every RepoTags entry of the image. */
+  imageNames(): string[] {
+    if (this.reference.name) return [formatImageName(this.reference.name)];
+    return (this.entry?.RepoTags ?? []).map(completeTag);
   }
 
   async close(): Promise<void> {}

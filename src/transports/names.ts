@@ -4,7 +4,7 @@
  *   - `normalizeDockerName`: what docker, skopeo and the containers-storage: transport do —
  *     no domain → docker.io, a single path component under docker.io → library/NAME;
  *   - `normalizeLocalName`: what podman does for names that come from a local image (an oci:
- *     ref, a name given with --name) — no domain → localhost/NAME.
+ *     ref, an oci-archive's annotation) — no domain → localhost/NAME.
  * Both add ":latest" when there is neither tag nor digest. The first component is a domain
  * when it contains "." or ":" or is "localhost", as in distribution/reference.
  */

@@ -13,6 +13,8 @@ import { formatReference, type OciReference } from "./reference.ts";
 import { BlobMissingError, type Descriptor, type DestinationOptions, type ImageDestination, type ImageSource, type RawManifest } from "./types.ts";
 
 const REF_NAME = "org.opencontainers.image.ref.name";
+/** The annotation docker's and buildkit's OCI exports put the full image name in. */
+const CONTAINERD_IMAGE_NAME = "io.containerd.image.name";
 
 /** The path of a blob inside a layout. */
 export function blobPath(digest: string): string {
@@ -66,8 +68,14 @@ class OciSource implements ImageSource {
     return reader;
   }
 
-  imageName(): string | undefined {
-    return this.reference.ref;
+  /**
+   * As podman names what it pulls: from oci:, the REF given; from oci-archive:, the chosen
+   * index.json entry's annotations (containerd's image name, else its ref name), so an archive
+   * pulled without REF is still named.
+   */
+  imageNames(): string[] {
+    const name = this.reference.transport === "oci" ? this.reference.ref : this.entry?.annotations?.[CONTAINERD_IMAGE_NAME] || this.entry?.annotations?.[REF_NAME];
+    return name ? [name] : [];
   }
 
   async close(): Promise<void> {}

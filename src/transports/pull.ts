@@ -206,12 +206,10 @@ function checkApplied(where: string, descriptor: Descriptor, diffId: string, ind
   if (applied.diffDigest !== diffId) throw new ImageFormatError(`${where}: layer ${descriptor.digest}: uncompressed digest ${applied.diffDigest} does not match the config's rootfs.diff_ids[${index}] ${diffId}`);
 }
 
-/** The name podman gives an image pulled from this source: its own name completed with localhost/, if any. */
+/** The names podman gives an image pulled from this source: its own names completed with localhost/. */
 function defaultNames(source: ImageSource): string[] {
-  const name = source.imageName();
-  if (name === undefined) return [];
   try {
-    return [formatImageName(normalizeLocalName(name))];
+    return [...new Set(source.imageNames().map((name) => formatImageName(normalizeLocalName(name))))];
   } catch (error) {
     throw new InvalidArgumentError(`${source.description}: ${messageOf(error)}; give the image a name with --name`);
   }

@@ -75,10 +75,10 @@ export interface ImageSource {
   /** A blob (config or layer) by its descriptor; throws BlobMissingError if the source lacks it. */
   blob(descriptor: Descriptor): Promise<BlobReader>;
   /**
-   * The name the source gives the image, if it has one (an oci: ref, an archive's RepoTags
-   * entry, a registry reference); used for the default image name.
+   * The names the source gives the image, if any (an oci: ref, an archive's RepoTags, a
+   * registry reference); the default names of the pulled image.
    */
-  imageName(): string | undefined;
+  imageNames(): string[];
   /** True when several blobs may be read at once (a registry); archives are read in order. */
   readonly parallelBlobs?: boolean;
   /** Told after a layer read from this source was stored with this diffID (a registry remembers where the blob lives). */

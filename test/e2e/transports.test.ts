@@ -204,6 +204,47 @@ describe("pull", () => {
     }
   });
 
+  test("default names as podman gives them: oci: REF completed with localhost/, no REF no name; oci-archive: from the entry's annotations, containerd's image name first", () => {
+    const layout = join(work, "names-layout");
+    sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `oci:${layout}:app`]);
+    const archive = join(work, "names.oci.tar");
+    sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `oci-archive:${archive}:app:v1`]);
+    // As docker and buildkit export: the full name in io.containerd.image.name, the tag in the ref name.
+    const unpacked = join(work, "names-containerd");
+    mkdirSync(unpacked);
+    sh(["tar", "-xf", archive, "-C", unpacked]);
+    const index = JSON.parse(readFileSync(join(unpacked, "index.json"), "utf8"));
+    index.manifests[0].annotations = { "io.containerd.image.name": "docker.io/me/app:3", "org.opencontainers.image.ref.name": "3" };
+    writeFileSync(join(unpacked, "index.json"), JSON.stringify(index));
+    const containerd = join(work, "names-containerd.oci.tar");
+    sh(["tar", "-cf", containerd, "-C", unpacked, "."]);
+    const namesOf = (source: string[]) => {
+      const store = new TestStore("vfs");
+      try {
+        return imageRecord(store, store.ok(["pull", "-q", ...source]).trim()).names ?? [];
+      } finally {
+        store.destroy();
+      }
+    };
+    expect(namesOf([`oci:${layout}:app`])).toEqual(["localhost/app:latest"]);
+    expect(namesOf([`oci:${layout}`])).toEqual([]);
+    expect(namesOf([`oci-archive:${archive}`])).toEqual(["localhost/app:v1"]);
+    expect(namesOf([`oci-archive:${containerd}:3`])).toEqual(["docker.io/me/app:3"]);
+    expect(namesOf([`oci-archive:${containerd}`])).toEqual(["docker.io/me/app:3"]);
+    // Names given with -n are stored as typed, as create-image stores them.
+    expect(namesOf(["-n", "mine", "-n", "quay.io/x/y:1", `oci:${layout}:app`])).toEqual(["mine", "quay.io/x/y:1"]);
+    // A ref that is not an image name cannot name the image: the error says how to name it.
+    sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `oci:${layout}:App`]);
+    const store = new TestStore("vfs");
+    try {
+      const refused = store.cli(["pull", "-q", `oci:${layout}:App`]);
+      expect({ code: refused.code, stderr: refused.stderr }).toEqual({ code: 1, stderr: `oci:${layout}:App: invalid image name "App": "App" is not a valid repository name component (lower case letters, digits and separators); give the image a name with --name\n` });
+      expect(store.json(["layers", "--json"]) ?? []).toEqual([]);
+    } finally {
+      store.destroy();
+    }
+  });
+
   test("--all stores every image of an index, each as a --platform pull stores it; the names go to the image --platform picks", () => {
     const all = new TestStore("vfs");
     const one = new TestStore("vfs");
@@ -269,6 +310,52 @@ describe("pull", () => {
       const fromPipe = Bun.spawnSync(["sh", "-c", 'cat "$1" | "$2" --graph "$3" --run "$4" -s vfs pull -q docker-archive:/dev/stdin', "sh", archive, BINARY, ours.graph, ours.run], { stderr: "pipe" });
       expect(fromPipe.exitCode).toBe(1);
       expect(fromPipe.stderr.toString()).toBe("/dev/stdin: not a regular file: an archive is read by seeking to its members, so save it to a file first\n");
+    } finally {
+      ours.destroy();
+    }
+  });
+});
+
+describe("pull from a docker-archive holding several images", () => {
+  test("@INDEX and NAME:TAG pick an image, which gets every RepoTags entry (as podman names it) or the tag asked for; without either it is refused", () => {
+    // Two images (this host's and the arm64 one of the index), one archive as `docker save a b` writes it.
+    const merged = join(work, "several-docker");
+    mkdirSync(merged);
+    const entries = [];
+    for (const [args, tag] of [[[`oci:${LAYOUT()}:app:v1`], "foo:bar"], [["--override-arch", "arm64", "--override-variant", "v8", `oci:${LAYOUT()}:multi`], "foo:arm"]] as const) {
+      const single = join(work, `several-${tag.replace(":", "-")}.tar`);
+      sh(["skopeo", ...args.slice(0, -1), "copy", "-q", args.at(-1)!, `docker-archive:${single}:${tag}`]);
+      sh(["tar", "-xf", single, "-C", merged]);
+      entries.push(JSON.parse(readFileSync(join(merged, "manifest.json"), "utf8"))[0]);
+    }
+    entries[0].RepoTags = ["foo:bar", "me/foo:also"];
+    writeFileSync(join(merged, "manifest.json"), JSON.stringify(entries));
+    const archive = join(work, "several.docker.tar");
+    sh(["tar", "-cf", archive, "-C", merged, "."]);
+
+    const ours = new TestStore("vfs");
+    try {
+      const refused = ours.cli(["pull", "-q", `docker-archive:${archive}`]);
+      expect({ code: refused.code, stderr: refused.stderr }).toEqual({ code: 1, stderr: `docker-archive:${archive}: the archive holds 2 images; name one as docker-archive:FILE:NAME:TAG or :@INDEX\n` });
+      expect(ours.json(["layers", "--json"]) ?? []).toEqual([]);
+      const beyond = ours.cli(["pull", "-q", `docker-archive:${archive}:@2`]);
+      expect(beyond.stderr).toBe(`docker-archive:${archive}:@2: the archive holds 2 images, there is no @2\n`);
+
+      const first = ours.ok(["pull", "-q", `docker-archive:${archive}:@0`]).trim();
+      expect(imageRecord(ours, first).names).toEqual(["docker.io/library/foo:bar", "docker.io/me/foo:also"]);
+      const second = ours.ok(["pull", "-q", `docker-archive:${archive}:@1`]).trim();
+      expect(second).not.toBe(first);
+      expect(imageRecord(ours, second).names).toEqual(["docker.io/library/foo:arm"]);
+      expect(JSON.parse(ours.ok(["get-image-data", second, `sha256:${second}`])).architecture).toBe("arm64");
+
+      const byTag = new TestStore("vfs");
+      try {
+        expect(byTag.ok(["pull", "-q", `docker-archive:${archive}:me/foo:also`]).trim()).toBe(first);
+        expect(imageRecord(byTag, first).names).toEqual(["docker.io/me/foo:also"]);
+        expect(byTag.ok(["pull", "-q", `docker-archive:${archive}:foo:arm`]).trim()).toBe(second);
+      } finally {
+        byTag.destroy();
+      }
     } finally {
       ours.destroy();
     }

@@ -26,7 +26,7 @@ describe("parseReference", () => {
     expect(() => parseReference("docker:alpine")).toThrow("expected docker://NAME");
     const source = await openSource("docker://alpine", { registry: { creds: "u:p" } });
     expect(source.description).toBe("docker://docker.io/library/alpine:latest");
-    expect(source.imageName()).toBe("docker.io/library/alpine:latest");
+    expect(source.imageNames()).toEqual(["docker.io/library/alpine:latest"]);
     await source.close();
   });
   test("unknown transports are named", () => {

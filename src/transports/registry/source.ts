@@ -60,8 +60,8 @@ class RegistrySource implements ImageSource {
     this.hints?.rememberLayerBlob(diffId, descriptor);
   }
 
-  imageName(): string {
-    return formatImageName(this.name);
+  imageNames(): string[] {
+    return [formatImageName(this.name)];
   }
 
   async close(): Promise<void> {}
