@@ -133,6 +133,8 @@ export function parseManifest(raw: RawManifest, what = `manifest ${raw.digest}`)
   if (!IMAGE_TYPES.has(mediaType)) throw new ImageFormatError(`${what}: unknown manifest media type "${mediaType}"`);
   if (!Array.isArray(json.layers)) throw new ImageFormatError(`${what}: layers: missing`);
   const config = parseDescriptor(json.config, `${what}: config`);
+  // As containers/image: an OCI manifest whose config is not an image config is an artifact (a Helm chart, a signature), not an image.
+  if (mediaType === MEDIA.ociManifest && config.mediaType !== MEDIA.ociConfig) throw new ImageFormatError(`${what}: config.mediaType "${config.mediaType}" is not an image config: an artifact, not an image`);
   const layers = json.layers.map((layer: any, i: number) => parseDescriptor(layer, `${what}: layers[${i}]`));
   layers.forEach((layer: Descriptor, i: number) => layerCompression(layer, `${what}: layers[${i}]`));
   return { kind: "image", mediaType, config, layers };

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TestStore } from "../helpers/cli.ts";
+import { TestStore, availableDrivers } from "../helpers/cli.ts";
 import { sh } from "../helpers/fixtures.ts";
 import { addMultiPlatformIndex, makeUmociImage } from "../helpers/images.ts";
 
@@ -177,6 +177,24 @@ const CASES: Case[] = [
     message: 'unknown manifest media type "application/x-bogus"',
   },
   {
+    name: "an OCI manifest whose config is not an image config (an artifact)",
+    make() {
+      const l = new BrokenLayout("artifact");
+      l.rewrite({ ...l.manifest, config: { ...l.manifest.config, mediaType: "application/vnd.cncf.helm.config.v1+json" } });
+      return [`oci:${l.dir}:app:v1`];
+    },
+    message: 'config.mediaType "application/vnd.cncf.helm.config.v1+json" is not an image config',
+  },
+  {
+    name: "a config that does not parse",
+    make() {
+      const l = new BrokenLayout("config-json");
+      l.rewrite({ ...l.manifest, config: { ...l.manifest.config, ...l.put("{oops") } });
+      return [`oci:${l.dir}:app:v1`];
+    },
+    message: "config sha256:* does not parse as JSON",
+  },
+  {
     name: "a foreign (non-distributable) layer",
     make() {
       const l = new BrokenLayout("foreign");
@@ -184,6 +202,24 @@ const CASES: Case[] = [
       return [`oci:${l.dir}:app:v1`];
     },
     message: "foreign (non-distributable) layer sha256:",
+  },
+  {
+    name: "a Docker foreign layer in a schema 2 manifest",
+    make() {
+      const l = new BrokenLayout("docker-foreign");
+      const schema2 = {
+        schemaVersion: 2,
+        mediaType: "application/vnd.docker.distribution.manifest.v2+json",
+        config: { ...l.manifest.config, mediaType: "application/vnd.docker.container.image.v1+json" },
+        layers: [
+          { ...l.manifest.layers[0], mediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip" },
+          { ...l.manifest.layers[1], mediaType: "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", urls: ["https://example.invalid/layer"] },
+        ],
+      };
+      l.rewrite(schema2, undefined, schema2.mediaType);
+      return [`oci:${l.dir}:app:v1`];
+    },
+    message: "layers[1]: foreign (non-distributable) layer sha256:",
   },
   {
     name: "an index with no image for the platform asked for",
@@ -216,22 +252,64 @@ const CASES: Case[] = [
     },
     message: "layer sha256:*: digest mismatch (read sha256:",
   },
+  {
+    name: "a docker-archive: whose manifest.json does not parse",
+    make() {
+      const unpacked = skopeoDockerArchive("docker-manifest-json");
+      writeFileSync(join(unpacked, "manifest.json"), "[{oops");
+      return [`docker-archive:${tarOf(unpacked)}`];
+    },
+    message: "manifest.json does not parse as JSON",
+  },
+  {
+    name: "a docker-archive: missing a layer tar",
+    make() {
+      const unpacked = skopeoDockerArchive("docker-missing-layer");
+      unlinkSync(join(unpacked, JSON.parse(readFileSync(join(unpacked, "manifest.json"), "utf8"))[0].Layers[1]));
+      return [`docker-archive:${tarOf(unpacked)}`];
+    },
+    message: "blob *.tar is missing",
+  },
 ];
+
+/** The docker-archive skopeo makes of the test image, unpacked into a directory named `name`. */
+function skopeoDockerArchive(name: string): string {
+  const archive = join(work, `${name}.source.tar`);
+  sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `docker-archive:${archive}:foo:bar`]);
+  const unpacked = join(work, name);
+  mkdirSync(unpacked);
+  sh(["tar", "-C", unpacked, "-xf", archive]);
+  return unpacked;
+}
+
+/** A tar of a directory's contents (as docker save writes one). */
+function tarOf(dir: string): string {
+  sh(["tar", "-C", dir, "-cf", `${dir}.tar`, "."]);
+  return `${dir}.tar`;
+}
+
+/** Each case's broken source, made once (the tests on several stores share it). */
+const made = new Map<Case, string[]>();
+const sourceOf = (c: Case) => made.get(c) ?? made.set(c, c.make()).get(c)!;
+
+/** Runs a pull that must be refused; checks the one line of the refusal. */
+function expectRefused(store: TestStore, c: Case): void {
+  const result = store.cli(["pull", "-q", ...sourceOf(c)]);
+  expect(result.code).toBe(1);
+  const lines = result.stderr.trimEnd().split("\n");
+  expect(lines.length).toBe(1);
+  const pattern = c.message.split("*").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("[0-9a-f]{64}");
+  expect(lines[0]).toMatch(new RegExp(pattern));
+}
 
 describe("pull refuses broken images with one line and keeps nothing of them", () => {
   for (const c of CASES) {
     test(c.name, () => {
-      const args = c.make();
       const store = new TestStore("vfs");
       try {
         // The base layer, shared with the broken image, was there before the pull.
         store.ok(["import-layer", "--id", base.id, "-f", base.blob]);
-        const result = store.cli(["pull", "-q", ...args]);
-        expect(result.code).toBe(1);
-        const lines = result.stderr.trimEnd().split("\n");
-        expect(lines.length).toBe(1);
-        const pattern = c.message.split("*").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("[0-9a-f]{64}");
-        expect(lines[0]).toMatch(new RegExp(pattern));
+        expectRefused(store, c);
         expect(store.json(["images", "--json"]) ?? []).toEqual([]);
         expect(store.json(["layers", "--json"]).map((l: any) => l.id)).toEqual([base.id]);
         expect(store.ok(["check"])).toBe("");
@@ -241,3 +319,24 @@ describe("pull refuses broken images with one line and keeps nothing of them", (
     });
   }
 });
+
+/** The cases that fail on the upper layer, after the pull has stored the base layer itself. */
+const FAILING_ON_THE_UPPER_LAYER = ["a layer blob whose bytes do not match its digest (same size)", "a layer whose uncompressed digest is not the config's diffID", "a missing layer blob", "a docker-archive: missing a layer tar"];
+
+for (const driver of availableDrivers()) {
+  describe(`a refused pull removes the layers it stored itself (${driver})`, () => {
+    for (const c of CASES.filter((c) => FAILING_ON_THE_UPPER_LAYER.includes(c.name))) {
+      test(c.name, () => {
+        const store = new TestStore(driver);
+        try {
+          expectRefused(store, c);
+          expect(store.json(["images", "--json"]) ?? []).toEqual([]);
+          expect(store.json(["layers", "--json"]) ?? []).toEqual([]);
+          expect(store.ok(["check"])).toBe("");
+        } finally {
+          store.destroy();
+        }
+      });
+    }
+  });
+}

@@ -77,6 +77,7 @@ describe("parseManifest and parseConfig", () => {
     expect(bad((m) => (m.mediaType = "application/x-other"))).toThrow('unknown manifest media type "application/x-other"');
     expect(bad((m) => (m.schemaVersion = 1))).toThrow("schemaVersion 1 is not supported");
     expect(bad((m) => delete m.config)).toThrow("manifest: config: not a descriptor object");
+    expect(bad((m) => (m.config.mediaType = "application/vnd.cncf.helm.config.v1+json"))).toThrow('manifest: config.mediaType "application/vnd.cncf.helm.config.v1+json" is not an image config: an artifact, not an image');
   });
 
   test("a config whose diff_ids do not fit is refused", () => {
