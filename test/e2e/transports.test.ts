@@ -4,7 +4,7 @@
  * containers-storage's in pull-side-by-side.test.ts; refusals are in pull-refusals.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, TestStore, availableDrivers } from "../helpers/cli.ts";
@@ -110,7 +110,20 @@ for (const driver of availableDrivers()) {
         const refused = ours.cli(["push", "--compression-format", "gzip", id, `docker-archive:${join(work, "never.tar")}:a:b`]);
         expect(refused.code).not.toBe(0);
         expect(refused.stderr).toContain("layers are stored uncompressed");
-        for (const source of [`oci-archive:${ociArchive}:tag`, `docker-archive:${dockerArchive}`]) expectPullsBackTo(driver, source, id, layers);
+        // Each archive takes one manifest type, as in containers/image: --format asks for it or is refused.
+        const never = join(work, "never.tar");
+        expect(ours.cli(["push", "--format", "oci", id, `docker-archive:${never}:a:b`]).stderr).toBe(`docker-archive:${never}:docker.io/library/a:b: cannot hold OCI manifests (--format oci); it takes application/vnd.docker.distribution.manifest.v2+json\n`);
+        expect(ours.cli(["push", "--format", "v2s2", id, `oci-archive:${never}:t`]).stderr).toBe(`oci-archive:${never}:t: cannot hold Docker schema 2 manifests (--format v2s2); it takes application/vnd.oci.image.manifest.v1+json\n`);
+        const explicit = join(work, `pushed-${driver}-v2s2.docker.tar`);
+        ours.ok(["push", "-q", "--format", "v2s2", "--compression-format", "none", id, `docker-archive:${explicit}:me/app:v2`]);
+        expect(readFileSync(explicit).equals(readFileSync(dockerArchive))).toBe(true);
+        // zstd layers in an OCI archive: skopeo checks their digests as it copies them out.
+        const zstdArchive = join(work, `pushed-${driver}-zstd.oci.tar`);
+        ours.ok(["push", "-q", "--compression-format", "zstd", id, `oci-archive:${zstdArchive}:tag`]);
+        expect(JSON.parse(sh(["skopeo", "inspect", "--raw", `oci-archive:${zstdArchive}:tag`])).layers.map((l: any) => l.mediaType)).toEqual(["application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.oci.image.layer.v1.tar+zstd"]);
+        sh(["skopeo", "copy", "-q", `oci-archive:${zstdArchive}:tag`, `dir:${join(work, `from-zstd-archive-${driver}`)}`]);
+        expect(existsSync(never)).toBe(false);
+        for (const source of [`oci-archive:${ociArchive}:tag`, `docker-archive:${dockerArchive}`, `oci-archive:${zstdArchive}:tag`]) expectPullsBackTo(driver, source, id, layers);
       } finally {
         ours.destroy();
       }
@@ -183,6 +196,8 @@ describe("pull", () => {
       expect(ours.ok(["pull", "-q", "-n", "localhost/other:1", `oci:${LAYOUT()}:app:v1`]).trim()).toBe(id);
       expect(ours.json(["layers", "--json"]).length).toBe(layerCount);
       expect(imageRecord(ours, id).names).toEqual(["localhost/app:v1", "localhost/other:1"]);
+      // -j prints the image's record, as images --json lists it.
+      expect(ours.json(["pull", "-q", "-j", `oci:${LAYOUT()}:app:v1`])).toEqual(imageRecord(ours, id));
 
       // The arm64 image of the index (another ID) takes the name localhost/app:v1.
       for (const [args, skopeoArgs] of [
