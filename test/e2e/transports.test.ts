@@ -377,6 +377,37 @@ describe("pull from a docker-archive holding several images", () => {
   });
 });
 
+describe("README", () => {
+  test("the two lines that take an image in and mount it work as written, on every driver", () => {
+    const readme = readFileSync(join(import.meta.dir, "..", "..", "README.md"), "utf8");
+    const block = /Take an image in[^\n]*\n\n```sh\n([^`]*)```/.exec(readme)![1]!;
+    const lines = block.trim().split("\n").map((line) => line.replace(/\s+#.*$/, ""));
+    expect(lines.length).toBe(2);
+    const dir = join(work, "readme");
+    mkdirSync(dir);
+    sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `oci:${join(dir, "layout")}:myapp:1.0`]);
+    for (const driver of availableDrivers()) {
+      const store = new TestStore(driver);
+      try {
+        // The lines as a shell runs them, `oci-storage` on PATH being the binary on this test's store.
+        const bin = join(store.dir, "bin");
+        mkdirSync(bin);
+        writeFileSync(join(bin, "oci-storage"), `#!/bin/sh\nexec "${BINARY}" --graph "${store.graph}" --run "${store.run}" -s ${driver} "$@"\n`, { mode: 0o755 });
+        const run = Bun.spawnSync(["sh", "-ec", lines.join("\n")], { cwd: dir, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, stderr: "pipe" });
+        expect({ driver, code: run.exitCode, stderr: run.stderr.toString() }).toEqual({ driver, code: 0, stderr: "" });
+        // What the user sees: the image ID, then the path of the container's tree.
+        const [id, mounted, ...more] = run.stdout.toString().split("\n");
+        expect({ id, more }).toEqual({ id: imageRecord(store, "localhost/myapp:1.0").id, more: [""] });
+        const top = imageRecord(store, "localhost/myapp:1.0").layer;
+        expect(treeListing(mounted!)).toBe(mountedTree(store, top));
+        store.ok(["unmount", "web"]);
+      } finally {
+        store.destroy();
+      }
+    }
+  });
+});
+
 function straceAvailable(): boolean {
   const found = Bun.which("strace") !== null;
   if (!found) console.log("skipping the test of files opened by pull: strace is not installed");
