@@ -131,6 +131,32 @@ for (const driver of availableDrivers()) {
   });
 }
 
+describe("push into an existing OCI layout", () => {
+  test("the layout's other images stay and an entry with the same REF is replaced, as skopeo does it; without REF a pull of a layout of several images is refused", () => {
+    const ours = new TestStore("vfs");
+    try {
+      const { id, layers } = pullTestImage(ours);
+      const refsOf = (layout: string) => JSON.parse(readFileSync(join(layout, "index.json"), "utf8")).manifests.map((m: any) => [m.annotations?.["org.opencontainers.image.ref.name"], m.digest]);
+      const [mine, skopeos] = [join(work, "existing-ours"), join(work, "existing-skopeo")];
+      for (const layout of [mine, skopeos]) for (const ref of ["keep", "tag"]) sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `oci:${layout}:${ref}`]);
+      const [keep, old] = refsOf(mine);
+      const digest = ours.ok(["push", "--compression-format", "zstd", id, `oci:${mine}:tag`]).trim();
+      sh(["skopeo", "copy", "-q", "--dest-compress-format", "zstd", `oci:${LAYOUT()}:app:v1`, `oci:${skopeos}:tag`]);
+      expect(refsOf(mine)).toEqual([keep, ["tag", digest]]);
+      expect(digest).not.toBe(old[1]);
+      expect(refsOf(skopeos).map(([ref]: string[]) => ref)).toEqual(["keep", "tag"]);
+      for (const ref of ["keep", "tag"]) sh(["skopeo", "copy", "-q", `oci:${mine}:${ref}`, `dir:${join(work, `existing-${ref}`)}`]);
+      expectPullsBackTo("vfs", `oci:${mine}:tag`, id, layers);
+
+      const refused = ours.cli(["pull", "-q", `oci:${mine}`]);
+      expect({ code: refused.code, stderr: refused.stderr }).toEqual({ code: 1, stderr: `oci:${mine}: the layout holds 2 images; name one as oci:PATH:REF\n` });
+      expect(Bun.spawnSync(["skopeo", "inspect", `oci:${mine}`]).exitCode).not.toBe(0);
+    } finally {
+      ours.destroy();
+    }
+  });
+});
+
 describe("push to an archive file that is not a new file", () => {
   test("an existing docker-archive is refused and left as it was, as skopeo refuses it; an empty file is written", () => {
     const ours = new TestStore("vfs");
