@@ -132,6 +132,34 @@ const CASES: Case[] = [
     message: "blob sha256:* is missing",
   },
   {
+    name: "a config blob whose bytes do not match its digest",
+    make() {
+      const l = new BrokenLayout("config-digest");
+      corrupt(l.blob(l.manifest.config.digest));
+      return [`oci:${l.dir}:app:v1`];
+    },
+    message: "config sha256:*: digest mismatch (read sha256:",
+  },
+  {
+    name: "a manifest blob whose bytes do not match index.json's digest",
+    make() {
+      const l = new BrokenLayout("manifest-digest");
+      corrupt(l.blob(l.index().manifests.find((m: any) => m.annotations?.[REF] === "app:v1").digest));
+      return [`oci:${l.dir}:app:v1`];
+    },
+    message: "manifest sha256:*: digest mismatch (the blob's is sha256:",
+  },
+  {
+    name: "a manifest blob of another size than index.json says",
+    make() {
+      const l = new BrokenLayout("manifest-size");
+      const entry = l.index().manifests.find((m: any) => m.annotations?.[REF] === "app:v1");
+      l.pointAt({ ...entry, size: entry.size + 1 });
+      return [`oci:${l.dir}:app:v1`];
+    },
+    message: "manifest sha256:*: size mismatch (read ",
+  },
+  {
     name: "a manifest that does not parse",
     make() {
       const l = new BrokenLayout("manifest-json");
