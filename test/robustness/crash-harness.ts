@@ -27,6 +27,8 @@ export interface CrashInputs {
   dataDigest: string;
   /** An OCI layout holding IMAGE_REF: the big tar as it is, then the small tar gzipped. */
   layout: string;
+  /** The same layout as an oci-archive: tar. */
+  ociArchive: string;
   /** The layer IDs and image ID a pull of it stores. */
   pulled: { layers: Array<{ id: string; diffId: string }>; image: string };
   dir: string;
@@ -93,6 +95,8 @@ export async function makeCrashInputs(megabytes: number): Promise<CrashInputs> {
     ],
     { architecture: "amd64", os: "linux" },
   );
+  const ociArchive = join(dir, "image.oci.tar");
+  tarTree(layout, ociArchive);
   const layerIds = layerIdChain([digest, smallDigest]);
   return {
     tar,
@@ -103,6 +107,7 @@ export async function makeCrashInputs(megabytes: number): Promise<CrashInputs> {
     dataFile,
     dataDigest: await fileDigest(dataFile),
     layout,
+    ociArchive,
     pulled: { layers: layerIds.map((id, i) => ({ id, diffId: [digest, smallDigest][i]! })), image: written.configDigest.slice(7) },
     dir,
   };
@@ -264,6 +269,40 @@ async function mappedLayersOf(store: TestStore, image: string): Promise<string[]
 const CREATE_POINTS = ["after-row-insert", "after-content-created", "before-complete"];
 
 /** The operations the suite kills. */
+/** A pull of the inputs' two-layer image from `source`, killed at `crashPoints` and after random delays. */
+function pullScenario(name: string, crashPoints: string[], source: (inputs: CrashInputs) => string): Scenario {
+  return {
+    name,
+    crashPoints,
+    prepare: async () => ({}),
+    command: (ctx) => ["pull", "-q", source(ctx.inputs)],
+    async verify(ctx, _r, layers) {
+      const { pulled } = ctx.inputs;
+      for (const layer of pulled.layers) {
+        const listed = layers.find((l) => l.id === layer.id);
+        if (listed) check(listed["diff-digest"] === layer.diffId, `pulled layer ${layer.id} is listed with diff digest ${listed["diff-digest"]}, not ${layer.diffId}: half-made`);
+      }
+      const image = ((await json<Array<{ id: string; layer: string }> | null>(ctx.store, ["images", "--json"])) ?? []).find((i) => i.id === pulled.image);
+      if (!image) return false;
+      check(pulled.layers.every((layer) => layers.some((l) => l.id === layer.id)), `image ${pulled.image} is listed without all its layers`);
+      return true;
+    },
+    async verifyDone(ctx) {
+      const { pulled } = ctx.inputs;
+      const image = (await json<Array<{ id: string; names?: string[]; layer: string }>>(ctx.store, ["images", "--json"])).find((i) => i.id === pulled.image);
+      check(image && image.layer === pulled.layers[1]!.id && image.names?.includes(`localhost/${IMAGE_REF}`), `image ${pulled.image} is not there whole after the pull: ${JSON.stringify(image)}`);
+      const layers = await listLayers(ctx.store);
+      await expectApplied(ctx, pulled.layers[0]!.id, layers);
+      check(layers.find((l) => l.id === pulled.layers[1]!.id)?.["diff-digest"] === ctx.inputs.smallDigest, "the upper layer of the pulled image is not the small tar");
+    },
+    async cleanup(ctx) {
+      await ok(ctx.store, ["delete-image", ctx.inputs.pulled.image]);
+      const left = new Set((await listLayers(ctx.store)).map((l) => l.id));
+      for (const layer of [...ctx.inputs.pulled.layers].reverse()) if (left.has(layer.id)) await ok(ctx.store, ["delete-layer", layer.id]);
+    },
+  };
+}
+
 export const SCENARIOS: Scenario[] = [
   {
     name: "import-layer of a big tar",
@@ -511,36 +550,9 @@ export const SCENARIOS: Scenario[] = [
     },
     cleanup: async (ctx, r) => void (await ok(ctx.store, ["delete-layer", r.id!])),
   },
-  {
-    name: "pull of a two-layer image",
-    crashPoints: ["after-row-insert", "mid-apply", "before-complete", "before-image-commit"],
-    prepare: async () => ({}),
-    command: (ctx) => ["pull", "-q", `oci:${ctx.inputs.layout}:${IMAGE_REF}`],
-    async verify(ctx, _r, layers) {
-      const { pulled } = ctx.inputs;
-      for (const layer of pulled.layers) {
-        const listed = layers.find((l) => l.id === layer.id);
-        if (listed) check(listed["diff-digest"] === layer.diffId, `pulled layer ${layer.id} is listed with diff digest ${listed["diff-digest"]}, not ${layer.diffId}: half-made`);
-      }
-      const image = ((await json<Array<{ id: string; layer: string }> | null>(ctx.store, ["images", "--json"])) ?? []).find((i) => i.id === pulled.image);
-      if (!image) return false;
-      check(pulled.layers.every((layer) => layers.some((l) => l.id === layer.id)), `image ${pulled.image} is listed without all its layers`);
-      return true;
-    },
-    async verifyDone(ctx) {
-      const { pulled } = ctx.inputs;
-      const image = (await json<Array<{ id: string; names?: string[]; layer: string }>>(ctx.store, ["images", "--json"])).find((i) => i.id === pulled.image);
-      check(image && image.layer === pulled.layers[1]!.id && image.names?.includes(`localhost/${IMAGE_REF}`), `image ${pulled.image} is not there whole after the pull: ${JSON.stringify(image)}`);
-      const layers = await listLayers(ctx.store);
-      await expectApplied(ctx, pulled.layers[0]!.id, layers);
-      check(layers.find((l) => l.id === pulled.layers[1]!.id)?.["diff-digest"] === ctx.inputs.smallDigest, "the upper layer of the pulled image is not the small tar");
-    },
-    async cleanup(ctx) {
-      await ok(ctx.store, ["delete-image", ctx.inputs.pulled.image]);
-      const left = new Set((await listLayers(ctx.store)).map((l) => l.id));
-      for (const layer of [...ctx.inputs.pulled.layers].reverse()) if (left.has(layer.id)) await ok(ctx.store, ["delete-layer", layer.id]);
-    },
-  },
+  pullScenario("pull of a two-layer image", ["after-row-insert", "mid-apply", "before-complete", "before-image-commit"], (inputs) => `oci:${inputs.layout}:${IMAGE_REF}`),
+  // The archive is read by seeking to its members; the crash points are the ones the layers and the image pass.
+  pullScenario("pull of a two-layer image from an OCI archive", ["mid-apply", "before-image-commit"], (inputs) => `oci-archive:${inputs.ociArchive}:${IMAGE_REF}`),
   {
     name: "recovery after an interrupted import",
     crashPoints: ["after-recovery-claim"],
