@@ -3,7 +3,10 @@
  * ones included) and reports
  *   - an import cycle between modules,
  *   - an import from a lower layer up to a higher one (order below),
- *   - a file over MAX_LINES lines.
+ *   - a file over MAX_LINES lines,
+ *   - a node: module loaded at every start: imported, directly or through other modules, by
+ *     the static imports of main.ts (what every command loads before its own module; node:
+ *     modules cost a command milliseconds each, docs/benchmarks.md).
  * Run `bun scripts/check-imports.ts` (exit status 1 on any finding); test/architecture.test.ts
  * runs it as part of `npm test`. Written here rather than taken from npm (madge, dependency-cruiser)
  * because the rule is a dozen lines and those pull in a parser and many packages.
@@ -34,7 +37,7 @@ export const MAX_LINES = 500;
 export const OVERSIZE_UNTIL_SPLIT: Readonly<Record<string, number>> = {};
 
 export interface Finding {
-  kind: "cycle" | "upward" | "size" | "unplaced";
+  kind: "cycle" | "upward" | "size" | "unplaced" | "startup";
   message: string;
 }
 
@@ -66,6 +69,57 @@ export function importsOf(file: string): string[] {
     if (existsSync(target) && statSync(target).isFile()) found.add(target);
   }
   return [...found];
+}
+
+const STATIC_IMPORT = /^\s*(?:import|export)\s+(type\s+)?([^;]*?)\s*from\s*["']([^"'\n]+)["']|^\s*import\s*["']([^"'\n]+)["']/gm;
+
+/** What a file loads when it is loaded: its imports that are neither type-only nor dynamic (relative paths resolved; other specifiers as written). */
+export function staticImportsOf(file: string): { files: string[]; modules: string[] } {
+  const files = new Set<string>();
+  const modules = new Set<string>();
+  for (const match of withoutComments(readFileSync(file, "utf8")).matchAll(STATIC_IMPORT)) {
+    const [, typeOnly, clause = "", spec = match[4]!] = match;
+    if (typeOnly) continue;
+    const braced = /^\{([^}]*)\}$/.exec(clause.trim());
+    if (braced && braced[1]!.split(",").map((name) => name.trim()).filter(Boolean).every((name) => name.startsWith("type "))) continue;
+    if (!spec.startsWith("./") && !spec.startsWith("../")) {
+      modules.add(spec);
+      continue;
+    }
+    const target = resolve(dirname(file), spec);
+    if (existsSync(target) && statSync(target).isFile()) files.add(target);
+  }
+  return { files: [...files], modules: [...modules] };
+}
+
+/**
+ * node: modules in what every command loads at start: main.ts and, transitively, its static
+ * imports. Each finding names the chain of imports from main.ts to the module that needs it.
+ */
+function startupFindings(root: string): Finding[] {
+  const entry = join(root, "main.ts");
+  if (!existsSync(entry)) return [];
+  const findings: Finding[] = [];
+  const via = new Map<string, string | undefined>([[entry, undefined]]);
+  const queue = [entry];
+  const chain = (file: string): string[] => {
+    const path: string[] = [];
+    for (let at: string | undefined = file; at !== undefined; at = via.get(at)) path.unshift(`src/${relative(root, at)}`);
+    return path;
+  };
+  while (queue.length > 0) {
+    const file = queue.shift()!;
+    const { files, modules } = staticImportsOf(file);
+    for (const module of modules.filter((m) => m.startsWith("node:"))) {
+      findings.push({ kind: "startup", message: `${chain(file).join(" -> ")} imports ${module} at every start: load it with import() (or import.meta.require) where it is used` });
+    }
+    for (const next of files) {
+      if (via.has(next)) continue;
+      via.set(next, file);
+      queue.push(next);
+    }
+  }
+  return findings;
 }
 
 /** The index in LAYERS of the layer a file (relative to src/) belongs to, or -1. */
@@ -161,6 +215,7 @@ export function checkSourceTree(srcDir: string, oversize: Readonly<Record<string
     }
   }
   for (const cycle of cycles(graph)) findings.push({ kind: "cycle", message: `import cycle: ${cycle.map((f) => `src/${rel(f)}`).join(" -> ")}` });
+  findings.push(...startupFindings(root));
   return findings;
 }
 
@@ -170,5 +225,5 @@ if (import.meta.main) {
   for (const finding of findings) process.stderr.write(`${finding.message}\n`);
   if (findings.length > 0) process.exit(1);
   const splitting = Object.keys(OVERSIZE_UNTIL_SPLIT).length;
-  process.stdout.write(`${srcDir}: no import cycle, no upward import, no file over ${MAX_LINES} lines${splitting ? ` (but ${splitting} being split)` : ""}\n`);
+  process.stdout.write(`${srcDir}: no import cycle, no upward import, no file over ${MAX_LINES} lines${splitting ? ` (but ${splitting} being split)` : ""}, no node: module at start\n`);
 }

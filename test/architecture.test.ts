@@ -1,6 +1,7 @@
 /**
  * The layering rule of docs/architecture.md: no import cycle in src/, no import from a lower
- * layer up to a higher one, no file over 500 lines (scripts/check-imports.ts).
+ * layer up to a higher one, no file over 500 lines, and no node: module that every command
+ * would load at start (scripts/check-imports.ts).
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -10,7 +11,7 @@ import { checkSourceTree } from "../scripts/check-imports.ts";
 
 const REPO = join(import.meta.dir, "..");
 
-test("src/ has no import cycle, no upward import and no file over 500 lines (but those being split, which may not grow)", () => {
+test("src/ has no import cycle, no upward import, no file over 500 lines (but those being split, which may not grow) and no node: module at start", () => {
   expect(checkSourceTree(join(REPO, "src")).map((f) => f.message)).toEqual([]);
 });
 
@@ -67,6 +68,19 @@ describe("the check finds what breaks the rule", () => {
       "store/d.ts": 'import { a } from "./a.ts";\n',
     });
     expect(checkSourceTree(root, {}).map((f) => f.message)).toEqual([`import cycle: src/store/a.ts -> src/store/b.ts -> src/store/c.ts -> src/store/a.ts`]);
+  });
+
+  test("a node: module that every command would load at start, named with the chain of static imports from main.ts; type-only and dynamic imports load nothing", () => {
+    const root = tree({
+      "main.ts": 'import { open } from "./store/store.ts";\nimport type { X } from "./store/types.ts";\nconst later = () => import("./store/heavy.ts");\n',
+      "store/store.ts": 'import { join } from "./paths.ts";\nimport { type Stats } from "node:fs";\nexport const open = 1;\n',
+      "store/paths.ts": 'import { join as j } from "node:path";\nexport const join = j;\n',
+      "store/types.ts": 'import { readFileSync } from "node:fs";\nexport type X = 1;\n',
+      "store/heavy.ts": 'import { readFileSync } from "node:fs";\nexport const heavy = readFileSync;\n',
+    });
+    expect(checkSourceTree(root, {}).map((f) => f.message)).toEqual([
+      "src/main.ts -> src/store/store.ts -> src/store/paths.ts imports node:path at every start: load it with import() (or import.meta.require) where it is used",
+    ]);
   });
 
   test("an import written in a comment is not an import", () => {

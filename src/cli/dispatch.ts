@@ -47,9 +47,10 @@ function failed(error: UsageError): { kind: "exit"; code: number; error: UsageEr
   return { kind: "exit", code: exitStatusOf(error), error };
 }
 
-/** Finds a command by primary name or alias. */
+/** Finds a command by primary name or alias (a plain loop: a callback run once per command at every start would be JIT-compiled on a thread). */
 export function findCommand<C extends { names: string[] }>(commands: C[], name: string): C | undefined {
-  return commands.find((command) => command.names.includes(name));
+  for (const command of commands) if (command.names.includes(name)) return command;
+  return undefined;
 }
 
 /** Every command's definition, in registry order (for the global usage). */

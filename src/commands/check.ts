@@ -33,7 +33,7 @@ export const check: CommandDef = {
       print(ctx, outcomes);
       return outcomes.every((o) => o.repaired) ? 0 : 1;
     }
-    const problems = ctx.store.check().map(({ kind, id, problem, repairable }) => ({ kind, id, problem, repairable }));
+    const problems = (await ctx.store.check()).map(({ kind, id, problem, repairable }) => ({ kind, id, problem, repairable }));
     print(ctx, problems);
     return problems.length === 0 ? 0 : 1;
   },

@@ -103,7 +103,7 @@ function containerDirCommand(names: string[], where: "data" | "run", description
     async run(ctx) {
       const c = ctx.store.findContainer(ctx.args[0]!);
       if (!c) throw new ContainerUnknownError();
-      ctx.stdout(`${ctx.store.containerDir(c, where)}\n`);
+      ctx.stdout(`${await ctx.store.containerDir(c, where)}\n`);
       return 0;
     },
   };

@@ -123,7 +123,8 @@ export const layers: CommandDef = {
     }
     const users = layerUsers(ctx.store);
     if (ctx.options.tree === true) {
-      ctx.stdout(layerTree(ctx.store.layers(), (l) => treeNotes(ctx.store, l, users)));
+      const mountPoints = await ctx.store.mountPoints();
+      ctx.stdout(layerTree(ctx.store.layers(), (l) => treeNotes(l, users, mountPoints)));
       return 0;
     }
     const out: string[] = [];
@@ -145,9 +146,9 @@ export const layers: CommandDef = {
   },
 };
 
-function treeNotes(store: Store, l: LayerRecord, users: ReturnType<typeof layerUsers>): string[] {
+function treeNotes(l: LayerRecord, users: ReturnType<typeof layerUsers>, mountPoints: Map<string, string>): string[] {
   const notes = l.names.map((n) => `name: ${n}`);
-  const mountPoint = store.mountPointOf(l.id);
+  const mountPoint = mountPoints.get(l.id);
   if (mountPoint !== undefined) notes.push(`mount: ${mountPoint}`);
   for (const image of users.images.get(l.id) ?? []) {
     notes.push(`image: ${image.id}`, ...image.names.map((n) => `image name: ${n}`));

@@ -21,7 +21,7 @@ export const mount: CommandDef = {
       try {
         const opt = stringOption(ctx, "opt");
         const options = opt ? opt.split(",").filter(Boolean) : [];
-        const path = ctx.store.mount(ref, { readOnly: ctx.options.ro === true, mountLabel: stringOption(ctx, "label"), options });
+        const path = await ctx.store.mount(ref, { readOnly: ctx.options.ro === true, mountLabel: stringOption(ctx, "label"), options });
         results.push({ id: ref, mountpoint: path, error: "" });
       } catch (e) {
         results.push({ id: ref, mountpoint: "", error: messageOf(e) });
@@ -49,7 +49,7 @@ export const unmount: CommandDef = {
     const results: Array<{ id: string; error: string }> = [];
     for (const ref of ctx.args) {
       try {
-        const outcome = ctx.store.unmount(ref, ctx.options.force === true);
+        const outcome = await ctx.store.unmount(ref, ctx.options.force === true);
         // Printed even with --json, before the JSON document (docs/cli-contract.md §3.6.2).
         if (outcome === "unmounted") ctx.stdout(`${ref} mountpoint unmounted\n`);
         results.push({ id: ref, error: "" });
@@ -74,7 +74,7 @@ export const mounted: CommandDef = {
     const results: Array<{ id: string; error: string }> = [];
     for (const ref of ctx.args) {
       try {
-        if (ctx.store.mountCount(ref) > 0) ctx.stdout(`${ref} mounted\n`);
+        if ((await ctx.store.mountCount(ref)) > 0) ctx.stdout(`${ref} mounted\n`);
         results.push({ id: ref, error: "" });
       } catch (e) {
         results.push({ id: ref, error: messageOf(e) });

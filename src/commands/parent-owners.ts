@@ -21,7 +21,7 @@ function ownersCommand(name: string, kind: "layer" | "container"): CommandDef {
           failed = true;
           continue;
         }
-        const owners = ctx.store.parentOwners(layer, prefix);
+        const owners = await ctx.store.parentOwners(layer, prefix);
         const ownerId = kind === "layer" ? layer.id : ctx.store.findContainer(ref)!.id;
         if (wantsJson(ctx)) {
           ctx.stdout(`${goJson({ ID: ownerId, UIDs: owners.uids.length ? owners.uids : null, GIDs: owners.gids.length ? owners.gids : null })}\n`);

@@ -26,7 +26,7 @@ export const status: CommandDef = {
   options: [JSON_OPTION],
   async run(ctx) {
     try {
-      printPairs(ctx, ctx.store.status());
+      printPairs(ctx, await ctx.store.status());
       return 0;
     } catch (e) {
       return failure(ctx, "status", e);

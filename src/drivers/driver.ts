@@ -8,6 +8,9 @@ import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types
 import type { ComparedMaps } from "../archive/naive-diff.ts";
 import type { IdMaps } from "../idmap.ts";
 
+/** The file in the run root where the Mounter keeps its counts; made by the first mount, before it mounts anything. */
+export const MOUNT_COUNTS_FILE = "mounts.db";
+
 /** A kernel (or FUSE) mount described as data; making it is the Mounter's job. */
 export interface KernelMountSpec {
   kind: "overlay";

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { SystemError } from "../errors.ts";
 import { crashPoint } from "../util/crash-points.ts";
 import { isTokenAlive, processToken } from "../sys/liveness.ts";
-import type { KernelMountSpec, LayerViews, MountSpec, ViewRequest } from "./driver.ts";
+import { type KernelMountSpec, type LayerViews, MOUNT_COUNTS_FILE, type MountSpec, type ViewRequest } from "./driver.ts";
 
 export interface MountState {
   layer: string;
@@ -84,7 +84,7 @@ export class Mounter {
   private readonly path: string;
 
   constructor(private readonly runRoot: string) {
-    this.path = join(runRoot, "mounts.db");
+    this.path = join(runRoot, MOUNT_COUNTS_FILE);
   }
 
   private get db(): Database {

@@ -11,7 +11,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { asStorageError } from "../errors.ts";
-import type { StoreParts } from "./parts.ts";
+import type { CatalogParts } from "./parts.ts";
 
 /** Rows kept per table; the least recently seen go first. */
 export const MAX_ENTRIES = 5000;
@@ -29,7 +29,7 @@ export interface KnownLayerBlob extends LayerBlob {
   repositories: string[];
 }
 
-function db(parts: StoreParts): Database {
+function db(parts: CatalogParts): Database {
   return parts.catalog.db;
 }
 
@@ -41,7 +41,7 @@ function seenNow(): number {
 }
 
 /** Runs a hint write in its own transaction; a store that refuses it (read-only, full, locked) is told nothing. Returns whether it was written. */
-function writeHint(parts: StoreParts, write: (db: Database) => void): boolean {
+function writeHint(parts: CatalogParts, write: (db: Database) => void): boolean {
   try {
     parts.tx(() => write(db(parts)));
     return true;
@@ -58,7 +58,7 @@ function trim(db: Database, table: "blob_locations" | "layer_blobs"): void {
 }
 
 /** Remembers that registry/repository holds the blob. Returns whether the hint was written. */
-export function rememberBlobLocation(parts: StoreParts, digest: string, registry: string, repository: string): boolean {
+export function rememberBlobLocation(parts: CatalogParts, digest: string, registry: string, repository: string): boolean {
   return writeHint(parts, (db) => {
     db.query("INSERT INTO blob_locations (digest, registry, repository, seen) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET seen = excluded.seen").run(digest, registry, repository, seenNow());
     trim(db, "blob_locations");
@@ -66,7 +66,7 @@ export function rememberBlobLocation(parts: StoreParts, digest: string, registry
 }
 
 /** Remembers that the compressed blob holds the layer with this diffID. Returns whether the hint was written. */
-export function rememberLayerBlob(parts: StoreParts, diffId: string, blob: LayerBlob): boolean {
+export function rememberLayerBlob(parts: CatalogParts, diffId: string, blob: LayerBlob): boolean {
   if (blob.digest === diffId) return false;
   return writeHint(parts, (db) => {
     db.query("INSERT INTO layer_blobs (diff_id, digest, media_type, size, seen) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET media_type = excluded.media_type, size = excluded.size, seen = excluded.seen").run(
@@ -81,13 +81,13 @@ export function rememberLayerBlob(parts: StoreParts, diffId: string, blob: Layer
 }
 
 /** The repositories of `registry` known to hold the blob, most recently seen first. */
-export function blobRepositories(parts: StoreParts, digest: string, registry: string): string[] {
+export function blobRepositories(parts: CatalogParts, digest: string, registry: string): string[] {
   const rows = db(parts).query("SELECT repository FROM blob_locations WHERE digest = ? AND registry = ? ORDER BY seen DESC").values(digest, registry);
   return rows.map((row) => row[0] as string);
 }
 
 /** The compressed blobs known to hold the layer with this diffID, most recently seen first, each with the repositories of `registry` holding it. */
-export function knownLayerBlobs(parts: StoreParts, diffId: string, registry: string): KnownLayerBlob[] {
+export function knownLayerBlobs(parts: CatalogParts, diffId: string, registry: string): KnownLayerBlob[] {
   const rows = db(parts).query("SELECT digest, media_type, size FROM layer_blobs WHERE diff_id = ? ORDER BY seen DESC").values(diffId);
   return rows.map(([digest, mediaType, size]) => ({
     digest: digest as string,

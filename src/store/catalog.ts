@@ -241,7 +241,7 @@ export class Catalog {
 
   /** Layers left 'creating' or 'deleting', with the token of the process that was working on them and what recovery does. */
   unfinishedLayers(): Array<{ id: string; state: string; owner: string; onInterrupt: "remove" | "reset" }> {
-    return this.q("SELECT id, state, owner, on_interrupt AS onInterrupt FROM layers WHERE state != 'complete' ORDER BY seq DESC").all() as Array<{
+    return this.q("SELECT id, state, owner, on_interrupt AS onInterrupt FROM layers WHERE state <> 'complete' ORDER BY seq DESC").all() as Array<{
       id: string;
       state: string;
       owner: string;
@@ -252,6 +252,11 @@ export class Catalog {
   /** Says what recovery does if the layer's writer dies while it is 'creating': remove it, or reset it to empty. */
   setLayerOnInterrupt(id: string, action: "remove" | "reset"): void {
     this.q("UPDATE layers SET on_interrupt = ? WHERE id = ?").run(action, id);
+  }
+
+  /** True when any layer row is not complete: one lookup in the layers_unfinished index. */
+  hasUnfinishedLayers(): boolean {
+    return this.q("SELECT 1 FROM layers WHERE state <> 'complete' LIMIT 1").get() !== null;
   }
 
   /** Every layer row in any state, oldest first, for consistency checks. */

@@ -4,8 +4,6 @@
  * migrations numbered by PRAGMA user_version. Every mutation runs in BEGIN IMMEDIATE.
  */
 import { Database } from "bun:sqlite";
-import { accessSync, constants } from "node:fs";
-import { dirname } from "node:path";
 import { NotSupportedError, StorageError, SystemError, ioError, sqliteFailure } from "../errors.ts";
 
 /** How long a writer waits for another process's write transaction before giving up. */
@@ -17,6 +15,13 @@ const BUSY_TIMEOUT_MS = 60_000;
  * big layout data never adds more than this to the memory in use.
  */
 const MMAP_BYTES = 4 * 1024 * 1024;
+
+/**
+ * What every connection sets, in one round trip: the busy timeout; synchronous=NORMAL, which in
+ * WAL mode is durable across application crashes and keeps the database consistent across power
+ * loss (layer data itself is synced before it is marked complete); foreign keys; the memory map.
+ */
+const CONNECTION_PRAGMAS = `PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = ${MMAP_BYTES}`;
 
 /** Each entry upgrades the schema by one version; never edit a released entry, append a new one. */
 const MIGRATIONS: string[] = [
@@ -118,38 +123,60 @@ const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX layer_blobs_seen ON layer_blobs(seen);
   `,
+  // Recovery asks at every start whether any layer is unfinished: this index holds only those
+  // rows (normally none), so the answer costs one lookup instead of a scan of every layer.
+  `CREATE INDEX layers_unfinished ON layers(seq) WHERE state <> 'complete';`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Opens (creating if needed) the database at path and brings its schema up to date; a failure names the path. */
-export function openDatabase(path: string): Database {
+/**
+ * Opens the database file `name` in directory dir, creating both on first use, and brings its
+ * schema up to date; a failure names the path. An open costs two round trips: the connection's
+ * PRAGMAs, and reading the schema version. WAL mode is kept in the file itself, so it is set
+ * only when the schema is made or upgraded, not at every open.
+ */
+export async function openDatabase(dir: string, name: string): Promise<Database> {
+  const path = `${dir}/${name}`;
   let db: Database | undefined;
   try {
-    db = new Database(path, { create: true, strict: true });
-    db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    const mode = db.query("PRAGMA journal_mode = WAL").get() as { journal_mode: string } | null;
-    if (mode?.journal_mode !== "wal") throw new SystemError(`database ${path}: cannot switch to WAL mode`);
-    // WAL with synchronous=NORMAL is durable across application crashes and keeps the
-    // database consistent across power loss; layer data itself is synced before it is marked complete.
-    db.run("PRAGMA synchronous = NORMAL");
-    db.run("PRAGMA foreign_keys = ON");
-    db.run(`PRAGMA mmap_size = ${MMAP_BYTES}`);
-    migrate(db, path);
+    db = await openCreatingDirectory(dir, path);
+    db.run(CONNECTION_PRAGMAS);
+    const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+    if (version !== MIGRATIONS.length) migrate(db, path, version);
     return db;
   } catch (e) {
     db?.close();
-    throw databaseError(path, e);
+    throw await databaseError(path, e);
+  }
+}
+
+/** The database at path, opened (created if missing); the directory is made only when opening fails for want of it. */
+async function openCreatingDirectory(dir: string, path: string): Promise<Database> {
+  try {
+    return new Database(path, { create: true, strict: true });
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== "SQLITE_CANTOPEN") throw e;
+    // Made (or found made by another process meanwhile) and opened again; a directory that is
+    // there but unusable fails the second open, and databaseError says why.
+    const { mkdirSync } = await import("node:fs");
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (why) {
+      throw ioError("creating", dir, why);
+    }
+    return new Database(path, { create: true, strict: true });
   }
 }
 
 /** A failure while opening, naming the file; when SQLite only says it cannot open it, the directory tells why (read-only, permission). */
-function databaseError(path: string, e: unknown): unknown {
+async function databaseError(path: string, e: unknown): Promise<unknown> {
   if (e instanceof StorageError) return e;
   const context = `opening database ${path}`;
   if ((e as { code?: unknown }).code === "SQLITE_CANTOPEN") {
+    const { accessSync, constants } = await import("node:fs");
     try {
-      accessSync(dirname(path), constants.W_OK);
+      accessSync(path.slice(0, path.lastIndexOf("/")) || "/", constants.W_OK);
     } catch (why) {
       return ioError("opening database", path, why);
     }
@@ -157,12 +184,14 @@ function databaseError(path: string, e: unknown): unknown {
   return sqliteFailure(e, context) ?? e;
 }
 
-function migrate(db: Database, path: string): void {
-  const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+/** Upgrades the schema from version current (0: a new file) to this build's, in WAL mode. */
+function migrate(db: Database, path: string, current: number): void {
   if (current > MIGRATIONS.length) {
     throw new NotSupportedError(`database ${path} has schema version ${current}, newer than this oci-storage understands (${MIGRATIONS.length}); upgrade oci-storage`);
   }
-  if (current === MIGRATIONS.length) return;
+  // Outside any transaction, as SQLite requires; a no-op on a file that is in WAL mode already.
+  const mode = db.query("PRAGMA journal_mode = WAL").get() as { journal_mode: string } | null;
+  if (mode?.journal_mode !== "wal") throw new SystemError(`database ${path}: cannot switch to WAL mode`);
   immediate(db, () => {
     // Re-read inside the write lock: another process may have migrated meanwhile.
     const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;

@@ -15,7 +15,7 @@ import { diffSize } from "./layer-diffs.ts";
 import { claimCheckedLayers, removeClaimedLayer } from "./layer-lifecycle.ts";
 import { findImage, findLayer, layerById } from "./lookup.ts";
 import { checkNamesFree } from "./names.ts";
-import type { StoreParts } from "./parts.ts";
+import type { CatalogParts, StoreParts } from "./parts.ts";
 import type { ImageRecord } from "./records.ts";
 
 export interface CreateImageOptions {
@@ -45,7 +45,7 @@ export interface ImageDeletion {
 }
 
 /** create-image: checks and inserts the record in one transaction. */
-export function createImage(parts: StoreParts, options: CreateImageOptions): ImageRecord {
+export function createImage(parts: CatalogParts, options: CreateImageOptions): ImageRecord {
   const id = validateId(options.id ?? generateId());
   if (options.digest !== undefined && options.digest !== "") {
     try {
@@ -59,7 +59,7 @@ export function createImage(parts: StoreParts, options: CreateImageOptions): Ima
 }
 
 /** Inserts an image record inside the caller's transaction after checking its top layer, ID and names (all validated by the caller). */
-export function insertImage(parts: StoreParts, id: string, names: string[], options: Omit<CreateImageOptions, "id" | "names">): ImageRecord {
+export function insertImage(parts: CatalogParts, id: string, names: string[], options: Omit<CreateImageOptions, "id" | "names">): ImageRecord {
   const { catalog } = parts;
   let topLayer = "";
   if (options.topLayer) {
@@ -89,7 +89,7 @@ export function insertImage(parts: StoreParts, id: string, names: string[], opti
  * pull ends), or, when an image with the ID exists, adds the names and items to it. Names move
  * from whichever other image held them, as containers/image's storage destination moves them.
  */
-export function importImage(parts: StoreParts, plan: ImageImportPlan): ImageRecord {
+export function importImage(parts: CatalogParts, plan: ImageImportPlan): ImageRecord {
   const { catalog } = parts;
   const id = validateId(plan.id);
   validateDigest(plan.digest);
@@ -119,7 +119,7 @@ export function imageDigests(image: ImageRecord): string[] {
   return unique(digests);
 }
 
-export function imagesByDigest(parts: StoreParts, digest: string): ImageRecord[] {
+export function imagesByDigest(parts: CatalogParts, digest: string): ImageRecord[] {
   try {
     validateDigest(digest);
   } catch (e) {
@@ -173,7 +173,7 @@ export async function deleteImage(parts: StoreParts, ref: string, test: boolean)
 }
 
 /** Drops an image's record only (`delete`, `wipe`); false when it was gone already. */
-export function deleteImageRecord(parts: StoreParts, id: string): boolean {
+export function deleteImageRecord(parts: CatalogParts, id: string): boolean {
   return parts.tx(() => {
     if (!parts.catalog.imageExists(id)) return false;
     parts.catalog.deleteObject("image", id);
@@ -181,7 +181,7 @@ export function deleteImageRecord(parts: StoreParts, id: string): boolean {
   });
 }
 
-function layersOnlyUsedBy(parts: StoreParts, image: ImageRecord): string[] {
+function layersOnlyUsedBy(parts: CatalogParts, image: ImageRecord): string[] {
   const { catalog } = parts;
   const removing = new Set<string>();
   const usedElsewhere = (id: string) =>

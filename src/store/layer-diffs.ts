@@ -1,17 +1,15 @@
 /** What a layer changed: its changes, diff size and diff, compared with its parent or another layer. */
-import { compressingSink, meteredSink } from "../archive/compression.ts";
-import { reproduceTar } from "../archive/layout.ts";
 import type { ByteSink, Change, TarMeter } from "../archive/types.ts";
 import { Compression } from "../archive/types.ts";
 import type { CompareRequest } from "../drivers/driver.ts";
 import { NotSupportedError } from "../errors.ts";
 import { NO_ID_MAPS } from "../idmap.ts";
 import { findLayer, requireLayer } from "./lookup.ts";
-import type { StoreParts } from "./parts.ts";
+import type { CatalogParts, StoreParts } from "./parts.ts";
 import { type LayerRecord, mapsOf } from "./records.ts";
 
 /** The layer and what a diff, changes or diffsize of it compares with (an unresolvable FROM means the parent). */
-function compareRequest(parts: StoreParts, ref: string, fromRef: string | undefined): { layer: LayerRecord; request: CompareRequest } {
+function compareRequest(parts: CatalogParts, ref: string, fromRef: string | undefined): { layer: LayerRecord; request: CompareRequest } {
   const layer = requireLayer(parts, ref);
   // An unresolvable FROM falls back to the parent, like containers-storage.
   const from = fromRef !== undefined ? findLayer(parts, fromRef) : undefined;
@@ -47,10 +45,12 @@ export async function diff(parts: StoreParts, ref: string, fromRef: string | und
   if (wanted === Compression.Xz) throw new NotSupportedError("unsupported compression format tar.xz");
   const reproduced = layer.hasLayout && request.fromIsParent;
   meter?.expect(reproduced && layer.diffSize >= 0 ? layer.diffSize : undefined);
+  // The archive code is loaded only by diff, not by the commands that merely size a layer.
+  const { compressingSink, meteredSink } = await import("../archive/compression.ts");
   const compressed = compressingSink(sink, wanted);
   const out = meter ? meteredSink(compressed, meter) : compressed;
   if (reproduced) {
-    await reproduceTar(parts.roots.catalogOf(layer).layoutChunks(layer.id), parts.driver.contentDir(layer.id), out);
+    await (await import("../archive/layout.ts")).reproduceTar(parts.roots.catalogOf(layer).layoutChunks(layer.id), parts.driver.contentDir(layer.id), out);
   } else {
     await parts.driver.diff(request, out);
   }

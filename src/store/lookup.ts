@@ -4,7 +4,7 @@
  */
 import { LayerUnknownError } from "../errors.ts";
 import type { Catalog } from "./catalog.ts";
-import type { StoreParts } from "./parts.ts";
+import type { CatalogParts } from "./parts.ts";
 import type { ContainerRecord, ImageRecord, LayerRecord, ObjectKind } from "./records.ts";
 
 /** Where a found object lives: the writable catalog, or a read-only store's. */
@@ -16,12 +16,12 @@ export interface Located {
 }
 
 /** A layer by exact ID in the writable store, else in a read-only one. */
-export function layerById(parts: StoreParts, id: string): LayerRecord | undefined {
+export function layerById(parts: CatalogParts, id: string): LayerRecord | undefined {
   return parts.roots.firstFound((c) => c.getLayer(id));
 }
 
 /** The layer a reference names, or undefined; read-only stores are searched last. */
-export function findLayer(parts: StoreParts, ref: string): LayerRecord | undefined {
+export function findLayer(parts: CatalogParts, ref: string): LayerRecord | undefined {
   return parts.roots.firstFound((c) => {
     const id = c.resolve("layer", ref);
     return id === undefined ? undefined : c.getLayer(id);
@@ -29,14 +29,14 @@ export function findLayer(parts: StoreParts, ref: string): LayerRecord | undefin
 }
 
 /** The layer a reference names; LayerUnknownError when there is none. */
-export function requireLayer(parts: StoreParts, ref: string): LayerRecord {
+export function requireLayer(parts: CatalogParts, ref: string): LayerRecord {
   const layer = findLayer(parts, ref);
   if (!layer) throw new LayerUnknownError();
   return layer;
 }
 
 /** The image a reference names, or undefined; read-only stores are searched last. */
-export function findImage(parts: StoreParts, ref: string): ImageRecord | undefined {
+export function findImage(parts: CatalogParts, ref: string): ImageRecord | undefined {
   return parts.roots.firstFound((c) => {
     const id = c.resolve("image", ref);
     return id === undefined ? undefined : c.getImage(id);
@@ -44,13 +44,13 @@ export function findImage(parts: StoreParts, ref: string): ImageRecord | undefin
 }
 
 /** Containers resolve by ID, name, their layer's ID, or unique ID prefix. */
-export function findContainer(parts: StoreParts, ref: string): ContainerRecord | undefined {
+export function findContainer(parts: CatalogParts, ref: string): ContainerRecord | undefined {
   const id = parts.catalog.resolve("container", ref, { byLayer: true });
   return id === undefined ? undefined : parts.catalog.getContainer(id);
 }
 
 /** Looks a reference up as layer, then image, then container (docs/cli-contract.md §2.4), read-only stores after the writable one per kind. */
-export function findAny(parts: StoreParts, ref: string): Located | undefined {
+export function findAny(parts: CatalogParts, ref: string): Located | undefined {
   const layer = findLayer(parts, ref);
   if (layer) return { kind: "layer", id: layer.id, catalog: parts.roots.catalogOf(layer), readOnly: layer.fromReadOnlyStore !== undefined };
   const image = findImage(parts, ref);

@@ -2,11 +2,11 @@
 import { LayerUnknownError, NameInUseError, NotAnyObjectError } from "../errors.ts";
 import { unique } from "../util/lists.ts";
 import { type Located, findAny } from "./lookup.ts";
-import type { StoreParts } from "./parts.ts";
+import type { CatalogParts } from "./parts.ts";
 import type { ObjectKind } from "./records.ts";
 
 /** Fails when a name is held by another object of the kind (creation never steals names); call inside a transaction. */
-export function checkNamesFree(parts: StoreParts, kind: ObjectKind, names: string[]): void {
+export function checkNamesFree(parts: CatalogParts, kind: ObjectKind, names: string[]): void {
   for (const name of names) {
     const owner = parts.catalog.nameOwner(kind, name);
     if (owner === undefined) continue;
@@ -26,14 +26,14 @@ export function checkNamesFree(parts: StoreParts, kind: ObjectKind, names: strin
  * the writable store's record with that ID comes before a read-only store's: an image of a
  * read-only store that add-names has given a writable record is named through that record.
  */
-function namesTarget(parts: StoreParts, ref: string): Located {
+function namesTarget(parts: CatalogParts, ref: string): Located {
   const found = findAny(parts, ref);
   if (!found) throw new LayerUnknownError();
   if (found.readOnly && found.kind === "image" && parts.catalog.imageExists(found.id)) return { ...found, catalog: parts.catalog, readOnly: false };
   return found;
 }
 
-export function namesOf(parts: StoreParts, ref: string): string[] {
+export function namesOf(parts: CatalogParts, ref: string): string[] {
   const found = namesTarget(parts, ref);
   return found.catalog.namesOf(found.kind, found.id);
 }
@@ -45,7 +45,7 @@ export function namesOf(parts: StoreParts, ref: string): string[] {
  * read-only store has gets a writable record instead (recordReadOnlyImage); other objects of
  * read-only stores cannot be named.
  */
-export function changeNames(parts: StoreParts, ref: string, names: string[], mode: "add" | "set"): string[] {
+export function changeNames(parts: CatalogParts, ref: string, names: string[], mode: "add" | "set"): string[] {
   return parts.tx(() => {
     const found = namesTarget(parts, ref);
     const next = unique(mode === "add" ? [...found.catalog.namesOf(found.kind, found.id), ...names] : names);
@@ -70,19 +70,19 @@ export function changeNames(parts: StoreParts, ref: string, names: string[], mod
  * the names given, which no other writable image may hold. The read-only store is not written.
  * Call inside a transaction.
  */
-function recordReadOnlyImage(parts: StoreParts, id: string, names: string[]): string[] {
+function recordReadOnlyImage(parts: CatalogParts, id: string, names: string[]): string[] {
   const image = parts.roots.firstFound((c) => c.getImage(id))!;
   checkNamesFree(parts, "image", names);
   parts.catalog.insertImage({ ...image, names, namesHistory: [], mappedLayers: [], bigData: [], flags: {} });
   return names;
 }
 
-export function metadataOf(parts: StoreParts, ref: string): string | undefined {
+export function metadataOf(parts: CatalogParts, ref: string): string | undefined {
   const found = findAny(parts, ref);
   return found ? found.catalog.getMetadata(found.kind, found.id) : undefined;
 }
 
-export function setMetadata(parts: StoreParts, ref: string, metadata: string): void {
+export function setMetadata(parts: CatalogParts, ref: string, metadata: string): void {
   parts.tx(() => {
     const found = findAny(parts, ref);
     if (!found || found.readOnly) throw new NotAnyObjectError();

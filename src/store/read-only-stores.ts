@@ -4,13 +4,16 @@
  * writable store's, tagged with their root, and never written.
  */
 import { Database, constants } from "bun:sqlite";
-import { existsSync, statSync } from "node:fs";
-import { join } from "node:path";
 import { InitError, sqliteFailure } from "../errors.ts";
 import { imageStorePaths } from "../drivers/options.ts";
 import { Catalog } from "./catalog.ts";
 
 export { imageStorePaths };
+
+/** node:fs, loaded only when another store is opened: most commands on most stores open none. */
+function fs(): typeof import("node:fs") {
+  return import.meta.require("node:fs");
+}
 
 /** Another store's catalog, opened read-only. */
 interface ReadOnlyStore {
@@ -20,8 +23,8 @@ interface ReadOnlyStore {
 
 /** The catalog of the store at root, opened so that nothing is written beside it (openUntouched); undefined when it has no database. */
 export function openCatalogReadOnly(root: string, context: string): Catalog | undefined {
-  const path = join(root, "oci-storage.db");
-  if (!existsSync(path)) return undefined;
+  const path = `${root}/oci-storage.db`;
+  if (!fs().existsSync(path)) return undefined;
   try {
     return new Catalog(openUntouched(path));
   } catch (e) {
@@ -46,7 +49,7 @@ export class ReadOnlyStores {
     if (this.opened) return this.opened;
     this.opened = [];
     for (const root of imageStorePaths(this.driverOptions)) {
-      if (!existsSync(root)) throw new InitError(`image store ${root}: no such directory`);
+      if (!fs().existsSync(root)) throw new InitError(`image store ${root}: no such directory`);
       const catalog = openCatalogReadOnly(root, `image store ${root}`);
       if (catalog) this.opened.push({ root, catalog });
     }
@@ -84,7 +87,7 @@ export class ReadOnlyStores {
  */
 function openUntouched(path: string): Database {
   const wal = `${path}-wal`;
-  if (existsSync(wal) && statSync(wal).size > 0) return new Database(path, { readonly: true, strict: true });
+  if (fs().existsSync(wal) && fs().statSync(wal).size > 0) return new Database(path, { readonly: true, strict: true });
   const uriPath = path.replace(/[%?#]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
   return new Database(`file:${uriPath}?immutable=1`, constants.SQLITE_OPEN_READONLY | constants.SQLITE_OPEN_URI);
 }

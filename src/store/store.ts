@@ -1,6 +1,6 @@
 /**
  * The Store: the one API commands (and the coming image transports) call. It is a thin front:
- * each method hands the shared StoreParts (parts.ts) to the part that owns the job —
+ * each method hands the shared parts (parts.ts) to the part that owns the job —
  *
  *   layer-lifecycle.ts  making and removing layers, the crash protocol
  *   recovery.ts         cleaning up after writers that died
@@ -11,87 +11,94 @@
  *
  * and keeps DESIGN.md's invariants through them: rows are written before content exists and
  * marked complete after it is on disk, deletion marks first, the next writer cleans up.
+ *
+ * What a command does not use costs it nothing: records are read as soon as the database is
+ * open, while the driver, the Mounter and the parts that work on layer content (containers,
+ * mounts, recovery, check) are loaded by the first method that needs them (`content()`).
  */
 import type { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import type { ByteSink, ByteSource, Change, Compression, TarMeter } from "../archive/types.ts";
-import { canonicalDriverName, createDriver, defaultDriverName } from "../drivers/index.ts";
-import { Mounter } from "../drivers/mounter.ts";
-import { InitError, LayerInUseError, LayerUnknownError, ioError } from "../errors.ts";
+import { canonicalDriverName, defaultDriverName } from "../drivers/index.ts";
+import { InitError, LayerInUseError, LayerUnknownError } from "../errors.ts";
 import * as blobLocations from "./blob-locations.ts";
 import { Catalog } from "./catalog.ts";
-import { type RepairOutcome, type Finding, checkStore, repairStore } from "./check.ts";
-import * as containers from "./containers.ts";
+import type { Finding, RepairOutcome } from "./check.ts";
+import type { CreateContainerOptions } from "./containers.ts";
 import * as dataItems from "./data-items.ts";
-import { SCHEMA_VERSION, immediate, openDatabase } from "./database.ts";
+import { SCHEMA_VERSION, openDatabase } from "./database.ts";
 import * as images from "./images.ts";
 import * as diffs from "./layer-diffs.ts";
 import * as layers from "./layer-lifecycle.ts";
 import * as lookup from "./lookup.ts";
-import * as mounts from "./mounts.ts";
+import type { MountOptions, ParentOwners } from "./mounts.ts";
 import * as names from "./names.ts";
 import type { StoreOptions } from "./options.ts";
-import { type StoreParts, storeParts } from "./parts.ts";
+import { type CatalogParts, type StoreParts, catalogParts, withContent } from "./parts.ts";
 import type { BigDataInfo, ContainerRecord, ImageRecord, ImageSummary, LayerRecord, LayerSummary, ObjectKind } from "./records.ts";
-import { recover } from "./recovery.ts";
+import { recoveryNeeded } from "./recovery-check.ts";
 
 export type { KnownLayerBlob, LayerBlob } from "./blob-locations.ts";
-export type { CreateContainerOptions } from "./containers.ts";
+export type { CreateContainerOptions };
 export type { CreateImageOptions, ImageDeletion } from "./images.ts";
 export type { CreateLayerOptions } from "./layer-lifecycle.ts";
 export type { MountOptions, ParentOwners } from "./mounts.ts";
 export { imageStorePaths } from "./read-only-stores.ts";
 
 /**
- * Opens the store described by options, creating its directories and database on first use.
- * Unless recover is false (for `check`), the work of crashed writers is cleaned up first.
+ * Opens the store described by options, creating its graph root and database on first use.
+ * Unless recover is false (for `check`), the work of crashed writers is cleaned up first. The
+ * driver is started here only for a new store (so that a driver that fails to start is never
+ * recorded) or when driver options are given (so that bad ones fail every command, as in 1.43);
+ * otherwise by the first command that needs layer content, which also makes the run root.
  */
 export async function openStore(options: StoreOptions, { recover = true }: { recover?: boolean } = {}): Promise<Store> {
-  for (const dir of [options.graphRoot, options.runRoot]) {
-    try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-    } catch (e) {
-      throw ioError("creating", dir, e);
-    }
-  }
-  const db = openDatabase(join(options.graphRoot, "oci-storage.db"));
+  const db = await openDatabase(options.graphRoot, "oci-storage.db");
   const catalog = new Catalog(db);
-  const driverName = chooseDriver(catalog, options);
-  const mounter = new Mounter(options.runRoot);
-  const driver = createDriver(driverName, { graphRoot: options.graphRoot, runRoot: options.runRoot, options: options.driverOptions, mounter });
-  await driver.init();
-  recordDriver(catalog, db, options, driverName);
-  const store = new Store(db, storeParts(options, db, catalog, driver, mounter));
+  const base = catalogParts(options, db, catalog);
+  const recorded = catalog.getInfo("driver");
+  const store = new Store(db, base, await chooseDriver(recorded, options));
+  if (recorded === undefined || options.driverOptions.length > 0) await store.content();
+  if (recorded === undefined) recordDriver(base, store.driverName);
   if (recover) await store.recover();
   return store;
 }
 
 /** An existing store keeps its driver; a new one gets the driver asked for or the default. */
-function chooseDriver(catalog: Catalog, options: StoreOptions): string {
+async function chooseDriver(recorded: string | undefined, options: StoreOptions): Promise<string> {
   const asked = options.driver === undefined ? undefined : canonicalDriverName(options.driver);
-  const recorded = catalog.getInfo("driver");
   if (recorded !== undefined && asked !== undefined && asked !== recorded) {
     throw new InitError(`the store at ${options.graphRoot} uses the ${recorded} driver, not ${asked}; use -s ${recorded} or another --graph`);
   }
-  return recorded ?? asked ?? defaultDriverName(options.graphRoot, options.runRoot);
+  return recorded ?? asked ?? (await defaultDriverName(options.graphRoot, options.runRoot));
 }
 
 /** Records a new store's driver once it has started, so that a driver that fails to start is never recorded. */
-function recordDriver(catalog: Catalog, db: Database, options: StoreOptions, name: string): void {
-  if (catalog.getInfo("driver") === name) return;
-  immediate(db, () => {
-    const recorded = catalog.getInfo("driver");
-    if (recorded !== undefined && recorded !== name) throw new InitError(`the store at ${options.graphRoot} uses the ${recorded} driver, not ${name}`);
-    catalog.setInfo("driver", name);
+function recordDriver(parts: CatalogParts, name: string): void {
+  parts.tx(() => {
+    const recorded = parts.catalog.getInfo("driver");
+    if (recorded !== undefined && recorded !== name) throw new InitError(`the store at ${parts.options.graphRoot} uses the ${recorded} driver, not ${name}`);
+    parts.catalog.setInfo("driver", name);
   });
 }
 
 export class Store {
+  private loading: Promise<StoreParts> | undefined;
+  /** The content parts once loaded (for close). */
+  private loaded: StoreParts | undefined;
+
   constructor(
     private readonly db: Database,
-    private readonly parts: StoreParts,
+    private readonly parts: CatalogParts,
+    /** The store's driver: recorded in its database, or chosen for a new store. */
+    readonly driverName: string,
   ) {}
+
+  /** The parts with layer content: the driver (started), the Mounter, this process's token; loaded on first use. */
+  async content(): Promise<StoreParts> {
+    this.loading ??= withContent(this.parts, this.driverName);
+    this.loaded = await this.loading;
+    return this.loaded;
+  }
 
   get options(): StoreOptions {
     return this.parts.options;
@@ -105,10 +112,6 @@ export class Store {
     return this.parts.options.runRoot;
   }
 
-  get driverName(): string {
-    return this.parts.driver.name;
-  }
-
   /** The version of the SQLite library the store runs on. */
   get sqliteVersion(): string {
     return (this.db.query("SELECT sqlite_version() AS v").get() as { v: string }).v;
@@ -120,26 +123,30 @@ export class Store {
   }
 
   close(): void {
-    this.parts.mounter.close();
+    this.loaded?.mounter.close();
     this.parts.catalog.finalize();
     this.db.close();
   }
 
   // ---- recovery and check (recovery.ts, check.ts) ------------------------------------------------
 
-  /** Finishes or undoes the work of writers that died, then releases mounts no process counted. */
-  recover(): Promise<void> {
-    return recover(this.parts);
+  /** Finishes or undoes the work of writers that died, then releases mounts no process counted; loads nothing when there is nothing to do. */
+  async recover(): Promise<void> {
+    if (!(await recoveryNeeded(this.parts, this.driverName))) return;
+    const [parts, { recover }] = await Promise.all([this.content(), import("./recovery.ts")]);
+    await recover(parts);
   }
 
   /** Every inconsistency in the store right now (`check`). */
-  check(): Finding[] {
-    return checkStore(this.parts);
+  async check(): Promise<Finding[]> {
+    const [parts, { checkStore }] = await Promise.all([this.content(), import("./check.ts")]);
+    return checkStore(parts);
   }
 
   /** Repairs what can be repaired and reports every problem found (`check --repair`). */
-  repair(): Promise<RepairOutcome[]> {
-    return repairStore(this.parts);
+  async repair(): Promise<RepairOutcome[]> {
+    const [parts, { repairStore }] = await Promise.all([this.content(), import("./check.ts")]);
+    return repairStore(parts);
   }
 
   // ---- resolving references (lookup.ts) ----------------------------------------------------------
@@ -210,39 +217,39 @@ export class Store {
 
   // ---- layers (layer-lifecycle.ts, layer-diffs.ts) -----------------------------------------------
 
-  createLayer(options: layers.CreateLayerOptions): Promise<LayerRecord> {
-    return layers.createLayer(this.parts, options);
+  async createLayer(options: layers.CreateLayerOptions): Promise<LayerRecord> {
+    return layers.createLayer(await this.content(), options);
   }
 
   /**
    * create-layer followed by applydiff of source; the layer is removed again if applying fails.
    * `verify` sees the applied values before the layer is marked complete and may refuse them.
    */
-  importLayer(options: layers.CreateLayerOptions, source: ByteSource, verify?: (applied: LayerRecord) => void): Promise<LayerRecord> {
-    return layers.importLayer(this.parts, options, source, verify);
+  async importLayer(options: layers.CreateLayerOptions, source: ByteSource, verify?: (applied: LayerRecord) => void): Promise<LayerRecord> {
+    return layers.importLayer(await this.content(), options, source, verify);
   }
 
   /** Applies a layer tar to an existing layer; a crash mid-way leaves it as it was before. */
-  applyDiff(ref: string, source: ByteSource): Promise<void> {
-    return layers.applyDiff(this.parts, ref, source);
+  async applyDiff(ref: string, source: ByteSource): Promise<void> {
+    return layers.applyDiff(await this.content(), ref, source);
   }
 
   /** delete-layer: refuses layers that children, images or containers still use. */
-  deleteLayer(ref: string): Promise<void> {
-    return layers.deleteLayer(this.parts, ref);
+  async deleteLayer(ref: string): Promise<void> {
+    return layers.deleteLayer(await this.content(), ref);
   }
 
-  changes(ref: string, fromRef?: string): Promise<Change[]> {
-    return diffs.changes(this.parts, ref, fromRef);
+  async changes(ref: string, fromRef?: string): Promise<Change[]> {
+    return diffs.changes(await this.content(), ref, fromRef);
   }
 
-  diffSize(ref: string, fromRef?: string): Promise<number> {
-    return diffs.diffSize(this.parts, ref, fromRef);
+  async diffSize(ref: string, fromRef?: string): Promise<number> {
+    return diffs.diffSize(await this.content(), ref, fromRef);
   }
 
   /** Writes a layer's diff (by default compressed as its last applied input was); meter counts its uncompressed bytes. */
-  diff(ref: string, fromRef: string | undefined, sink: ByteSink, compression?: Compression, meter?: TarMeter): Promise<void> {
-    return diffs.diff(this.parts, ref, fromRef, sink, compression, meter);
+  async diff(ref: string, fromRef: string | undefined, sink: ByteSink, compression?: Compression, meter?: TarMeter): Promise<void> {
+    return diffs.diff(await this.content(), ref, fromRef, sink, compression, meter);
   }
 
   // ---- data items (data-items.ts) ----------------------------------------------------------------
@@ -288,80 +295,92 @@ export class Store {
   }
 
   /** The size shown by `image`: every layer reachable from the top layers plus the data items. */
-  imageSize(image: ImageRecord): Promise<number> {
-    return images.imageSize(this.parts, image);
+  async imageSize(image: ImageRecord): Promise<number> {
+    return images.imageSize(await this.content(), image);
   }
 
   /** Deletes an image and the layers only it used; with test, only computes which layers would go. */
-  deleteImage(ref: string, test: boolean): Promise<images.ImageDeletion> {
-    return images.deleteImage(this.parts, ref, test);
+  async deleteImage(ref: string, test: boolean): Promise<images.ImageDeletion> {
+    return images.deleteImage(await this.content(), ref, test);
   }
 
   // ---- containers (containers.ts) ----------------------------------------------------------------
 
   /** A container on the image imageRef names; "" (as in containers-storage 1.43) makes one on no image. */
-  createContainer(imageRef: string, options: containers.CreateContainerOptions): Promise<ContainerRecord> {
-    return containers.createContainer(this.parts, imageRef, options);
+  async createContainer(imageRef: string, options: CreateContainerOptions): Promise<ContainerRecord> {
+    const [parts, containers] = await this.withPart(import("./containers.ts"));
+    return containers.createContainer(parts, imageRef, options);
   }
 
   /** A container's private directory under the graph root (data) or run root (run), created 0700 if missing. */
-  containerDir(container: ContainerRecord, where: "data" | "run"): string {
-    return containers.containerDir(this.parts, container, where);
+  async containerDir(container: ContainerRecord, where: "data" | "run"): Promise<string> {
+    const [parts, containers] = await this.withPart(import("./containers.ts"));
+    return containers.containerDir(parts, container, where);
   }
 
   /** The size shown by `container`: its layer's diffsize, its data items and the files in its directories. */
-  containerSize(container: ContainerRecord): Promise<number> {
-    return containers.containerSize(this.parts, container);
+  async containerSize(container: ContainerRecord): Promise<number> {
+    const [parts, containers] = await this.withPart(import("./containers.ts"));
+    return containers.containerSize(parts, container);
   }
 
-  deleteContainer(ref: string): Promise<void> {
-    return containers.deleteContainer(this.parts, ref);
+  async deleteContainer(ref: string): Promise<void> {
+    const [parts, containers] = await this.withPart(import("./containers.ts"));
+    return containers.deleteContainer(parts, ref);
   }
 
   /** `delete`: container, else image (record only), else layer (no safety checks). */
   async deleteAny(ref: string): Promise<void> {
     const container = this.findContainer(ref);
-    if (container) return containers.destroyContainer(this.parts, container, "userdata");
+    if (container) {
+      const [parts, containers] = await this.withPart(import("./containers.ts"));
+      return containers.destroyContainer(parts, container, "userdata");
+    }
     const image = this.findImage(ref);
     if (image && !image.fromReadOnlyStore) {
       if (!images.deleteImageRecord(this.parts, image.id)) throw new LayerUnknownError();
       return;
     }
     const layer = this.findLayer(ref);
-    if (layer && !layer.fromReadOnlyStore && (await layers.destroyLayer(this.parts, layer.id))) return;
+    if (layer && !layer.fromReadOnlyStore && (await layers.destroyLayer(await this.content(), layer.id))) return;
     throw new LayerUnknownError();
   }
 
   // ---- mounts (mounts.ts) ------------------------------------------------------------------------
 
   /** Mounts a container's layer or a layer (or, read-only, an image's top layer) and returns the mount point. */
-  mount(ref: string, options: mounts.MountOptions): string {
-    return mounts.mount(this.parts, ref, options);
+  async mount(ref: string, options: MountOptions): Promise<string> {
+    const [parts, mounts] = await this.withPart(import("./mounts.ts"));
+    return mounts.mount(parts, ref, options);
   }
 
   /** Drops one user of a mount (all with force). Returns "unmounted" when it is no longer mounted, "image" for image refs. */
-  unmount(ref: string, force: boolean): "unmounted" | "still-mounted" | "image" {
-    return mounts.unmount(this.parts, ref, force);
+  async unmount(ref: string, force: boolean): Promise<"unmounted" | "still-mounted" | "image"> {
+    const [parts, mounts] = await this.withPart(import("./mounts.ts"));
+    return mounts.unmount(parts, ref, force);
   }
 
   /** The mount count of a container's or layer's layer. */
-  mountCount(ref: string): number {
-    return mounts.mountCount(this.parts, ref);
+  async mountCount(ref: string): Promise<number> {
+    const [parts, mounts] = await this.withPart(import("./mounts.ts"));
+    return mounts.mountCount(parts, ref);
   }
 
-  /** The mount point of a mounted layer, if any. */
-  mountPointOf(layerId: string): string | undefined {
-    return this.parts.mounter.mountPoint(layerId);
+  /** The mount points of mounted layers, by layer ID. */
+  async mountPoints(): Promise<Map<string, string>> {
+    return new Map((await this.content()).mounter.mounted().map((m) => [m.layer, m.path]));
   }
 
   /** Host owners of the directories above a mapped layer's mount point that its maps do not cover. */
-  parentOwners(layer: LayerRecord, errorPrefix: string): mounts.ParentOwners {
-    return mounts.parentOwners(this.parts, layer, errorPrefix);
+  async parentOwners(layer: LayerRecord, errorPrefix: string): Promise<ParentOwners> {
+    const [parts, mounts] = await this.withPart(import("./mounts.ts"));
+    return mounts.parentOwners(parts, layer, errorPrefix);
   }
 
   /** Copies a host path or a path in a layer to a host path or a path in a layer; layers are mounted for the copy. */
-  copyPath(from: { layer?: string; path: string }, to: { layer?: string; path: string }, chown?: { uid: number; gid: number }): Promise<void> {
-    return mounts.copyPath(this.parts, from, to, chown);
+  async copyPath(from: { layer?: string; path: string }, to: { layer?: string; path: string }, chown?: { uid: number; gid: number }): Promise<void> {
+    const [parts, mounts] = await this.withPart(import("./mounts.ts"));
+    return mounts.copyPath(parts, from, to, chown);
   }
 
   // ---- registry blob locations: hints for push (blob-locations.ts) ------------------------------
@@ -388,29 +407,36 @@ export class Store {
 
   // ---- store-wide --------------------------------------------------------------------------------
 
-  status(): Array<[string, string]> {
+  async status(): Promise<Array<[string, string]>> {
     return [
       ["Root", this.graphRoot],
       ["Run Root", this.runRoot],
       ["Driver Name", this.driverName],
       ["Driver Options", `[${this.options.driverOptions.join(" ")}]`],
-      ...this.parts.driver.status(),
+      ...(await this.content()).driver.status(),
     ];
   }
 
   /** Releases driver resources; with force unmounts every layer first, else refuses while any is mounted; mounts no count accounts for go too. */
   async shutdown(force: boolean): Promise<void> {
-    const mounted = this.parts.mounter.mounted();
+    const [parts, mounts] = await this.withPart(import("./mounts.ts"));
+    const mounted = parts.mounter.mounted();
     if (mounted.length > 0 && !force) throw new LayerInUseError("a layer is mounted: layer is in use by a container");
-    for (const m of mounted) this.parts.mounter.unmount(m.layer, true);
-    mounts.releaseUncountedLayerMounts(this.parts);
-    await this.parts.driver.shutdown();
+    for (const m of mounted) parts.mounter.unmount(m.layer, true);
+    mounts.releaseUncountedLayerMounts(parts);
+    await parts.driver.shutdown();
   }
 
   /** Deletes every container, image and layer (newest layers first). */
   async wipe(): Promise<void> {
-    for (const container of this.containers().reverse()) await containers.destroyContainer(this.parts, container, "whole");
+    const [parts, containers] = await this.withPart(import("./containers.ts"));
+    for (const container of this.containers().reverse()) await containers.destroyContainer(parts, container, "whole");
     for (const image of this.parts.catalog.listImages().reverse()) images.deleteImageRecord(this.parts, image.id);
-    for (const layer of this.parts.catalog.listLayers().reverse()) await layers.destroyLayer(this.parts, layer.id);
+    for (const layer of this.parts.catalog.listLayers().reverse()) await layers.destroyLayer(parts, layer.id);
+  }
+
+  /** The content parts together with a part module that works on layer content, both loaded on first use. */
+  private withPart<M>(part: Promise<M>): Promise<[StoreParts, M]> {
+    return Promise.all([this.content(), part]);
   }
 }

@@ -29,12 +29,12 @@ async function buildSequence(s: DriverStore): Promise<{ base: string; child: str
 }
 
 /** The tree a user sees when mounting the layer. */
-function mountedTree(s: DriverStore, ref: string): string[] {
-  const path = s.store.mount(ref, {});
+async function mountedTree(s: DriverStore, ref: string): Promise<string[]> {
+  const path = await s.store.mount(ref, {});
   try {
     return describeTree(path);
   } finally {
-    s.store.unmount(ref, false);
+    await s.store.unmount(ref, false);
   }
 }
 
@@ -68,7 +68,7 @@ for (const driver of DRIVERS) {
 
     test("layers applied in sequence mount as their merged content: deletions and replaced directories hide what is below", async () => {
       await buildSequence(s);
-      const child = mountedTree(s, "C").join("\n");
+      const child = (await mountedTree(s, "C")).join("\n");
       expect(child).toContain("/data/file1 f 640 1000:1000 mtime=1714557600123456789 size=3");
       expect(child).toContain(`xattr user.note=${Buffer.from("n1").toString("hex")}`);
       expect(child).toContain("/data/hard f 640 1000:1000 mtime=1714557600123456789 size=3");
@@ -84,7 +84,7 @@ for (const driver of DRIVERS) {
       expect(child).not.toContain("/opaque/old1");
       expect(child).not.toContain("/opaque/inner");
       expect(child).toContain("/opaque d 711 0:0 mtime=1714557600040000000");
-      const grandchild = mountedTree(s, "G").join("\n");
+      const grandchild = (await mountedTree(s, "G")).join("\n");
       expect(grandchild).toContain("/opaque/inner/fresh f");
       expect(grandchild).not.toContain("/opaque/inner/deep");
       expect(grandchild).not.toContain("/etc/passwd");
@@ -105,7 +105,7 @@ for (const driver of DRIVERS) {
       expect(await s.store.diffSize("C")).toBe(5 + 14 + 2 + 3 + 9 + 1);
       expect(await s.store.diffSize("G", "B")).toBe(9 + 5 + 14 + 5 + 2 + 3 + 5 + 9 + 1);
       // Nothing is mounted behind the user's back by comparing.
-      expect(s.store.mountCount("C")).toBe(0);
+      expect(await s.store.mountCount("C")).toBe(0);
       expect([...kernelMountPoints()].filter((p) => p.startsWith(s.run) || p.startsWith(s.graph))).toEqual([]);
     });
 
@@ -119,13 +119,13 @@ for (const driver of DRIVERS) {
     test("changes made through a mount diff as a tar that rebuilds the same tree on the parent", async () => {
       await buildSequence(s);
       await s.store.createLayer({ id: "W", names: [], parent: "C" });
-      const path = s.store.mount("W", {});
+      const path = await s.store.mount("W", {});
       rmSync(join(path, "etc", "hosts"));
       rmSync(join(path, "opaque"), { recursive: true });
       mkdirSync(join(path, "opaque"), 0o711);
       writeFileSync(join(path, "opaque", "only"), "only");
       writeFileSync(join(path, "data", "file1"), "rewritten");
-      s.store.unmount("W", false);
+      await s.store.unmount("W", false);
       const changes = show(await s.store.changes("W"));
       expect(changes).toContain('Delete "/etc/hosts"');
       expect(changes).toContain('Add "/opaque/only"');
@@ -136,7 +136,7 @@ for (const driver of DRIVERS) {
       expect(names).toContain("opaque/only");
       await s.store.importLayer({ id: "W2", names: [], parent: "C" }, bytesSource(tar));
       const withoutTimes = (lines: string[]) => lines.map((line) => line.replace(/ mtime=\d+/, ""));
-      expect(withoutTimes(mountedTree(s, "W2"))).toEqual(withoutTimes(mountedTree(s, "W")));
+      expect(withoutTimes(await mountedTree(s, "W2"))).toEqual(withoutTimes(await mountedTree(s, "W")));
       expect(show(await s.store.changes("W2"))).toEqual(changes);
       if (driver === "overlay") {
         // Read from the layer's own directory, the output is byte-stable.
@@ -147,40 +147,40 @@ for (const driver of DRIVERS) {
 
     test("mount counting: mount twice needs unmount twice; force drops the count; shutdown refuses while mounted", async () => {
       await buildSequence(s);
-      const path = s.store.mount("C", {});
-      expect(s.store.mount("C", {})).toBe(path);
-      expect(s.store.mountCount("C")).toBe(2);
-      expect(s.store.unmount("C", false)).toBe("still-mounted");
+      const path = await s.store.mount("C", {});
+      expect(await s.store.mount("C", {})).toBe(path);
+      expect(await s.store.mountCount("C")).toBe(2);
+      expect(await s.store.unmount("C", false)).toBe("still-mounted");
       expect(existsSync(join(path, "newfile"))).toBe(true);
-      expect(s.store.unmount("C", false)).toBe("unmounted");
-      expect(s.store.mountCount("C")).toBe(0);
-      s.store.mount("C", {});
-      s.store.mount("C", {});
-      expect(s.store.unmount("C", true)).toBe("unmounted");
-      expect(s.store.mountCount("C")).toBe(0);
+      expect(await s.store.unmount("C", false)).toBe("unmounted");
+      expect(await s.store.mountCount("C")).toBe(0);
+      await s.store.mount("C", {});
+      await s.store.mount("C", {});
+      expect(await s.store.unmount("C", true)).toBe("unmounted");
+      expect(await s.store.mountCount("C")).toBe(0);
       if (driver === "overlay") expect(kernelMountPoints().has(path)).toBe(false);
-      s.store.mount("G", {});
+      await s.store.mount("G", {});
       await expect(s.store.shutdown(false)).rejects.toBeInstanceOf(LayerInUseError);
       await s.store.shutdown(true);
-      expect(s.store.mountCount("G")).toBe(0);
+      expect(await s.store.mountCount("G")).toBe(0);
     });
 
     test("read-only image mounts show the image's top layer and share its count", async () => {
       await buildSequence(s);
       s.store.createImage({ id: "I", names: [], topLayer: "G" });
-      const path = s.store.mount("I", { readOnly: true });
+      const path = await s.store.mount("I", { readOnly: true });
       expect(readFileSync(join(path, "gone", "again"), "utf8")).toBe("again");
-      expect(s.store.mountCount("G")).toBe(1);
+      expect(await s.store.mountCount("G")).toBe(1);
       if (driver === "overlay") {
         expect(() => writeFileSync(join(path, "x"), "x")).toThrow(/read-only/);
         expect(mountOptionsOf(path)).toEqual(expect.arrayContaining(["ro", "nosuid", "noexec"]));
       }
-      expect(s.store.unmount("I", false)).toBe("image");
-      expect(s.store.mountCount("G")).toBe(0);
+      expect(await s.store.unmount("I", false)).toBe("image");
+      expect(await s.store.mountCount("G")).toBe(0);
       // Mounted read-write first, a read-only mount returns the same mount.
-      const rw = s.store.mount("G", {});
-      expect(s.store.mount("I", { readOnly: true })).toBe(rw);
-      expect(s.store.mountCount("G")).toBe(2);
+      const rw = await s.store.mount("G", {});
+      expect(await s.store.mount("I", { readOnly: true })).toBe(rw);
+      expect(await s.store.mountCount("G")).toBe(2);
     });
 
     test("a deep chain of layers mounts and its merged view shows every layer's file", async () => {
@@ -194,24 +194,24 @@ for (const driver of DRIVERS) {
         parent = layer.id;
       }
       const top = `L${depth}`;
-      const path = s.store.mount(top, {});
+      const path = await s.store.mount(top, {});
       const names = readdirSync(path);
       expect(names).toHaveLength(depth - 1);
       expect(names).not.toContain("f10");
       expect(readFileSync(join(path, "f1"), "utf8")).toBe("1");
       expect(readFileSync(join(path, `f${depth}`), "utf8")).toBe(String(depth));
-      s.store.unmount(top, false);
+      await s.store.unmount(top, false);
       s.store.createImage({ id: "DEEP", names: [], topLayer: top });
-      const readOnly = s.store.mount("DEEP", { readOnly: true });
+      const readOnly = await s.store.mount("DEEP", { readOnly: true });
       expect(readdirSync(readOnly)).toHaveLength(depth - 1);
-      s.store.unmount("DEEP", false);
+      await s.store.unmount("DEEP", false);
       if (driver === "overlay") {
         // One more layer still mounts read-write (its parents are the 500 lower dirs); past that the kernel's limit shows.
         await s.store.createLayer({ id: "OVER1", names: [], parent: top });
-        expect(readdirSync(s.store.mount("OVER1", {}))).toHaveLength(depth - 1);
-        s.store.unmount("OVER1", false);
+        expect(readdirSync(await s.store.mount("OVER1", {}))).toHaveLength(depth - 1);
+        await s.store.unmount("OVER1", false);
         await s.store.createLayer({ id: "OVER2", names: [], parent: "OVER1" });
-        expect(() => s.store.mount("OVER2", {})).toThrow(/^max depth exceeded: layer OVER2 needs 501 lower layers/);
+        await expect(s.store.mount("OVER2", {})).rejects.toThrow(/^max depth exceeded: layer OVER2 needs 501 lower layers/);
       }
     }, 120_000);
   });
@@ -242,7 +242,7 @@ describe("drivers agree", () => {
       try {
         await buildSequence(s);
         seen.set(driver, {
-          trees: ["B", "C", "G"].map((ref) => mountedTree(s, ref)),
+          trees: [await mountedTree(s, "B"), await mountedTree(s, "C"), await mountedTree(s, "G")],
           changes: [await s.store.changes("C"), await s.store.changes("G"), await s.store.changes("G", "B"), await s.store.changes("C", "G")].map(show),
           diffs: [await diffBytes(s, "C"), await diffBytes(s, "G")],
         });

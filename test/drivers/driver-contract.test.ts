@@ -57,7 +57,7 @@ for (const name of availableDrivers()) {
       graph = join(dir, "root");
       run = join(dir, "run");
       mounter = new Mounter(run);
-      driver = createDriver(name, { graphRoot: graph, runRoot: run, options: [], mounter });
+      driver = await createDriver(name, { graphRoot: graph, runRoot: run, options: [], mounter });
       await driver.init();
     });
     afterEach(async () => {

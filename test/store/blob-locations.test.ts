@@ -91,14 +91,16 @@ test("a database of schema version 2 gains the tables when it is opened", async 
   stores.pop();
   const path = join(dir, "graph", "oci-storage.db");
   const old = new Database(path);
+  // What schema version 2 had: no hint tables, nor the later index of unfinished layers.
   old.run("DROP TABLE blob_locations");
   old.run("DROP TABLE layer_blobs");
+  old.run("DROP INDEX IF EXISTS layers_unfinished");
   old.run("PRAGMA user_version = 2");
   old.close();
   const store = await open(dir);
-  expect(store.schemaVersion).toBe(3);
+  expect(store.schemaVersion).toBeGreaterThanOrEqual(3);
   const check = new Database(path, { readonly: true });
-  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(3);
+  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(store.schemaVersion);
   check.close();
   expect(store.rememberBlobLocation(digest(5), "r", "repo")).toBe(true);
   expect(store.blobRepositories(digest(5), "r")).toEqual(["repo"]);
