@@ -8,14 +8,10 @@
  */
 import { chmodSync, chownSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { applyLayerTar } from "../archive/apply.ts";
-import { naiveChanges, naiveDiff, naiveDiffSize } from "../archive/naive-diff.ts";
-import { exportOverlayDiff, overlayChanges, overlayDiffSize } from "../archive/overlay-diff.ts";
 import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types.ts";
 import { InvalidArgumentError, NotSupportedError } from "../errors.ts";
 import { type IdMaps, rootOwner, sameMaps } from "../idmap.ts";
 import { syncFilesystem } from "../sys/libc.ts";
-import { copyTree } from "./copy-tree.ts";
 import { type CompareRequest, type CreateLayerRequest, type Driver, type KernelMountSpec, type LayerViews, type MountRequest, type ViewRequest, comparedMaps } from "./driver.ts";
 import { OverlayLayout, errorCode } from "./overlay-layout.ts";
 import { describeOverlayMount } from "./overlay-mount.ts";
@@ -73,6 +69,7 @@ export class OverlayDriver implements Driver {
       chownSync(diff, root.uid, root.gid);
       mkdirSync(join(dir, "empty"), { mode: 0o700 });
       if (source !== undefined) {
+        const { copyTree } = await import("./copy-tree.ts");
         await this.views.withViews([this.viewOf(source.id)], ([tree]) => copyTree(tree!, diff, { from: source.idMaps, to: request.idMaps }));
         syncFilesystem(diff);
       }
@@ -128,8 +125,8 @@ export class OverlayDriver implements Driver {
     this.layout.repairLink(id);
   }
 
-  applyDiff(id: string, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult> {
-    return applyLayerTar(join(this.layout.ownDir(id), "diff"), source, { whiteouts: "overlay", idMaps, onLayoutChunk });
+  async applyDiff(id: string, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult> {
+    return (await import("../archive/apply.ts")).applyLayerTar(join(this.layout.ownDir(id), "diff"), source, { whiteouts: "overlay", idMaps, onLayoutChunk });
   }
 
   contentDir(id: string): string {
@@ -146,18 +143,22 @@ export class OverlayDriver implements Driver {
 
   // ---- comparing ------------------------------------------------------------------------------
 
-  changes(request: CompareRequest): Promise<Change[]> {
-    if (this.readsUpperDir(request)) return Promise.resolve(overlayChanges(this.contentDir(request.id), this.layout.lowerDirs(request.id), request.idMaps));
+  // The archive code is loaded by the commands that compare layers, not by every user of the driver.
+  async changes(request: CompareRequest): Promise<Change[]> {
+    if (this.readsUpperDir(request)) return (await import("../archive/overlay-diff.ts")).overlayChanges(this.contentDir(request.id), this.layout.lowerDirs(request.id), request.idMaps);
+    const { naiveChanges } = await import("../archive/naive-diff.ts");
     return this.withViews(request, (from, layer) => naiveChanges(from, layer, comparedMaps(request)));
   }
 
   async diffSize(request: CompareRequest): Promise<number> {
-    if (this.readsUpperDir(request)) return overlayDiffSize(this.contentDir(request.id));
+    if (this.readsUpperDir(request)) return (await import("../archive/overlay-diff.ts")).overlayDiffSize(this.contentDir(request.id));
+    const { naiveDiffSize } = await import("../archive/naive-diff.ts");
     return this.withViews(request, (from, layer) => naiveDiffSize(from, layer, comparedMaps(request)));
   }
 
   async diff(request: CompareRequest, sink: ByteSink): Promise<void> {
-    if (this.readsUpperDir(request)) return exportOverlayDiff(this.contentDir(request.id), this.layout.lowerDirs(request.id), sink, request.idMaps);
+    if (this.readsUpperDir(request)) return (await import("../archive/overlay-diff.ts")).exportOverlayDiff(this.contentDir(request.id), this.layout.lowerDirs(request.id), sink, request.idMaps);
+    const { naiveDiff } = await import("../archive/naive-diff.ts");
     return this.withViews(request, (from, layer) => naiveDiff(from, layer, sink, comparedMaps(request)));
   }
 

@@ -4,13 +4,10 @@
  */
 import { chownSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { applyLayerTar } from "../archive/apply.ts";
-import { naiveChanges, naiveDiff, naiveDiffSize } from "../archive/naive-diff.ts";
 import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types.ts";
 import { InitError } from "../errors.ts";
 import { syncFilesystem } from "../sys/libc.ts";
 import { type IdMaps, rootOwner } from "../idmap.ts";
-import { copyTree } from "./copy-tree.ts";
 import { imageStoresOption, splitDriverOption } from "./options.ts";
 import { type CompareRequest, type CreateLayerRequest, type Driver, type MountSpec, comparedMaps } from "./driver.ts";
 
@@ -77,7 +74,7 @@ export class VfsDriver implements Driver {
       return;
     }
     mkdirSync(dir, { mode: 0o700 });
-    await copyTree(this.dirOf(source.id), dir, { from: source.idMaps, to: request.idMaps });
+    await (await import("./copy-tree.ts")).copyTree(this.dirOf(source.id), dir, { from: source.idMaps, to: request.idMaps });
   }
 
   async remove(id: string): Promise<void> {
@@ -99,8 +96,8 @@ export class VfsDriver implements Driver {
     return existsSync(this.home) ? readdirSync(this.home) : [];
   }
 
-  applyDiff(id: string, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult> {
-    return applyLayerTar(join(this.home, id), source, { whiteouts: "remove", idMaps, onLayoutChunk });
+  async applyDiff(id: string, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult> {
+    return (await import("../archive/apply.ts")).applyLayerTar(join(this.home, id), source, { whiteouts: "remove", idMaps, onLayoutChunk });
   }
 
   contentDir(id: string): string {
@@ -120,16 +117,17 @@ export class VfsDriver implements Driver {
     return [request.from === undefined ? null : this.dirOf(request.from), this.dirOf(request.id)];
   }
 
-  changes(request: CompareRequest): Promise<Change[]> {
-    return naiveChanges(...this.trees(request), comparedMaps(request));
+  // The archive code is loaded by the commands that compare layers, not by every user of the driver.
+  async changes(request: CompareRequest): Promise<Change[]> {
+    return (await import("../archive/naive-diff.ts")).naiveChanges(...this.trees(request), comparedMaps(request));
   }
 
-  diffSize(request: CompareRequest): Promise<number> {
-    return naiveDiffSize(...this.trees(request), comparedMaps(request));
+  async diffSize(request: CompareRequest): Promise<number> {
+    return (await import("../archive/naive-diff.ts")).naiveDiffSize(...this.trees(request), comparedMaps(request));
   }
 
-  diff(request: CompareRequest, sink: ByteSink): Promise<void> {
-    return naiveDiff(...this.trees(request), sink, comparedMaps(request));
+  async diff(request: CompareRequest, sink: ByteSink): Promise<void> {
+    return (await import("../archive/naive-diff.ts")).naiveDiff(...this.trees(request), sink, comparedMaps(request));
   }
 
   status(): Array<[string, string]> {

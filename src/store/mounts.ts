@@ -5,7 +5,7 @@
  */
 import { lstatSync, statSync } from "node:fs";
 import { dirname, join, resolve as resolvePath } from "node:path";
-import { type CopyEndpoint, copyPath as copyBetween } from "../archive/copy.ts";
+import type { CopyEndpoint } from "../archive/copy.ts";
 import { LayerUnknownError, PreconditionError, withContext } from "../errors.ts";
 import { NO_ID_MAPS, toContainer } from "../idmap.ts";
 import { kernelMountPoints } from "../sys/mount-table.ts";
@@ -142,7 +142,7 @@ export async function copyPath(
     const source = open(from);
     const target = open(to);
     try {
-      await copyBetween(source, target, chown);
+      await (await import("../archive/copy.ts")).copyPath(source, target, chown);
     } catch (e) {
       throw withContext(`error copying "${join(source.root, source.path)}" to "${join(target.root, target.path)}"`, e);
     }

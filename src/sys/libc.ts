@@ -6,7 +6,6 @@
  */
 import type { dlopen, Pointer } from "bun:ffi";
 import { closeSync, openSync } from "node:fs";
-import os from "node:os";
 import { SystemError } from "../errors.ts";
 
 /** A path or xattr name: a string, or raw bytes for names that are not valid UTF-8. */
@@ -160,7 +159,9 @@ function lastErrno(): number {
 
 /** The errno's symbolic name, e.g. 2 -> "ENOENT". */
 export function errnoName(errno: number): string {
-  for (const [name, value] of Object.entries(os.constants.errno)) if (value === errno) return name;
+  // node:os only when a call has failed.
+  const { constants } = import.meta.require("node:os") as typeof import("node:os");
+  for (const [name, value] of Object.entries(constants.errno)) if (value === errno) return name;
   return `errno ${errno}`;
 }
 
