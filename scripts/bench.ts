@@ -594,24 +594,29 @@ function workloads(stores: Stores, registries: BenchRegistries, data: Data, scra
     },
   );
 
-  function pullOci(name: string, on: DriverName): Workload {
+  /** A pull row: from the OCI layout, or from the registry holding the same image. */
+  function pullRow(name: string, on: DriverName, from: "oci" | "registry"): Workload {
+    const what = from === "oci" ? "`pull oci:` of the two-layer Debian image (gzip)" : "`pull docker://127.0.0.1:PORT/debian:12` (the two-layer Debian image, plain http)";
     return {
       name,
-      description: `\`pull oci:\` of the two-layer Debian image (gzip) into a fresh ${on} store; containers-storage: \`skopeo copy oci:… containers-storage:[…]\``,
+      description: `${what} into a fresh ${on} store; containers-storage: \`skopeo copy ${from === "oci" ? "oci:" : "docker://"}… containers-storage:[…]\``,
       target: TARGETS.pull,
       driver: on,
       warmup: false,
       flush: true,
-      round(tool) {
+      async round(tool) {
         const store = stores.fresh(tool, on);
-        return { argv: pullArgv(store, data.image!), later: () => store.remove() };
+        if (from === "oci") return { argv: pullArgv(store, data.image!), later: () => store.remove() };
+        const source = await registries.sourceReference();
+        const argv = tool === "oci" ? store.argv(["pull", "-q", "--tls-verify=false", source]) : ["skopeo", "copy", "-q", "--src-tls-verify=false", source, peerImage(store)];
+        return { argv, later: () => store.remove() };
       },
     };
   }
   list.push(
-    pullOci("pull-oci", driver),
+    pullRow("pull-oci", driver, "oci"),
     // On vfs a child layer starts as a copy of its parent's tree (both tools): the overlay row shows pull without it.
-    ...(driver === "vfs" ? [pullOci("pull-oci-overlay", "overlay")] : []),
+    ...(driver === "vfs" ? [pullRow("pull-oci-overlay", "overlay", "oci")] : []),
     {
       name: "push-oci",
       description: "`push` of the two-layer Debian image to a new `oci:` layout (gzip); containers-storage: `skopeo copy containers-storage:[…] oci:…`",
@@ -625,20 +630,9 @@ function workloads(stores: Stores, registries: BenchRegistries, data: Data, scra
         return { argv: pushArgv(store, out), later: () => rmSync(out, { recursive: true, force: true }) };
       },
     },
-    {
-      name: "pull-registry",
-      description: "`pull docker://127.0.0.1:PORT/debian:12` (the two-layer Debian image, plain http) into a fresh store; containers-storage: `skopeo copy docker://… containers-storage:[…]`",
-      target: TARGETS.pull,
-      driver,
-      warmup: false,
-      flush: true,
-      async round(tool) {
-        const source = await registries.sourceReference();
-        const store = stores.fresh(tool, driver);
-        const argv = tool === "oci" ? store.argv(["pull", "-q", "--tls-verify=false", source]) : ["skopeo", "copy", "-q", "--src-tls-verify=false", source, peerImage(store)];
-        return { argv, later: () => store.remove() };
-      },
-    },
+    pullRow("pull-registry", driver, "registry"),
+    // As for pull-oci: the overlay row shows the pull without vfs's copy of the parent layer.
+    ...(driver === "vfs" ? [pullRow("pull-registry-overlay", "overlay", "registry")] : []),
     {
       name: "push-registry",
       description: "`push` of the two-layer Debian image to an empty registry (plain http, gzip); containers-storage: `skopeo copy containers-storage:[…] docker://…`",
