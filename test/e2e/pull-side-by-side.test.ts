@@ -6,7 +6,7 @@
  * creation times aside), on vfs and on overlay. The images are made here: a two-layer umoci
  * image (whiteouts, hard link, FIFO, setuid, owners, a long path) and what skopeo makes of it
  * (zstd and uncompressed layers, an OCI archive, a docker archive, a Docker schema 2 manifest),
- * plus an index of two platforms. Where skopeo cannot read a layout (uncompressed layers,
+ * plus an index of two platforms and the Docker manifest list skopeo makes of it. Where skopeo cannot read a layout (uncompressed layers,
  * schema 2), it reads the same manifest and blobs from the `dir:` it wrote them to.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -33,6 +33,9 @@ beforeAll(() => {
   sh(["skopeo", "copy", "-q", "--format", "v2s2", source, `dir:${at("schema2-dir")}`]);
   layoutFromDir(at("schema2-dir"), at("schema2"), "s2");
   addMultiPlatformIndex(at("layout"), "app:v1", "multi");
+  // skopeo turns the OCI index into a Docker manifest list of schema 2 manifests.
+  sh(["skopeo", "copy", "-q", "--all", "--format", "v2s2", `oci:${at("layout")}:multi`, `dir:${at("list-dir")}`]);
+  layoutFromDir(at("list-dir"), at("list"), "list");
 }, 60_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -57,6 +60,8 @@ const CASES: Case[] = [
   // skopeo cannot read a layout holding a schema 2 manifest, so it reads the same manifest and blobs from dir:.
   { what: "Docker schema 2 manifest with gzip layers", ours: () => ["-n", "localhost/s2:1", `oci:${at("schema2")}:s2`], theirs: () => [`dir:${at("schema2-dir")}`], name: "localhost/s2:1", compression: 2 },
   { what: "an index: this host's image", ours: () => ["-n", "localhost/multi:1", `oci:${at("layout")}:multi`], theirs: () => [`oci:${at("layout")}:multi`], name: "localhost/multi:1", compression: 2 },
+  // skopeo cannot read a layout holding a Docker manifest list, so it reads the same list and blobs from dir:.
+  { what: "a Docker manifest list: this host's image", ours: () => ["-n", "localhost/list:1", `oci:${at("list")}:list`], theirs: () => [`dir:${at("list-dir")}`], name: "localhost/list:1", compression: 2 },
   {
     what: "an index: --platform linux/arm64",
     ours: () => ["--platform", "linux/arm64", "-n", "localhost/multi:arm", `oci:${at("layout")}:multi`],

@@ -113,6 +113,7 @@ for (const driver of availableDrivers()) {
         // Each archive takes one manifest type, as in containers/image: --format asks for it or is refused.
         const never = join(work, "never.tar");
         expect(ours.cli(["push", "--format", "oci", id, `docker-archive:${never}:a:b`]).stderr).toBe(`docker-archive:${never}:docker.io/library/a:b: cannot hold OCI manifests (--format oci); it takes application/vnd.docker.distribution.manifest.v2+json\n`);
+        expect(ours.cli(["push", id, `docker-archive:${never}:@0`]).stderr).toBe(`docker-archive:${never}:@0: @INDEX cannot name an image to write\n`);
         expect(ours.cli(["push", "--format", "v2s2", id, `oci-archive:${never}:t`]).stderr).toBe(`oci-archive:${never}:t: cannot hold Docker schema 2 manifests (--format v2s2); it takes application/vnd.oci.image.manifest.v1+json\n`);
         const explicit = join(work, `pushed-${driver}-v2s2.docker.tar`);
         ours.ok(["push", "-q", "--format", "v2s2", "--compression-format", "none", id, `docker-archive:${explicit}:me/app:v2`]);

@@ -88,13 +88,16 @@ export function addMultiPlatformIndex(layout: string, from: string, ref: string)
 
 /**
  * An OCI layout holding, as `ref`, the image skopeo wrote to a `dir:` directory (its manifest
- * bytes and blobs as they are, e.g. a Docker schema 2 manifest with gzip layers), which
- * containers/image 5.23 cannot put in a layout itself.
+ * bytes and blobs as they are, e.g. a Docker schema 2 manifest with gzip layers, or a Docker
+ * manifest list and the manifests it lists), which containers/image 5.23 cannot put in a
+ * layout itself.
  */
 export function layoutFromDir(dir: string, layout: string, ref: string): void {
   mkdirSync(join(layout, "blobs/sha256"), { recursive: true });
   for (const name of readdirSync(dir)) {
     if (/^[0-9a-f]{64}$/.test(name)) copyFileSync(join(dir, name), join(layout, "blobs/sha256", name));
+    // A list's manifests: dir: names them by digest.
+    if (/^[0-9a-f]{64}\.manifest\.json$/.test(name)) copyFileSync(join(dir, name), join(layout, "blobs/sha256", name.slice(0, 64)));
   }
   const manifest = readFileSync(join(dir, "manifest.json"));
   const digest = sha256Of(manifest);
