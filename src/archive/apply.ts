@@ -6,7 +6,7 @@
  * resolved inside the root (chroot semantics), never on the host. The final component of an
  * entry is never followed: whatever is there is replaced.
  */
-import { closeSync, constants, fchmodSync, fchownSync, lchownSync, chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync } from "node:fs";
+import { closeSync, constants, copyFileSync, fchmodSync, fchownSync, lchownSync, chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync } from "node:fs";
 import { openSync, readdirSync, renameSync, rm, rmSync, symlinkSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
 import { ArchiveError, StorageError, SystemError, errnoReason } from "../errors.ts";
@@ -86,8 +86,8 @@ class LayerExtractor {
   private readonly dirTimes = new Map<string, bigint>();
   /** Paths written by this stream and their ancestors, for opaque directories ("remove" style). */
   private readonly written = new Set<string>();
-  /** Files stored under the top-level .wh..wh.plnk/, by their name there -> where they were put. */
-  private readonly hardLinkStore = new Map<string, string>();
+  /** Files stored under the top-level .wh..wh.plnk/, by their name there -> where they were put and their header. */
+  private readonly hardLinkStore = new Map<string, { rel: string; entry: TarEntry }>();
   private hardLinkStoreDir: string | undefined;
   /** The directory (relative, made on first use) where removed paths are deleted in the background. */
   private trashDir: string | undefined;
@@ -120,6 +120,9 @@ class LayerExtractor {
       this.gids.add(entry.gid);
     }
     try {
+      // As 1.43 does before it looks at an entry at all, the missing parents of every entry are made (0755), even of
+      // whiteouts and skipped AUFS metadata: a file under .wh..wh.plnk/ leaves that directory behind, empty.
+      this.makeMissingParents(parts);
       if (parts[0]?.startsWith(WHITEOUT_META_PREFIX) && !(parts.length === 1 && name === OPAQUE_MARKER)) {
         if (parts[0] === HARDLINK_STORE && parts.length > 1 && entry.type === "file") {
           await this.storeHardLinkTarget(parts.slice(1).join("/"), entry, body);
@@ -206,6 +209,12 @@ class LayerExtractor {
       case "missing":
         return null;
     }
+  }
+
+  /** Makes the missing directories above an entry (0755); a parent that exists as something else is left alone, as 1.43 leaves it. */
+  private makeMissingParents(parts: string[]): void {
+    if (parts.length < 2) return;
+    resolveConfined(this.root, parts.slice(0, -1), { createMissing: true, cache: this.knownDirs });
   }
 
   private async writeEntry(rel: string, entry: TarEntry, body: ByteSource): Promise<void> {
@@ -309,6 +318,13 @@ class LayerExtractor {
   }
 
   private writeHardLink(rel: string, entry: TarEntry): void {
+    const stored = this.storedHardLinkTarget(entry);
+    if (stored !== undefined) {
+      // As 1.43 does, a link into .wh..wh.plnk becomes a copy of the stored file, with the stored file's header.
+      this.replaceWith(rel, entry.path, () => copyFileSync(this.host(stored.rel), this.host(rel), constants.COPYFILE_EXCL));
+      this.finishNode(rel, stored.entry, false);
+      return;
+    }
     const target = this.resolveHardLinkTarget(entry);
     if (target === rel) return;
     try {
@@ -320,21 +336,31 @@ class LayerExtractor {
       throw error;
     }
     // As containers-storage does, the link's header sets the owner, mode, xattrs and times of the inode it shares (no mode
-    // through a symlink); a link into .wh..wh.plnk keeps the stored file's, which containers-storage extracts it with.
-    if (cleanComponents(entry.linkTarget)[0] === HARDLINK_STORE) return;
+    // through a symlink).
     this.finishNode(rel, lstatSync(this.host(rel)).isSymbolicLink() ? { ...entry, type: "symlink" } : entry, false);
+  }
+
+  /**
+   * The stored .wh..wh.plnk/ file a hard link names (relative, as 1.43 recognises them: "/.wh..wh.plnk/…" is an ordinary
+   * path, which is not in the layer), or undefined for an ordinary link.
+   */
+  private storedHardLinkTarget(entry: TarEntry): { rel: string; entry: TarEntry } | undefined {
+    const parts = cleanComponents(entry.linkTarget);
+    if (entry.linkTarget.startsWith("/") || parts[0] !== HARDLINK_STORE) return undefined;
+    const stored = this.hardLinkStore.get(parts.slice(1).join("/"));
+    if (stored === undefined) throw this.missingLinkTarget(entry);
+    return stored;
+  }
+
+  private missingLinkTarget(entry: TarEntry): ArchiveError {
+    return new ArchiveError(`hard link ${JSON.stringify(entry.path)}: target ${JSON.stringify(entry.linkTarget)} does not exist in the layer`);
   }
 
   /** The link target cleaned and resolved inside the root; the final component is not followed. */
   private resolveHardLinkTarget(entry: TarEntry): string {
     const parts = cleanComponents(entry.linkTarget);
-    const missing = () => new ArchiveError(`hard link ${JSON.stringify(entry.path)}: target ${JSON.stringify(entry.linkTarget)} does not exist in the layer`);
+    const missing = () => this.missingLinkTarget(entry);
     if (parts.length === 0) throw missing();
-    if (parts[0] === HARDLINK_STORE) {
-      const stored = this.hardLinkStore.get(parts.slice(1).join("/"));
-      if (stored === undefined) throw missing();
-      return stored;
-    }
     const dir = this.resolveDir(parts.slice(0, -1), false, entry.linkTarget);
     if (dir === null) throw missing();
     return joinRel(dir, parts[parts.length - 1]!);
@@ -349,7 +375,7 @@ class LayerExtractor {
     }
     const rel = joinRel(this.hardLinkStoreDir, String(this.hardLinkStore.size));
     await this.writeFile(rel, entry, body);
-    this.hardLinkStore.set(key, rel);
+    this.hardLinkStore.set(key, { rel, entry });
   }
 
   private applyWhiteout(dirParts: string[], name: string, entry: TarEntry): void {

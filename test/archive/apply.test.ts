@@ -259,13 +259,31 @@ const OPAQUE_ROOT_AFTER_WHITEOUT = layer(
 const AUFS_HARDLINKS = layer(
   "aufs-hardlinks",
   `
-  add(".wh..wh.plnk", tarfile.DIRTYPE)
-  add(".wh..wh.plnk/1234.5678", data=b"shared content", mode=0o751, uid=9)
+  add(".wh..wh.plnk", tarfile.DIRTYPE, mode=0o700)
+  add(".wh..wh.plnk/1234.5678", data=b"shared content", mode=0o751, uid=9, gid=7, mtime=1500000000)
   add("bin", tarfile.DIRTYPE)
-  add("bin/one", tarfile.LNKTYPE, linkname=".wh..wh.plnk/1234.5678")
-  add("bin/two", tarfile.LNKTYPE, linkname="/.wh..wh.plnk/1234.5678")
+  add("bin/one", tarfile.LNKTYPE, linkname=".wh..wh.plnk/1234.5678", mode=0o600, uid=1, gid=1)
+  add("bin/two", tarfile.LNKTYPE, linkname="./.wh..wh.plnk/1234.5678")
+  add("bin/three", tarfile.LNKTYPE, linkname="bin/one", mode=0o640, uid=3, gid=3)
   add(".wh..wh.aufs", data=b"marker")
   add(".wh..wh.orph", tarfile.DIRTYPE)
+  add(".wh..wh.orph/gone", data=b"orphan")
+  `,
+);
+const AUFS_ABSOLUTE_LINK = layer(
+  "aufs-absolute-link",
+  `
+  add(".wh..wh.plnk/1", data=b"stored")
+  add("one", tarfile.LNKTYPE, linkname="/.wh..wh.plnk/1")
+  `,
+);
+const PARENTS_OF_WHITEOUTS = layer(
+  "parents-of-whiteouts",
+  `
+  add("a/b/.wh.c")
+  add("p/q/.wh..wh..opq")
+  add("file", data=b"f")
+  add("file/.wh.x")
   `,
 );
 
@@ -277,7 +295,9 @@ describe("whiteouts", () => {
   test('"remove" style deletes hidden paths and clears opaque directories except what the stream wrote', async () => {
     makeLower();
     const result = await applyFile(root, WHITEOUTS, { whiteouts: "remove" });
-    expect(readdirSync(root).sort()).toEqual(["a", "keep", "opq"]);
+    // A whiteout's missing directory is made (empty), as 1.43 makes every entry's missing parents.
+    expect(readdirSync(root).sort()).toEqual(["a", "keep", "missing-dir", "opq"]);
+    expect(readdirSync(`${root}/missing-dir`)).toEqual([]);
     expect(readdirSync(`${root}/a`).sort()).toEqual(["sub", "y"]);
     expect(readdirSync(`${root}/opq`).sort()).toEqual(["after", "new"]);
     expect(lstatSync(`${root}/opq`).mode & 0o7777).toBe(0o700);
@@ -328,13 +348,34 @@ describe("whiteouts", () => {
     expect(readdirSync(`${root}/d`)).toEqual([]);
   });
 
-  test("top-level .wh..wh.plnk files serve only as hard link targets; other .wh..wh. markers are ignored", async () => {
+  test("a link into .wh..wh.plnk is a copy of the stored file with its header, as in 1.43; other .wh..wh. entries are skipped, their missing parents made", async () => {
     await applyFile(root, AUFS_HARDLINKS);
-    expect(readdirSync(root)).toEqual(["bin"]);
-    expect(readFileSync(`${root}/bin/one`, "utf8")).toBe("shared content");
-    const one = lstatSync(`${root}/bin/one`);
-    expect(one.ino).toBe(lstatSync(`${root}/bin/two`).ino);
-    expect([one.nlink, one.mode & 0o7777, one.uid]).toEqual([2, 0o751, 9]);
+    // 1.43 makes the parents of every entry before it skips AUFS metadata: .wh..wh.plnk and .wh..wh.orph stay, empty.
+    expect(readdirSync(root).sort()).toEqual([".wh..wh.orph", ".wh..wh.plnk", "bin"]);
+    for (const dir of [".wh..wh.orph", ".wh..wh.plnk"]) {
+      expect(readdirSync(`${root}/${dir}`)).toEqual([]);
+      expect([statSync(`${root}/${dir}`).mode & 0o7777, statSync(`${root}/${dir}`).uid]).toEqual([0o755, 0]);
+    }
+    const [one, two, three] = ["one", "two", "three"].map((name) => lstatSync(`${root}/bin/${name}`));
+    expect(readFileSync(`${root}/bin/two`, "utf8")).toBe("shared content");
+    // two: its own copy, as stored; one and three: one inode, which three's header re-owned.
+    expect([two!.nlink, two!.mode & 0o7777, two!.uid, two!.gid, two!.mtimeMs]).toEqual([1, 0o751, 9, 7, 1500000000000]);
+    expect(one!.ino).toBe(three!.ino);
+    expect(one!.ino).not.toBe(two!.ino);
+    expect([one!.nlink, one!.mode & 0o7777, one!.uid, one!.gid]).toEqual([2, 0o640, 3, 3]);
+  });
+
+  test('"/.wh..wh.plnk/…" is an ordinary link name (1.43 finds nothing there): the link fails, naming it', async () => {
+    await expect(applyFile(root, AUFS_ABSOLUTE_LINK)).rejects.toThrow('hard link "one": target "/.wh..wh.plnk/1" does not exist in the layer');
+  });
+
+  test("the missing parents of whiteouts are made 0755, as 1.43 makes them; a parent that is a file stays", async () => {
+    await applyFile(root, PARENTS_OF_WHITEOUTS);
+    expect(readdirSync(root).sort()).toEqual(["a", "file", "p"]);
+    expect(readdirSync(`${root}/a`)).toEqual(["b"]);
+    expect(readdirSync(`${root}/a/b`)).toEqual([]);
+    expect(statSync(`${root}/p/q`).mode & 0o7777).toBe(0o755);
+    expect(readFileSync(`${root}/file`, "utf8")).toBe("f");
   });
 });
 
