@@ -5,8 +5,6 @@ const MANIFEST = '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.mani
 
 export default [
   {
-    // Store-level: records and names only, the driver plays no part.
-    drivers: ["vfs"],
     name: "data items: set, list, get, sizes and digests, the manifest digest, missing items",
     steps: [
       { args: ["create-layer", "-i", "L"] },

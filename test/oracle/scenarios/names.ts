@@ -3,8 +3,6 @@ import type { Scenario } from "../harness.ts";
 
 export default [
   {
-    // Store-level: records and names only, the driver plays no part.
-    drivers: ["vfs"],
     name: "names move between objects of a kind, and an image keeps a history of them",
     steps: [
       { args: ["create-layer", "-i", "L1", "-n", "a", "-n", "b", "-n", "a"] },

@@ -3,8 +3,6 @@ import type { Scenario } from "../harness.ts";
 
 export default [
   {
-    // Store-level: records and names only, the driver plays no part.
-    drivers: ["vfs"],
     name: "IDs, names and unique ID prefixes of layers, images and containers",
     steps: [
       { args: ["create-layer", "-i", "aaaa1111", "-n", "first"] },
