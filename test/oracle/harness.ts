@@ -18,7 +18,8 @@
  *   "text" (default)  IDs (64 hex, not digests) become <id1>, <id2>… per tool in order of first
  *                     appearance; roots become <graph>, <run>, <ro>, <tmp>; a layer's mount path
  *                     becomes <mount <idN>>, `<graph>/vfs-containers/` <graph>/<driver>-containers/
- *   "lines"           as text, but as a sorted list of lines (1.43 prints some lists in map order)
+ *   "lines"           as text, but as a sorted list of lines (1.43 prints some lists in map order,
+ *                     ours in a fixed one: known difference text-output-order)
  *   "json"            as text, then parsed; "created" times become "<time>"
  *   "json-unordered"  as json, a top-level list compared as a set (1.43's map order again)
  *   "tree"            stdout is a path: every entry below it (type, mode, owner, size, content
