@@ -147,6 +147,15 @@ export function exitStatusOf(error: unknown): number {
   return INTERNAL_ERROR_EXIT;
 }
 
+/** The errno names that say the file system failed a write, rather than that an input was wrong. */
+const WRITE_FAULTS = new Set(["ENOSPC", "EDQUOT", "EROFS", "EIO"]);
+
+/** True for an I/O failure that a full, read-only or failing file system caused (ENOSPC, EDQUOT, EROFS, EIO). */
+export function isWriteFault(error: unknown): boolean {
+  const known = asStorageError(error);
+  return known instanceof IoError && known.code !== undefined && WRITE_FAULTS.has(known.code);
+}
+
 /** Go's wording of the errno reasons people meet (strerror, lower case). */
 const ERRNO_TEXT: Record<string, string> = {
   ENOENT: "no such file or directory",
@@ -196,7 +205,8 @@ export function sqliteFailure(error: unknown, context: string): StorageError | u
   if (typeof code !== "string" || !code.startsWith("SQLITE_")) return undefined;
   const reason = errnoReason(error);
   if (code === "SQLITE_CORRUPT" || code === "SQLITE_NOTADB") return new CorruptError(`${context}: database is corrupt: ${reason}`);
-  if (code === "SQLITE_FULL") return new SystemError(`${context}: ${ERRNO_TEXT.ENOSPC}`, "ENOSPC");
+  // SQLITE_IOERR_SHMSIZE: the WAL index file could not be extended, which on Linux means no space.
+  if (code === "SQLITE_FULL" || code === "SQLITE_IOERR_SHMSIZE") return new SystemError(`${context}: ${ERRNO_TEXT.ENOSPC}`, "ENOSPC");
   if (code.startsWith("SQLITE_READONLY")) return new SystemError(`${context}: ${ERRNO_TEXT.EROFS}`, "EROFS");
   if (code.startsWith("SQLITE_CANTOPEN") || code.startsWith("SQLITE_IOERR")) return new SystemError(`${context}: ${reason}`, "EIO");
   return undefined;

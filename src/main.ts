@@ -6,7 +6,7 @@ import { dispatch } from "./cli/dispatch.ts";
 import type { CommandContext, ParsedOptions } from "./commands/command.ts";
 import { COMMANDS } from "./commands/index.ts";
 import { configuredGlobals, selectedStore } from "./commands/store-selection.ts";
-import { IoError, exitStatusOf, messageOf } from "./errors.ts";
+import { IoError, exitStatusOf, isWriteFault, messageOf, withContext } from "./errors.ts";
 import { type Store, openStore } from "./store/store.ts";
 import { KILLED_BY_SIGPIPE, parentIgnoresSigpipe } from "./sys/sigpipe.ts";
 
@@ -109,7 +109,7 @@ async function main(argv: string[]): Promise<number> {
     } else {
       if (configError) throw configError;
       const options = await selectedStore(globals);
-      store = await openStore(options, { recover: parsed.command.recoversStore !== false });
+      store = await openStore(options, { recover: parsed.command.recoversStore !== false, notice: (line) => stderr(`${line}\n`) });
       debugLog(debug, `Root: ${store.graphRoot}`);
       debugLog(debug, `Run Root: ${store.runRoot}`);
       debugLog(debug, `Driver Name: ${store.driverName}`);
@@ -136,7 +136,8 @@ async function main(argv: string[]): Promise<number> {
     code = await parsed.command.run(ctx);
   } catch (e) {
     await out.flush().catch(() => {});
-    code = await failed(e, debug);
+    // A failure of the store's file system in a command that writes content names the command.
+    code = await failed(parsed.command.namesIoFailures && isWriteFault(e) ? withContext(parsed.command.names[0]!, e) : e, debug);
   }
   if (parsed.command.needsStore !== false) store.close();
   await out.flush();

@@ -3,7 +3,7 @@
  * another: the writing side is the same confined extraction that applies layers, so a copy
  * into a layer can never write outside it, and owners move through both trees' ID maps.
  */
-import { lstatSync, readdirSync, type BigIntStats } from "node:fs";
+import { lstatSync, readdirSync, rmSync, type BigIntStats } from "node:fs";
 import { PreconditionError, SystemError } from "../errors.ts";
 import type { IdMaps } from "../idmap.ts";
 import { applyLayerTar } from "./apply.ts";
@@ -19,14 +19,16 @@ export interface CopyEndpoint {
   maps: IdMaps;
 }
 
-/** A one-slot in-memory pipe: writes wait until the reader has taken the previous chunk. */
-function pipe(): { sink: ByteSink; source: ByteSource } {
+/** A one-slot in-memory pipe: writes wait until the reader has taken the previous chunk; abort fails both ends. */
+function pipe(): { sink: ByteSink; source: ByteSource; abort(reason: unknown): void } {
   const chunks: Uint8Array[] = [];
   let closed = false;
+  let aborted: { reason: unknown } | undefined;
   let wakeReader: (() => void) | undefined;
   let wakeWriter: (() => void) | undefined;
   const sink: ByteSink = {
     async write(chunk) {
+      if (aborted) throw aborted.reason;
       chunks.push(chunk.slice());
       wakeReader?.();
       if (chunks.length > 4) await new Promise<void>((resolve) => (wakeWriter = resolve));
@@ -39,6 +41,7 @@ function pipe(): { sink: ByteSink; source: ByteSource } {
   const source: ByteSource = {
     async *[Symbol.asyncIterator]() {
       for (;;) {
+        if (aborted) throw aborted.reason;
         const chunk = chunks.shift();
         if (chunk) {
           wakeWriter?.();
@@ -52,7 +55,12 @@ function pipe(): { sink: ByteSink; source: ByteSource } {
       }
     },
   };
-  return { sink, source };
+  const abort = (reason: unknown) => {
+    aborted ??= { reason };
+    wakeReader?.();
+    wakeWriter?.();
+  };
+  return { sink, source, abort };
 }
 
 /** Resolves a path inside root as a chroot would: symlinks met on the way, the last one included, are resolved inside root. */
@@ -120,7 +128,39 @@ export async function copyPath(from: CopyEndpoint, to: CopyEndpoint, chown?: { u
   if (!fromStats.isDirectory() && existing?.isDirectory()) {
     throw new PreconditionError(`cannot overwrite directory "${toHost}" with non-directory "${fromHost}"`);
   }
-  const { sink, source } = pipe();
-  const writing = writeTree(from, fromRel, toRel, sink, chown);
-  await Promise.all([writing, applyLayerTar(to.root, source, { whiteouts: "remove", idMaps: to.maps })]);
+  const created = pathsToCreate(fromHost, toHost);
+  const { sink, source, abort } = pipe();
+  // Either end failing stops the other, so that nothing writes any more when the copy is undone.
+  const stopOnFailure = (work: Promise<unknown>) => work.catch((e) => (abort(e), Promise.reject(e)));
+  const outcomes = await Promise.allSettled([
+    stopOnFailure(writeTree(from, fromRel, toRel, sink, chown)),
+    stopOnFailure(applyLayerTar(to.root, source, { whiteouts: "remove", idMaps: to.maps })),
+  ]);
+  const failed = outcomes.find((o) => o.status === "rejected");
+  if (failed === undefined) return;
+  // What the copy made goes again (a full disk then has its space back); what it replaced cannot come back.
+  for (const path of created) rmSync(path, { recursive: true, force: true });
+  throw failed.reason;
+}
+
+/**
+ * The destination paths a copy of fromHost to toHost will create: the top of each subtree that
+ * does not exist yet. Only real directories are descended into, so every path found lies
+ * inside the destination tree.
+ */
+function pathsToCreate(fromHost: string, toHost: string): string[] {
+  const created: string[] = [];
+  const visit = (from: string, to: string) => {
+    let existing;
+    try {
+      existing = lstatSync(to);
+    } catch {
+      created.push(to);
+      return;
+    }
+    if (!existing.isDirectory() || !lstatSync(from).isDirectory()) return;
+    for (const child of readdirSync(from)) visit(`${from}/${child}`, `${to}/${child}`);
+  };
+  visit(fromHost, toHost);
+  return created;
 }

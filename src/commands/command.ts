@@ -31,6 +31,12 @@ export interface CommandDef extends CommandSpec {
   recoversStore?: boolean;
   /** False for commands that never touch the store (login, logout, man, completion): it is not opened for them. */
   needsStore?: boolean;
+  /**
+   * True for commands that write layer content or data items: when the file system fails a
+   * write (a full disk, a read-only file system, EIO), the command's name starts the message,
+   * as in "applydiff: extracting "usr/lib/x": no space left on device".
+   */
+  namesIoFailures?: boolean;
   /** Runs the command and returns the process exit status. */
   run(ctx: CommandContext): Promise<number>;
 }

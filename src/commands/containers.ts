@@ -8,6 +8,7 @@ import { containerJson } from "./render.ts";
 
 export const createContainer: CommandDef = {
   names: ["create-container", "createcontainer"],
+  namesIoFailures: true,
   synopsis: "[options [...]] parentImageNameOrID",
   description: "Create a new container from an image",
   minArgs: 1,

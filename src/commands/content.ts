@@ -72,6 +72,7 @@ export const diff: CommandDef = {
 
 export const applyDiff: CommandDef = {
   names: ["applydiff", "apply-diff"],
+  namesIoFailures: true,
   synopsis: "[options [...]] layerNameOrID [referenceLayerNameOrID]",
   description: "Apply a diff to a layer",
   minArgs: 1,

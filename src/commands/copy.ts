@@ -23,6 +23,7 @@ function endpoint(arg: string): { layer?: string; path: string } {
 
 export const copy: CommandDef = {
   names: ["copy"],
+  namesIoFailures: true,
   synopsis: "[options [...]] [sourceLayerNameOrID:]/path [...] [destinationLayerNameOrID:]/path",
   description: "Copy files or directories into a layer, possibly from another layer",
   minArgs: 2,

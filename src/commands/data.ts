@@ -70,6 +70,7 @@ export function dataCommands(kind: ObjectKind): CommandDef[] {
   };
   const set: CommandDef = {
     names: [`set-${kind}-data`, alias(`set-${kind}-data`)],
+    namesIoFailures: true,
     synopsis: `[options [...]] ${refWord} dataName`,
     description: `Set data that is attached to a ${kind}`,
     minArgs: 2,

@@ -33,6 +33,7 @@ async function createOptions(ctx: CommandContext) {
 
 export const createLayer: CommandDef = {
   names: ["create-layer", "createlayer"],
+  namesIoFailures: true,
   synopsis: "[options [...]] [parentLayerNameOrID]",
   description: "Create a new layer",
   minArgs: 0,
@@ -46,6 +47,7 @@ export const createLayer: CommandDef = {
 
 export const importLayer: CommandDef = {
   names: ["import-layer", "importlayer"],
+  namesIoFailures: true,
   synopsis: "[options [...]] [parentLayerNameOrID]",
   description: "Import a new layer",
   minArgs: 0,

@@ -7,6 +7,7 @@ import { imageJson } from "./render.ts";
 
 export const pull: CommandDef = {
   names: ["pull"],
+  namesIoFailures: true,
   synopsis: "[options [...]] docker://[HOST[:PORT]/]NAME[:TAG|@DIGEST] | oci:PATH[:REF] | oci-archive:FILE[:REF] | docker-archive:FILE[:NAME:TAG|:@INDEX]",
   description: "Store an image from a registry, an OCI layout, an OCI archive or a docker-archive tarball",
   minArgs: 1,

@@ -4,7 +4,7 @@
  * fs.cpSync cannot do this (see docs/decisions/0003-vfs-copy.md).
  */
 import * as fs from "node:fs";
-import { InvalidArgumentError, StorageError, SystemError } from "../errors.ts";
+import { InvalidArgumentError, StorageError, SystemError, errnoReason } from "../errors.ts";
 import { NO_ID_MAPS, sameMaps, shiftOwner, toContainer, type IdMaps } from "../idmap.ts";
 import { overflowIds } from "../sys/overflow-ids.ts";
 import { devMajorMinor, getXattr, listXattrs, mknod, setTimes, setXattr, type CPath } from "../sys/libc.ts";
@@ -58,8 +58,11 @@ export async function copyTreeWith(src: string, dst: string, options: CopyTreeOp
     await copier.copyRoot(src, dst);
   } catch (error) {
     if (error instanceof StorageError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new SystemError(`copying ${src} to ${dst}: ${(error as Error).message}`, code);
+    // Name the file that failed: "copying A/f to B/f: no space left on device", or the call and its path.
+    const { code, path, dest, syscall } = error as NodeJS.ErrnoException & { dest?: string };
+    if (path !== undefined && dest !== undefined) throw new SystemError(`copying ${path} to ${dest}: ${errnoReason(error)}`, code);
+    const call = path !== undefined && syscall !== undefined ? `${syscall} ${path}: ` : "";
+    throw new SystemError(`copying ${src} to ${dst}: ${call}${errnoReason(error)}`, code);
   }
 }
 

@@ -25,7 +25,8 @@ export function overlaySupport(graphRoot: string, runRoot: string): OverlaySuppo
     const file = join(cacheDir, `overlay-${answer}`);
     if (existsSync(file)) return { supported: answer, reason: readFileSync(file, "utf8") };
   }
-  const result = probeOverlay(graphRoot);
+  const { final, ...result } = probeOverlay(graphRoot);
+  if (!final) return result;
   try {
     mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
     writeFileSync(join(cacheDir, `overlay-${result.supported}`), result.reason);
@@ -35,15 +36,27 @@ export function overlaySupport(graphRoot: string, runRoot: string): OverlaySuppo
   return result;
 }
 
-function probeOverlay(graphRoot: string): OverlaySupport {
-  if (process.geteuid?.() !== 0) return { supported: false, reason: "overlay mounts need root" };
-  mkdirSync(graphRoot, { recursive: true, mode: 0o700 });
-  const dir = mkdtempSync(join(graphRoot, ".overlay-probe-"));
+/** Errors that say the graph root takes no new directory now (full, read-only), not that overlay cannot work on it. */
+const CANNOT_WRITE = new Set(["EROFS", "ENOSPC", "EDQUOT"]);
+
+function probeOverlay(graphRoot: string): OverlaySupport & { final: boolean } {
+  if (process.geteuid?.() !== 0) return { supported: false, reason: "overlay mounts need root", final: true };
+  let dir: string;
+  try {
+    mkdirSync(graphRoot, { recursive: true, mode: 0o700 });
+    dir = mkdtempSync(join(graphRoot, ".overlay-probe-"));
+  } catch (e) {
+    if (!CANNOT_WRITE.has((e as NodeJS.ErrnoException).code ?? "")) throw e;
+    // A full or read-only graph root cannot hold a probe, but its layers can still be read
+    // (docs/robustness.md): the kernel's word is taken, and the probe runs once the root has room.
+    const known = readFileSync("/proc/filesystems", "utf8").includes("\toverlay\n");
+    return { supported: known, reason: known ? "" : "the kernel has no overlayfs", final: false };
+  }
   try {
     for (const sub of ["lower1", "lower2", "upper", "work", "merged"]) mkdirSync(join(dir, sub));
     const failure = probeMount({ kind: "overlay", target: join(dir, "merged"), options: "lowerdir=lower1:lower2,upperdir=upper,workdir=work", cwd: dir });
-    if (failure !== undefined) return { supported: false, reason: `a test mount of overlayfs on ${graphRoot} failed: ${failure}` };
-    return { supported: true, reason: "" };
+    if (failure !== undefined) return { supported: false, reason: `a test mount of overlayfs on ${graphRoot} failed: ${failure}`, final: true };
+    return { supported: true, reason: "", final: true };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -85,7 +85,7 @@ function checkLayers(parts: StoreParts, dirs: string[]): Finding[] {
     if (row.state !== "complete") {
       if (inProgress(row.owner)) continue;
       const doing = row.state === "creating" ? "created" : "deleted";
-      findings.push({ kind: "layer", id: row.id, problem: `left half-${doing} by a process that died (incomplete)`, repairable: true, repair: () => recover(parts) });
+      findings.push({ kind: "layer", id: row.id, problem: `left half-${doing} by a process that died (incomplete)`, repairable: true, repair: async () => void (await recover(parts)) });
       continue;
     }
     if (row.parent !== "" && !known.has(row.parent) && !busyLayer(parts, row.parent)) {
@@ -139,7 +139,7 @@ function layerUser(parts: StoreParts, id: string): string | undefined {
 async function removeOrphanLayer(parts: StoreParts, id: string): Promise<void> {
   const catalog = parts.catalog;
   const token = parts.token;
-  const claimed = parts.tx(() => {
+  const claimed = parts.freeingTx(() => {
     if (catalog.layerRowExists(id)) return false;
     catalog.insertLayer(newLayerRecord(id), token);
     catalog.setLayerState(id, "deleting", token);
@@ -147,7 +147,7 @@ async function removeOrphanLayer(parts: StoreParts, id: string): Promise<void> {
   });
   if (!claimed) return;
   await parts.driver.remove(id);
-  parts.tx(() => catalog.deleteObject("layer", id));
+  parts.freeingTx(() => catalog.deleteObject("layer", id));
 }
 
 // ---- images ----------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ function inProgress(owner: string): boolean {
 
 function dropMappedLayer(parts: StoreParts, imageId: string, layerId: string): void {
   const catalog = parts.catalog;
-  parts.tx(() => {
+  parts.freeingTx(() => {
     const image = catalog.getImage(imageId);
     if (!image || catalog.getLayer(layerId)) return;
     catalog.setMappedLayers(imageId, image.mappedLayers.filter((l) => l !== layerId));

@@ -70,7 +70,7 @@ export async function createContainer(parts: StoreParts, imageRef: string, optio
       });
     });
   } catch (e) {
-    await abandonLayer(parts, layer.id);
+    await abandonLayer(parts, layer.id).catch(() => {});
     throw e;
   }
   return catalog.getContainer(id)!;
@@ -123,7 +123,7 @@ export async function destroyContainer(parts: StoreParts, container: ContainerRe
   crashPoint("after-delete-mark");
   removeDirs();
   crashPoint("after-content-removed");
-  parts.tx(() => {
+  parts.freeingTx(() => {
     stillThere();
     parts.catalog.deleteObject("container", container.id);
   });

@@ -130,13 +130,22 @@ const MIGRATIONS: string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
+/** The store's database, and why it cannot be written when it cannot. */
+export interface StoreDatabase {
+  db: Database;
+  /** Set when the database could only be opened for reading (a read-only file system): the refusal every write gets. */
+  readOnly?: SystemError;
+}
+
 /**
  * Opens the database file `name` in directory dir, creating both on first use, and brings its
  * schema up to date; a failure names the path. An open costs two round trips: the connection's
  * PRAGMAs, and reading the schema version. WAL mode is kept in the file itself, so it is set
- * only when the schema is made or upgraded, not at every open.
+ * only when the schema is made or upgraded, not at every open. When the file system refuses
+ * the writes that opening needs (no space for the WAL index, a read-only mount), the database
+ * is opened for reading instead (read-only-database.ts, loaded only then).
  */
-export async function openDatabase(dir: string, name: string): Promise<Database> {
+export async function openDatabase(dir: string, name: string): Promise<StoreDatabase> {
   const path = `${dir}/${name}`;
   let db: Database | undefined;
   try {
@@ -144,11 +153,34 @@ export async function openDatabase(dir: string, name: string): Promise<Database>
     db.run(CONNECTION_PRAGMAS);
     const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
     if (version !== MIGRATIONS.length) migrate(db, path, version);
-    return db;
+    return { db };
   } catch (e) {
     db?.close();
+    if (!(e instanceof StorageError)) {
+      const fallback = await import("./read-only-database.ts");
+      const { existsSync } = await import("node:fs");
+      if (fallback.isWriteRefused(e) && existsSync(path)) return openRefusingWrites(path, fallback.openWithoutShm, fallback.writeRefusal(path, e));
+    }
     throw await databaseError(path, e);
   }
+}
+
+/** The database opened for reading (by open) after the file system refused to open it for writing (why); its schema must be current already. */
+function openRefusingWrites(path: string, open: typeof import("./read-only-database.ts").openWithoutShm, why: SystemError): StoreDatabase {
+  const { db, writable } = open(path, BUSY_TIMEOUT_MS, why);
+  try {
+    const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+    if (version > MIGRATIONS.length) throw newerSchema(path, version);
+    if (version < MIGRATIONS.length) throw ioError("upgrading database", `${path} from schema version ${version}`, why);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+  return writable ? { db } : { db, readOnly: why };
+}
+
+function newerSchema(path: string, version: number): NotSupportedError {
+  return new NotSupportedError(`database ${path} has schema version ${version}, newer than this oci-storage understands (${MIGRATIONS.length}); upgrade oci-storage`);
 }
 
 /** The database at path, opened (created if missing); the directory is made only when opening fails for want of it. */
@@ -186,9 +218,7 @@ async function databaseError(path: string, e: unknown): Promise<unknown> {
 
 /** Upgrades the schema from version current (0: a new file) to this build's, in WAL mode. */
 function migrate(db: Database, path: string, current: number): void {
-  if (current > MIGRATIONS.length) {
-    throw new NotSupportedError(`database ${path} has schema version ${current}, newer than this oci-storage understands (${MIGRATIONS.length}); upgrade oci-storage`);
-  }
+  if (current > MIGRATIONS.length) throw newerSchema(path, current);
   // Outside any transaction, as SQLite requires; a no-op on a file that is in WAL mode already.
   const mode = db.query("PRAGMA journal_mode = WAL").get() as { journal_mode: string } | null;
   if (mode?.journal_mode !== "wal") throw new SystemError(`database ${path}: cannot switch to WAL mode`);

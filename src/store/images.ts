@@ -162,7 +162,7 @@ export async function deleteImage(parts: StoreParts, ref: string, test: boolean)
   if (test) return { deletedLayers: decide().removable };
   // Deciding, dropping the image and claiming its layers happen in one transaction, so that no
   // container or child layer can start using them in between.
-  const removable = parts.tx(() => {
+  const removable = parts.freeingTx(() => {
     const { image, removable } = decide();
     parts.catalog.deleteObject("image", image.id);
     claimCheckedLayers(parts, removable);
@@ -174,7 +174,7 @@ export async function deleteImage(parts: StoreParts, ref: string, test: boolean)
 
 /** Drops an image's record only (`delete`, `wipe`); false when it was gone already. */
 export function deleteImageRecord(parts: CatalogParts, id: string): boolean {
-  return parts.tx(() => {
+  return parts.freeingTx(() => {
     if (!parts.catalog.imageExists(id)) return false;
     parts.catalog.deleteObject("image", id);
     return true;

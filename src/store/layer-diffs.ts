@@ -7,6 +7,7 @@ import { NO_ID_MAPS } from "../idmap.ts";
 import { findLayer, requireLayer } from "./lookup.ts";
 import type { CatalogParts, StoreParts } from "./parts.ts";
 import { type LayerRecord, mapsOf } from "./records.ts";
+import { readingLayers } from "./vanished-content.ts";
 
 /** The layer and what a diff, changes or diffsize of it compares with (an unresolvable FROM means the parent). */
 function compareRequest(parts: CatalogParts, ref: string, fromRef: string | undefined): { layer: LayerRecord; request: CompareRequest } {
@@ -26,11 +27,13 @@ function compareRequest(parts: CatalogParts, ref: string, fromRef: string | unde
 }
 
 export function changes(parts: StoreParts, ref: string, fromRef?: string): Promise<Change[]> {
-  return parts.driver.changes(compareRequest(parts, ref, fromRef).request);
+  const { request } = compareRequest(parts, ref, fromRef);
+  return readingLayers(parts, [request.id, request.from], () => parts.driver.changes(request));
 }
 
 export function diffSize(parts: StoreParts, ref: string, fromRef?: string): Promise<number> {
-  return parts.driver.diffSize(compareRequest(parts, ref, fromRef).request);
+  const { request } = compareRequest(parts, ref, fromRef);
+  return readingLayers(parts, [request.id, request.from], () => parts.driver.diffSize(request));
 }
 
 /**
@@ -49,10 +52,12 @@ export async function diff(parts: StoreParts, ref: string, fromRef: string | und
   const { compressingSink, meteredSink } = await import("../archive/compression.ts");
   const compressed = compressingSink(sink, wanted);
   const out = meter ? meteredSink(compressed, meter) : compressed;
-  if (reproduced) {
-    await (await import("../archive/layout.ts")).reproduceTar(parts.roots.catalogOf(layer).layoutChunks(layer.id), parts.driver.contentDir(layer.id), out);
-  } else {
-    await parts.driver.diff(request, out);
-  }
+  await readingLayers(parts, [request.id, request.from], async () => {
+    if (reproduced) {
+      await (await import("../archive/layout.ts")).reproduceTar(parts.roots.catalogOf(layer).layoutChunks(layer.id), parts.driver.contentDir(layer.id), out);
+    } else {
+      await parts.driver.diff(request, out);
+    }
+  });
   await out.close();
 }

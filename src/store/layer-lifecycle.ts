@@ -20,7 +20,7 @@ import { generateId, validateId } from "./ids.ts";
 import { findLayer, layerById } from "./lookup.ts";
 import { checkNamesFree } from "./names.ts";
 import type { StoreParts } from "./parts.ts";
-import { type LayerRecord, mapsOf, newLayerRecord } from "./records.ts";
+import { type LayerRecord, NOTHING_APPLIED, mapsOf, newLayerRecord } from "./records.ts";
 
 export interface CreateLayerOptions {
   id?: string;
@@ -83,7 +83,9 @@ export async function buildLayer(parts: StoreParts, layer: LayerRecord, fill?: (
     if (fill) await fill(layer);
     else parts.driver.flushCreated(layer.id);
   } catch (e) {
-    await abandonLayer(parts, layer.id);
+    await abandonLayer(parts, layer.id).catch(() => {
+      // The row stays 'creating', owned by this process: the next command's recovery removes it.
+    });
     throw e;
   }
 }
@@ -99,19 +101,24 @@ export async function makeLayerContent(parts: StoreParts, layer: LayerRecord, so
   });
 }
 
-/** Removes a layer that was being made by this process. */
+/** Removes a layer that was being made by this process: its content first, which frees the space its row needs. */
 export async function abandonLayer(parts: StoreParts, id: string): Promise<void> {
   await removeLayerContent(parts, id);
-  parts.tx(() => parts.catalog.deleteObject("layer", id));
+  parts.freeingTx(() => parts.catalog.deleteObject("layer", id));
 }
 
-/** Complete: marks a built layer complete, in one transaction with alongside (a container's record, say). */
+/**
+ * Complete: marks a built layer complete, in one transaction with alongside (a container's
+ * record, say). A store without a space reserve (made before there was one, or left without
+ * one by a full disk) gets it now, while there is room.
+ */
 export function completeLayer(parts: StoreParts, id: string, alongside?: () => void): void {
   crashPoint("before-complete");
   parts.tx(() => {
     alongside?.();
     parts.catalog.setLayerState(id, "complete", "");
   });
+  parts.reserve.ensure();
 }
 
 export async function createLayer(parts: StoreParts, options: CreateLayerOptions): Promise<LayerRecord> {
@@ -150,8 +157,9 @@ async function applyInto(parts: StoreParts, layer: LayerRecord, source: ByteSour
 
 /**
  * Applies a layer tar to an existing layer. While applying, the layer is hidden and owned by
- * this process, so a crash mid-way leaves no half-applied layer behind: the next writer
- * empties it again (recovery.ts), and the apply can be repeated.
+ * this process, so no half-applied layer is ever visible: when the apply fails (a bad tar, a
+ * full disk) the layer is emptied again here, and when the process dies the next writer
+ * empties it (recovery.ts); either way the apply can be repeated.
  */
 export async function applyDiff(parts: StoreParts, ref: string, source: ByteSource): Promise<void> {
   const layer = parts.tx(() => {
@@ -162,20 +170,36 @@ export async function applyDiff(parts: StoreParts, ref: string, source: ByteSour
     parts.catalog.setLayerOnInterrupt(found.id, "reset");
     return found;
   });
-  let failure: unknown;
   try {
     await applyInto(parts, layer, source);
   } catch (e) {
-    failure = e;
+    await resetLayer(parts, layer.id).catch(() => {
+      // The row stays 'creating' (reset on interrupt), owned by this process: the next command's recovery resets it.
+    });
+    throw e;
   }
-  // A failed apply may have changed some files; the layer stays usable as it is, like containers-storage's.
-  // When marking it complete fails too (a full disk fails both), the apply's error is the one that says why.
-  try {
-    completeLayer(parts, layer.id);
-  } catch (e) {
-    throw failure ?? e;
+  completeLayer(parts, layer.id);
+}
+
+/**
+ * Makes a layer whose apply failed or was interrupted empty on its parent again, keeping its
+ * record, names and data items, and marks it complete with nothing applied. A layer that has
+ * children keeps its content (re-making it would cut them off from it). Removing the content
+ * first frees the space the rest needs.
+ */
+export async function resetLayer(parts: StoreParts, id: string): Promise<void> {
+  const { catalog } = parts;
+  const layer = catalog.getLayer(id, true)!;
+  if (catalog.childLayerRows(id).length === 0) {
+    await removeLayerContent(parts, id);
+    await makeLayerContent(parts, layer);
+    parts.driver.flushCreated(id);
   }
-  if (failure !== undefined) throw failure;
+  parts.freeingTx(() => {
+    catalog.clearLayout(id);
+    catalog.recordApplied(id, NOTHING_APPLIED);
+    catalog.setLayerState(id, "complete", "");
+  });
 }
 
 // ---- removing --------------------------------------------------------------------------------
@@ -186,7 +210,7 @@ export async function applyDiff(parts: StoreParts, ref: string, source: ByteSour
  * using it between check and mark. False when the layer was no longer there.
  */
 export function claimLayer(parts: StoreParts, id: string, check?: () => void): boolean {
-  return parts.tx(() => {
+  return parts.freeingTx(() => {
     if (!parts.catalog.getLayer(id)) return false;
     check?.();
     parts.catalog.setLayerState(id, "deleting", parts.token);
@@ -215,7 +239,7 @@ export async function removeClaimedLayer(parts: StoreParts, id: string, beforeCo
   beforeContent?.();
   await removeLayerContent(parts, id);
   crashPoint("after-content-removed");
-  parts.tx(() => dropLayerRow(parts, id));
+  parts.freeingTx(() => dropLayerRow(parts, id));
 }
 
 /** Claims, removes and drops a layer; false when it was no longer there to delete. */

@@ -73,7 +73,8 @@ async function makeMappedTopLayer(parts: StoreParts, image: ImageRecord, templat
       return { use: layer.id };
     });
   } catch (e) {
-    await abandonLayer(parts, layer.id);
+    // A failing cleanup must not hide why: the row then stays 'creating' for recovery.
+    await abandonLayer(parts, layer.id).catch(() => {});
     throw e;
   }
   if ("imageGone" in outcome || outcome.use !== layer.id) await abandonLayer(parts, layer.id);

@@ -3,7 +3,7 @@
  * driver's mount description and the Mounter's counts; copying paths in and out of mounted
  * layers; and what a mapped layer's mount point sits under.
  */
-import { lstatSync, statSync } from "node:fs";
+import { existsSync, lstatSync, statSync } from "node:fs";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import type { CopyEndpoint } from "../archive/copy.ts";
 import { LayerUnknownError, PreconditionError, withContext } from "../errors.ts";
@@ -12,6 +12,7 @@ import { kernelMountPoints } from "../sys/mount-table.ts";
 import { findContainer, findImage, findLayer } from "./lookup.ts";
 import type { StoreParts } from "./parts.ts";
 import type { LayerRecord } from "./records.ts";
+import { contentMissing, vanishedAmong } from "./vanished-content.ts";
 
 export interface MountOptions {
   readOnly?: boolean;
@@ -47,17 +48,23 @@ export function mount(parts: StoreParts, ref: string, options: MountOptions): st
   const found = layer;
   // Mounting under the store's write lock: a deletion marks the layer either before (and the
   // mount is refused) or after (and its unmount sees this mount), never in between.
-  return parts.tx(() => {
+  return parts.locked(() => {
     if (!catalog.getLayer(found.id)) throw new LayerUnknownError();
     const existing = mounter.mountPoint(found.id);
     if (existing !== undefined) return mounter.mount(found.id, { kind: "directory", path: existing });
-    const spec = driver.mountSpec(found.id, {
-      readOnly: options.readOnly ?? false,
-      options: options.options ?? [],
-      volatile,
-      mountLabel: options.mountLabel ?? found.mountLabel,
-    });
-    return mounter.mount(found.id, spec);
+    // A layer whose directory vanished is refused with one line saying so, not mounted as a missing path or a cryptic mount(8) failure.
+    try {
+      const spec = driver.mountSpec(found.id, {
+        readOnly: options.readOnly ?? false,
+        options: options.options ?? [],
+        volatile,
+        mountLabel: options.mountLabel ?? found.mountLabel,
+      });
+      if (spec.kind === "directory" && !existsSync(spec.path)) throw contentMissing(parts, found.id);
+      return mounter.mount(found.id, spec);
+    } catch (e) {
+      throw vanishedAmong(parts, [found.id]) ?? e;
+    }
   });
 }
 

@@ -3,10 +3,10 @@
  * catalogs, opened read-only on first use. Their layers and images are visible beside the
  * writable store's, tagged with their root, and never written.
  */
-import { Database, constants } from "bun:sqlite";
 import { InitError, sqliteFailure } from "../errors.ts";
 import { imageStorePaths } from "../drivers/options.ts";
 import { Catalog } from "./catalog.ts";
+import { openUntouched } from "./read-only-database.ts";
 
 export { imageStorePaths };
 
@@ -77,17 +77,4 @@ export class ReadOnlyStores {
   listEverywhere<T extends { fromReadOnlyStore?: string }>(list: (catalog: Catalog) => T[]): T[] {
     return [...list(this.writable), ...this.stores.flatMap((ro) => list(ro.catalog).map((record) => ({ ...record, fromReadOnlyStore: ro.root })))];
   }
-}
-
-/**
- * Opens another store's database so that nothing beside it is written: as an immutable file
- * (no -shm or -wal file made, no lock taken; a plain read-only open of a WAL database makes
- * both), unless it has a non-empty -wal — left by a writer that runs or died — whose commits
- * only a plain read-only open sees.
- */
-function openUntouched(path: string): Database {
-  const wal = `${path}-wal`;
-  if (fs().existsSync(wal) && fs().statSync(wal).size > 0) return new Database(path, { readonly: true, strict: true });
-  const uriPath = path.replace(/[%?#]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
-  return new Database(`file:${uriPath}?immutable=1`, constants.SQLITE_OPEN_READONLY | constants.SQLITE_OPEN_URI);
 }

@@ -4,30 +4,34 @@
  * releases mounts that no process counted.
  */
 import { unmountPath } from "../drivers/mounter.ts";
+import { IoError, asStorageError, messageOf } from "../errors.ts";
 import { isTokenAlive } from "../sys/liveness.ts";
 import { crashPoint } from "../util/crash-points.ts";
 import { removeContainerDirs } from "./containers.ts";
-import { dropLayerRow, makeLayerContent, removeLayerContent } from "./layer-lifecycle.ts";
+import { dropLayerRow, removeLayerContent, resetLayer } from "./layer-lifecycle.ts";
 import { canonical, isLayerMount, isUnder, kernelMounts } from "./mount-table.ts";
 import type { StoreParts } from "./parts.ts";
-import { NOTHING_APPLIED } from "./records.ts";
+import { isOutOfSpace } from "./read-only-database.ts";
 
 /**
  * Layers left 'creating' or 'deleting' by a dead process go away (with the container whose
  * layer it was and its directories), except that a layer whose applydiff was interrupted is
- * kept and emptied; then mounts that no process counted are released.
+ * kept and emptied; then mounts that no process counted are released. When the graph root
+ * takes no writes (read-only, or full even after giving up the space reserve), the layers
+ * stay as they are and the line to say so is returned: a later command finishes the work.
  */
-export async function recover(parts: StoreParts): Promise<void> {
+export async function recover(parts: StoreParts): Promise<string | undefined> {
   const { catalog } = parts;
-  for (const layer of catalog.unfinishedLayers()) {
-    if (layer.owner === parts.token || isTokenAlive(layer.owner)) continue;
+  const orphaned = catalog.unfinishedLayers().filter((layer) => layer.owner !== parts.token && !isTokenAlive(layer.owner));
+  for (const layer of orphaned) {
     const reset = layer.state === "creating" && layer.onInterrupt === "reset";
-    const claimed = parts.tx(() => {
-      const current = catalog.unfinishedLayers().find((l) => l.id === layer.id);
-      if (!current || current.owner !== layer.owner) return false;
-      catalog.setLayerState(layer.id, reset ? "creating" : "deleting", parts.token);
-      return true;
-    });
+    let claimed: boolean;
+    try {
+      claimed = await claimOrphan(parts, layer, reset);
+    } catch (e) {
+      if (!(asStorageError(e) instanceof IoError)) throw e;
+      return `cleaning up after interrupted commands (${orphaned.length} layer${orphaned.length === 1 ? "" : "s"}) must wait for a command that can write: ${messageOf(e)}`;
+    }
     if (!claimed) continue;
     crashPoint("after-recovery-claim");
     try {
@@ -42,36 +46,40 @@ export async function recover(parts: StoreParts): Promise<void> {
   } catch {
     // As above: `check` reports a mount that could not be released.
   }
+  return undefined;
+}
+
+/**
+ * Claims a dead process's layer for this one; false when another process claimed it first. A
+ * layer that is going anyway whose claim finds no room (the dead process was deleting it and
+ * had used up the space reserve) loses its content first: only dead processes worked on it,
+ * and removing it twice is harmless. Then the claim has the space it needs.
+ */
+async function claimOrphan(parts: StoreParts, layer: { id: string; owner: string }, reset: boolean): Promise<boolean> {
+  const { catalog } = parts;
+  const claim = () =>
+    parts.freeingTx(() => {
+      const current = catalog.unfinishedLayers().find((l) => l.id === layer.id);
+      if (!current || current.owner !== layer.owner) return false;
+      catalog.setLayerState(layer.id, reset ? "creating" : "deleting", parts.token);
+      return true;
+    });
+  try {
+    return claim();
+  } catch (e) {
+    if (reset || parts.readOnly || !isOutOfSpace(e)) throw e;
+    await removeLayerContent(parts, layer.id);
+    return claim();
+  }
 }
 
 /** Resets a layer whose applydiff was interrupted, or removes a layer (and the container whose layer it was) left half-made or half-deleted. */
 async function undoInterrupted(parts: StoreParts, id: string, reset: boolean): Promise<void> {
-  if (reset) return resetInterruptedApply(parts, id);
+  if (reset) return resetLayer(parts, id);
   const container = parts.catalog.containerOfLayer(id);
   await removeLayerContent(parts, id);
   if (container) removeContainerDirs(parts, container, "whole");
-  parts.tx(() => dropLayerRow(parts, id));
-}
-
-/**
- * Recovers a layer whose applydiff died half-way: the half-applied files are dropped by making
- * the layer empty on its parent again, keeping its record, names and data items. A layer that
- * has children keeps its content (re-making it would cut them off from it), as after a failed
- * apply. Either way nothing of the interrupted tar is recorded.
- */
-async function resetInterruptedApply(parts: StoreParts, id: string): Promise<void> {
-  const { catalog } = parts;
-  const layer = catalog.getLayer(id, true)!;
-  if (catalog.childLayerRows(id).length === 0) {
-    await removeLayerContent(parts, id);
-    await makeLayerContent(parts, layer);
-    parts.driver.flushCreated(id);
-  }
-  parts.tx(() => {
-    catalog.clearLayout(id);
-    catalog.recordApplied(id, NOTHING_APPLIED);
-    catalog.setLayerState(id, "complete", "");
-  });
+  parts.freeingTx(() => dropLayerRow(parts, id));
 }
 
 /**

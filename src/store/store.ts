@@ -44,22 +44,36 @@ export type { CreateLayerOptions } from "./layer-lifecycle.ts";
 export type { MountOptions, ParentOwners } from "./mounts.ts";
 export { imageStorePaths } from "./read-only-stores.ts";
 
+/** How openStore opens a store. */
+export interface OpenStoreOptions {
+  /** False for `check`, which must see what crashed writers left. */
+  recover?: boolean;
+  /** Receives the one line said when recovery has to wait (a full or read-only graph root). */
+  notice?: (line: string) => void;
+}
+
 /**
  * Opens the store described by options, creating its graph root and database on first use.
- * Unless recover is false (for `check`), the work of crashed writers is cleaned up first. The
- * driver is started here only for a new store (so that a driver that fails to start is never
- * recorded) or when driver options are given (so that bad ones fail every command, as in 1.43);
- * otherwise by the first command that needs layer content, which also makes the run root.
+ * Unless recover is false (for `check`), the work of crashed writers is cleaned up first; when
+ * the graph root cannot take the writes that needs, that waits for a later command and notice
+ * says so once. The driver is started here only for a new store (so that a driver that fails
+ * to start is never recorded) or when driver options are given (so that bad ones fail every
+ * command, as in 1.43); otherwise by the first command that needs layer content, which also
+ * makes the run root.
  */
-export async function openStore(options: StoreOptions, { recover = true }: { recover?: boolean } = {}): Promise<Store> {
-  const db = await openDatabase(options.graphRoot, "oci-storage.db");
+export async function openStore(options: StoreOptions, { recover = true, notice }: OpenStoreOptions = {}): Promise<Store> {
+  const database = await openDatabase(options.graphRoot, "oci-storage.db");
+  const { db } = database;
   const catalog = new Catalog(db);
-  const base = catalogParts(options, db, catalog);
+  const base = catalogParts(options, { ...database, path: `${options.graphRoot}/oci-storage.db` }, catalog);
   const recorded = catalog.getInfo("driver");
   const store = new Store(db, base, await chooseDriver(recorded, options));
   if (recorded === undefined || options.driverOptions.length > 0) await store.content();
   if (recorded === undefined) recordDriver(base, store.driverName);
-  if (recover) await store.recover();
+  if (recover) {
+    const deferred = await store.recover();
+    if (deferred) notice?.(deferred);
+  }
   return store;
 }
 
@@ -72,13 +86,17 @@ async function chooseDriver(recorded: string | undefined, options: StoreOptions)
   return recorded ?? asked ?? (await defaultDriverName(options.graphRoot, options.runRoot));
 }
 
-/** Records a new store's driver once it has started, so that a driver that fails to start is never recorded. */
+/**
+ * Records a new store's driver once it has started, so that a driver that fails to start is
+ * never recorded; a new store gets its space reserve then too.
+ */
 function recordDriver(parts: CatalogParts, name: string): void {
   parts.tx(() => {
     const recorded = parts.catalog.getInfo("driver");
     if (recorded !== undefined && recorded !== name) throw new InitError(`the store at ${parts.options.graphRoot} uses the ${recorded} driver, not ${name}`);
     parts.catalog.setInfo("driver", name);
   });
+  parts.reserve.make();
 }
 
 export class Store {
@@ -122,19 +140,25 @@ export class Store {
     return SCHEMA_VERSION;
   }
 
+  /** Closes the database and the mount counts; a space reserve given up by a deletion is made again. */
   close(): void {
     this.loaded?.mounter.close();
     this.parts.catalog.finalize();
     this.db.close();
+    this.parts.reserve.restore();
   }
 
   // ---- recovery and check (recovery.ts, check.ts) ------------------------------------------------
 
-  /** Finishes or undoes the work of writers that died, then releases mounts no process counted; loads nothing when there is nothing to do. */
-  async recover(): Promise<void> {
-    if (!(await recoveryNeeded(this.parts, this.driverName))) return;
+  /**
+   * Finishes or undoes the work of writers that died, then releases mounts no process counted;
+   * loads nothing when there is nothing to do. Returns the line to say when that had to wait
+   * because the graph root takes no writes.
+   */
+  async recover(): Promise<string | undefined> {
+    if (!(await recoveryNeeded(this.parts, this.driverName))) return undefined;
     const [parts, { recover }] = await Promise.all([this.content(), import("./recovery.ts")]);
-    await recover(parts);
+    return recover(parts);
   }
 
   /** Every inconsistency in the store right now (`check`). */

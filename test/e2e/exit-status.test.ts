@@ -138,7 +138,7 @@ describe.skipIf(rootReason !== undefined)("I/O errors name the path and exit 1, 
   });
   afterEach(() => s.destroy());
 
-  test("a read-only graph root: every command fails to open the store, naming the file and 'read-only file system'", () => {
+  test("a read-only graph root: writing commands fail naming the database and 'read-only file system' (1.43: every command, at start)", () => {
     for (const store of [s.ours, s.peer]) {
       if (!store) continue;
       store.ok(["create-layer", "-i", "base"]);
@@ -147,8 +147,12 @@ describe.skipIf(rootReason !== undefined)("I/O errors name the path and exit 1, 
         const args = ["--graph", join(store.dir, "mnt"), "--run", store.run, "--storage-driver", "vfs"];
         for (const command of [["layers"], ["create-layer"], ["delete-layer", "base"]]) {
           const r = runBinary([...args, ...command], {}, store.binary);
-          expect({ binary: store.binary, command, code: r.code }).toEqual({ binary: store.binary, command, code: 1 });
-          expect(r.stdout + r.stderr).toMatch(/^error initializing: .*read-only file system\n/);
+          // Reading a read-only store works here (docs/robustness.md); 1.43 cannot even open it.
+          const reads = store === s.ours && command[0] === "layers";
+          expect({ binary: store.binary, command, code: r.code }).toEqual({ binary: store.binary, command, code: reads ? 0 : 1 });
+          if (reads) expect(r.stdout).toBe("base\n");
+          else if (store === s.ours) expect(r.stderr).toMatch(/^(base: |create-layer: )?opening database .*\/oci-storage\.db for writing: read-only file system\n$/);
+          else expect(r.stdout + r.stderr).toMatch(/^error initializing: .*read-only file system\n/);
         }
       });
     }
@@ -165,8 +169,8 @@ describe.skipIf(rootReason !== undefined)("I/O errors name the path and exit 1, 
         const r = runBinary([...args, "applydiff", "-f", tar, "base"], {}, store.binary);
         expect({ binary: store.binary, code: r.code }).toEqual({ binary: store.binary, code: 1 });
         expect(r.stderr).toContain("no space left on device");
-        // Ours names the entry it was writing, even though recording the failed apply then finds the disk full too.
-        if (store === s.ours) expect(r.stderr).toBe('extracting "./big": no space left on device\n');
+        // Ours names the command and the entry it was writing, even though the disk is full for the database too.
+        if (store === s.ours) expect(r.stderr).toBe('applydiff: extracting "./big": no space left on device\n');
       });
     }
   });

@@ -38,14 +38,18 @@ export function runBinary(args: string[], options: RunOptions = {}, binary = BIN
 /** A store in a temp dir, used through the binary with fixed --graph/--run/-s options. */
 export class TestStore {
   readonly dir = mkdtempSync(join(tmpdir(), "oci-storage-test-"));
-  readonly graph = join(this.dir, "root");
+  readonly graph: string;
   readonly run = join(this.dir, "run");
 
   constructor(
     readonly driver: string,
     /** The binary run: oci-storage, or PEER_BINARY for a side-by-side check. */
     readonly binary = BINARY,
-  ) {}
+    /** The graph root, when it must live elsewhere (on a small file system, say); removed by destroy() too. */
+    graph?: string,
+  ) {
+    this.graph = graph ?? join(this.dir, "root");
+  }
 
   /** The global options that select this store. */
   get globals(): string[] {
@@ -73,6 +77,7 @@ export class TestStore {
   destroy(): void {
     // containers-storage 1.43's shutdown -f loops forever while a layer is mounted: a peer store is unmounted by its test.
     if (this.binary === BINARY) this.cli(["shutdown", "-f"]);
+    rmSync(this.graph, { recursive: true, force: true });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

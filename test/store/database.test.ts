@@ -26,7 +26,7 @@ function scratch(): string {
 }
 
 async function open(dir: string): Promise<Database> {
-  const db = await openDatabase(dir, "oci-storage.db");
+  const { db } = await openDatabase(dir, "oci-storage.db");
   opened.push(db);
   return db;
 }
