@@ -58,7 +58,9 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
         const upper = s.ok(["import-layer", "-n", "upper", "-f", upperTar, "base"]).split("\n")[0]!;
         const image = s.ok(["create-image", "-n", "image", "-m", "image metadata", "upper"]).split("\n")[0]!;
         s.ok(["set-image-data", "image", "manifest"], { stdin: manifest });
+        s.ok(["set-layer-data", "upper", "note"], { stdin: "layer note" });
         s.ok(["create-container", "-n", "ctr", "image"]);
+        s.ok(["set-container-data", "ctr", "state"], { stdin: "container state" });
         ids = { base, upper, image };
       }
 
@@ -78,6 +80,9 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
         expect(read(["exists", "image"]).stdout).toBe("image: true\n");
         expect(read(["metadata", "-q", "image"]).stdout).toBe("image metadata\n");
         expect(read(["get-image-data", "image", "manifest"]).stdout).toBe(manifest);
+        expect(read(["get-layer-data", "upper", "note"]).stdout).toBe("layer note");
+        expect(read(["get-container-data", "ctr", "state"]).stdout).toBe("container state");
+        expect(read(["list-container-data", "ctr"]).stdout).toBe("state\n");
         expect(sha256Bytes(read(["diff", "-u", "base"]).stdoutBytes)).toBe(sha256File(baseTar));
         expect(sha256Bytes(read(["diff", "-u", "upper"]).stdoutBytes)).toBe(sha256File(upperTar));
         expect(read(["changes", "upper"]).stdout).toContain(`Add "/etc/motd"\n`);
