@@ -64,8 +64,10 @@ export class SmallFs {
       } else {
         const image = join(this.work, "ext4.img");
         must(["truncate", "-s", `${megabytes}M`, image]);
-        // No blocks reserved for root (the tests run as root, which could use them anyway).
-        must(["mkfs.ext4", "-q", "-F", "-m", "0", image]);
+        // No blocks reserved for root (the tests run as root, which could use them anyway), and
+        // 4 KiB blocks as on any real-sized ext4 (mkfs picks 1 KiB for a small image, where
+        // SQLite's memory-mapped WAL index can fault with SIGBUS on a full disk: robustness.md).
+        must(["mkfs.ext4", "-q", "-F", "-m", "0", "-b", "4096", image]);
         this.loop = must(["losetup", "-f", "--show", image]);
         must(["mount", "-t", "ext4", this.loop, this.path]);
       }
