@@ -10,6 +10,12 @@ import type { IdMaps } from "../idmap.ts";
 
 /** The file in the run root where the Mounter keeps its counts; made by the first mount, before it mounts anything. */
 export const MOUNT_COUNTS_FILE = "mounts.db";
+/**
+ * The file in the run root that exists while a kernel mount may be counted or half made: the
+ * Mounter makes it before mounting and removes it when the last counted kernel mount ends, so
+ * that a command on a store with nothing mounted need not read the mount table at start.
+ */
+export const MOUNTS_ACTIVE_FILE = "mounts.active";
 
 /** A kernel (or FUSE) mount described as data; making it is the Mounter's job. */
 export interface KernelMountSpec {

@@ -5,13 +5,13 @@
  * holding a mount is killed, or someone unmounts behind our back, the next call sees the truth.
  */
 import { Database } from "bun:sqlite";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { kernelMountPoints } from "../sys/mount-table.ts";
 import { join } from "node:path";
 import { SystemError } from "../errors.ts";
 import { crashPoint } from "../util/crash-points.ts";
 import { isTokenAlive, processToken } from "../sys/liveness.ts";
-import { type KernelMountSpec, type LayerViews, MOUNT_COUNTS_FILE, type MountSpec, type ViewRequest } from "./driver.ts";
+import { type KernelMountSpec, type LayerViews, MOUNT_COUNTS_FILE, MOUNTS_ACTIVE_FILE, type MountSpec, type ViewRequest } from "./driver.ts";
 
 export interface MountState {
   layer: string;
@@ -82,9 +82,11 @@ function answers(path: string): boolean {
 export class Mounter {
   private database: Database | undefined;
   private readonly path: string;
+  private readonly activeMark: string;
 
   constructor(private readonly runRoot: string) {
     this.path = join(runRoot, MOUNT_COUNTS_FILE);
+    this.activeMark = join(runRoot, MOUNTS_ACTIVE_FILE);
   }
 
   private get db(): Database {
@@ -136,6 +138,7 @@ export class Mounter {
         if (spec.kind !== "directory") {
           // A mount left by a process that died before counting it, or a dead FUSE mount.
           if (kernelMountPoints().has(spec.target)) unmountPath(spec.target);
+          if (!existsSync(this.activeMark)) writeFileSync(this.activeMark, "");
           mountNow(spec);
           crashPoint("after-kernel-mount");
         }
@@ -163,8 +166,22 @@ export class Mounter {
       }
       if (row?.kernel && kernelMountPoints().has(row.path)) unmountPath(row.path);
       this.db.query("DELETE FROM mounts WHERE layer = ?").run(layer);
+      if (row?.kernel) this.unmarkIfIdle();
       return true;
     });
+  }
+
+  /** Removes the active mark when no kernel mount is counted any more; called holding the lock. */
+  private unmarkIfIdle(): void {
+    if (this.db.query("SELECT 1 FROM mounts WHERE kernel = 1 AND count > 0 LIMIT 1").get() === null) rmSync(this.activeMark, { force: true });
+  }
+
+  /**
+   * After recovery released what dead processes left (uncounted and stale mounts): removes the
+   * active mark when no kernel mount is counted, so later commands skip recovery.
+   */
+  forgetIdleMark(): void {
+    if (existsSync(this.activeMark)) this.locked(() => this.unmarkIfIdle());
   }
 
   /** The current mount count of a layer, checked against the kernel. */

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TestStore, overlaySkipReason, runBinary } from "../helpers/cli.ts";
+import { BINARY, TestStore, overlaySkipReason, runBinary } from "../helpers/cli.ts";
 import { makeTar } from "../helpers/fixtures.ts";
 
 const BASE = { "etc/": "", "etc/hosts": "127.0.0.1 localhost\n", "data/": "", "data/file1": "one" };
@@ -236,6 +236,26 @@ describe.skipIf(skip !== undefined)("overlay driver", () => {
     forgetCounts();
     expect(s.cli(["shutdown"]).code).toBe(0);
     expect(mountEntry(path)).toBeUndefined();
+  });
+
+  test("once nothing is mounted, a command does not read the mount table at start; a mount killed before it was counted is still released by the next command", () => {
+    s.ok(["import-layer", "-i", "L", "-f", makeTar(BASE)]);
+    /** Whether a `layers` run opened the kernel's mount table (recovery comparing it with the counts). */
+    const layersReadMountTable = () => {
+      const r = Bun.spawnSync(["strace", "-f", "-e", "trace=openat", BINARY, ...s.globals, "layers"], { stdout: "pipe", stderr: "pipe" });
+      expect(r.exitCode).toBe(0);
+      return r.stderr.toString().includes("/proc/self/mountinfo");
+    };
+    const path = s.ok(["mount", "L"]).trim();
+    expect(layersReadMountTable()).toBe(true);
+    s.ok(["unmount", "L"]);
+    expect(layersReadMountTable()).toBe(false);
+    const crashed = s.cli(["mount", "L"], { env: { OCI_STORAGE_CRASH_AT: "after-kernel-mount" } });
+    expect(crashed.code).not.toBe(0);
+    expect(mountEntry(path)).toBeDefined();
+    expect(s.ok(["layers"])).toContain("L");
+    expect(mountEntry(path)).toBeUndefined();
+    expect(layersReadMountTable()).toBe(false);
   });
 
   test.skipIf(FUSE_OVERLAYFS === undefined)(`a mount program (fuse-overlayfs) mounts instead of mount(8)${FUSE_OVERLAYFS ? "" : " [skipped: fuse-overlayfs is not installed]"}`, async () => {
