@@ -209,7 +209,9 @@ for (const driver of availableDrivers()) {
       expect(check()).toEqual({ code: 0, problems: [] });
     });
 
-    test.skipIf(driver !== "overlay")("overlay: a mount that vanished is stale, a mount nobody counted is unknown; --repair fixes both", () => {
+    // Kernel mounts exist on overlay only: on vfs this case is not defined rather than skipped.
+    if (driver === "overlay")
+      test("overlay: a mount that vanished is stale, a mount nobody counted is unknown; --repair fixes both", () => {
       s.ok(["create-layer", "--id", "a"]);
       s.ok(["create-layer", "--id", "b"]);
       const pointA = s.ok(["mount", "a"]).trim();
