@@ -5,6 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import { NotSupportedError, StorageError, SystemError, ioError, sqliteFailure } from "../errors.ts";
+import { markIfSmallBlocks, walIndexMayFault } from "./wal-index-room.ts";
 
 /** How long a writer waits for another process's write transaction before giving up. */
 const BUSY_TIMEOUT_MS = 60_000;
@@ -147,12 +148,19 @@ export interface StoreDatabase {
  */
 export async function openDatabase(dir: string, name: string): Promise<StoreDatabase> {
   const path = `${dir}/${name}`;
+  if (await walIndexMayFault(dir)) {
+    const fallback = await import("./read-only-database.ts");
+    return openRefusingWrites(path, fallback.openWithoutShm, fallback.writeRefusal(path, { code: "ENOSPC" }));
+  }
   let db: Database | undefined;
   try {
     db = await openCreatingDirectory(dir, path);
     db.run(CONNECTION_PRAGMAS);
     const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
-    if (version !== MIGRATIONS.length) migrate(db, path, version);
+    if (version !== MIGRATIONS.length) {
+      migrate(db, path, version);
+      await markIfSmallBlocks(dir);
+    }
     return { db };
   } catch (e) {
     db?.close();

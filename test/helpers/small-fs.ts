@@ -49,10 +49,11 @@ export class SmallFs {
   private fillers = 0;
   private destroyed = false;
 
-  /** Mounts a new file system of the kind with room for about `megabytes` MiB. */
+  /** Mounts a new file system of the kind with room for about `megabytes` MiB; ext4 with blocks of `blockBytes`. */
   constructor(
     readonly kind: SmallFsKind,
     megabytes: number,
+    blockBytes = 4096,
   ) {
     this.work = mkdtempSync(join(tmpdir(), `oci-smallfs-${kind}-`));
     this.path = join(this.work, "mnt");
@@ -65,9 +66,9 @@ export class SmallFs {
         const image = join(this.work, "ext4.img");
         must(["truncate", "-s", `${megabytes}M`, image]);
         // No blocks reserved for root (the tests run as root, which could use them anyway), and
-        // 4 KiB blocks as on any real-sized ext4 (mkfs picks 1 KiB for a small image, where
-        // SQLite's memory-mapped WAL index can fault with SIGBUS on a full disk: robustness.md).
-        must(["mkfs.ext4", "-q", "-F", "-m", "0", "-b", "4096", image]);
+        // by default 4 KiB blocks as on any real-sized ext4 (mkfs picks 1 KiB for a small image,
+        // which small-blocks.test.ts asks for on purpose).
+        must(["mkfs.ext4", "-q", "-F", "-m", "0", "-b", `${blockBytes}`, image]);
         this.loop = must(["losetup", "-f", "--show", image]);
         must(["mount", "-t", "ext4", this.loop, this.path]);
       }
