@@ -148,10 +148,7 @@ export interface StoreDatabase {
  */
 export async function openDatabase(dir: string, name: string): Promise<StoreDatabase> {
   const path = `${dir}/${name}`;
-  if (await walIndexMayFault(dir)) {
-    const fallback = await import("./read-only-database.ts");
-    return openRefusingWrites(path, fallback.openWithoutShm, fallback.writeRefusal(path, { code: "ENOSPC" }));
-  }
+  if (await walIndexMayFault(dir)) return openRefusingWrites(path, { code: "ENOSPC" });
   let db: Database | undefined;
   try {
     db = await openCreatingDirectory(dir, path);
@@ -165,17 +162,22 @@ export async function openDatabase(dir: string, name: string): Promise<StoreData
   } catch (e) {
     db?.close();
     if (!(e instanceof StorageError)) {
-      const fallback = await import("./read-only-database.ts");
+      const { isWriteRefused } = await import("./read-only-database.ts");
       const { existsSync } = await import("node:fs");
-      if (fallback.isWriteRefused(e) && existsSync(path)) return openRefusingWrites(path, fallback.openWithoutShm, fallback.writeRefusal(path, e));
+      if (isWriteRefused(e) && existsSync(path)) return openRefusingWrites(path, e);
     }
     throw await databaseError(path, e);
   }
 }
 
-/** The database opened for reading (by open) after the file system refused to open it for writing (why); its schema must be current already. */
-function openRefusingWrites(path: string, open: typeof import("./read-only-database.ts").openWithoutShm, why: SystemError): StoreDatabase {
-  const { db, writable } = open(path, BUSY_TIMEOUT_MS, why);
+/**
+ * The database opened without its -shm file (read-only-database.ts) when the file system refused,
+ * or would fault on, the writes a normal open needs (cause); its schema must be current already.
+ */
+async function openRefusingWrites(path: string, cause: unknown): Promise<StoreDatabase> {
+  const { openWithoutShm, writeRefusal } = await import("./read-only-database.ts");
+  const why = writeRefusal(path, cause);
+  const { db, writable } = openWithoutShm(path, BUSY_TIMEOUT_MS, why);
   try {
     const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
     if (version > MIGRATIONS.length) throw newerSchema(path, version);

@@ -43,7 +43,7 @@ export async function recover(parts: StoreParts): Promise<string | undefined> {
   }
   try {
     releaseUncountedMounts(parts);
-    if (parts.driver.name !== "vfs") parts.mounter.forgetIdleMark();
+    parts.mounter.forgetIdleMark();
   } catch {
     // As above: `check` reports a mount that could not be released.
   }
