@@ -177,7 +177,13 @@ export async function openDatabase(dir: string, name: string): Promise<StoreData
 async function openRefusingWrites(path: string, cause: unknown): Promise<StoreDatabase> {
   const { openWithoutShm, writeRefusal } = await import("./read-only-database.ts");
   const why = writeRefusal(path, cause);
-  const { db, writable } = openWithoutShm(path, BUSY_TIMEOUT_MS, why);
+  let opened: { db: Database; writable: boolean };
+  try {
+    opened = openWithoutShm(path, BUSY_TIMEOUT_MS, why);
+  } catch (e) {
+    throw await databaseError(path, e);
+  }
+  const { db, writable } = opened;
   try {
     const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
     if (version > MIGRATIONS.length) throw newerSchema(path, version);
@@ -211,12 +217,20 @@ async function openCreatingDirectory(dir: string, path: string): Promise<Databas
   }
 }
 
-/** A failure while opening, naming the file; when SQLite only says it cannot open it, the directory tells why (read-only, permission). */
+/**
+ * A failure while opening, naming the file; when SQLite only says it cannot open it, the file
+ * (a failing disk, a permission) or else its directory (read-only, permission) tells why.
+ */
 async function databaseError(path: string, e: unknown): Promise<unknown> {
   if (e instanceof StorageError) return e;
   const context = `opening database ${path}`;
   if ((e as { code?: unknown }).code === "SQLITE_CANTOPEN") {
-    const { accessSync, constants } = await import("node:fs");
+    const { accessSync, closeSync, constants, openSync } = await import("node:fs");
+    try {
+      closeSync(openSync(path, "r"));
+    } catch (why) {
+      if ((why as NodeJS.ErrnoException).code !== "ENOENT") return ioError("opening database", path, why);
+    }
     try {
       accessSync(path.slice(0, path.lastIndexOf("/")) || "/", constants.W_OK);
     } catch (why) {

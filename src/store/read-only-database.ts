@@ -49,12 +49,12 @@ export function writeRefusal(path: string, error: unknown): SystemError {
   const op = "opening database";
   const target = `${path} for writing`;
   if (isOutOfSpace(error)) return ioError(op, target, { code: codeOf(error) === "EDQUOT" ? "EDQUOT" : "ENOSPC" });
-  for (const place of [path, path.slice(0, path.lastIndexOf("/")) || "/"]) {
-    try {
-      fs().accessSync(place, fs().constants.W_OK);
-    } catch (why) {
-      return ioError(op, target, why);
-    }
+  // The file opened for writing says what a failing disk says (EIO) where access(2) would not.
+  try {
+    fs().closeSync(fs().openSync(path, "r+"));
+    fs().accessSync(path.slice(0, path.lastIndexOf("/")) || "/", fs().constants.W_OK);
+  } catch (why) {
+    return ioError(op, target, why);
   }
   return ioError(op, target, { code: "EROFS" });
 }

@@ -17,8 +17,8 @@ import { TestStore, availableDrivers } from "../helpers/cli.ts";
 import { sh, sha256Bytes, sha256File } from "../helpers/fixtures.ts";
 import { SmallFs, type SmallFsKind, smallFsSkipReason } from "../helpers/small-fs.ts";
 import { RESERVE_FILE } from "../../src/store/space-reserve.ts";
+import { MiB, expectClean, expectUnchanged, expectWriteFault, expectUsableAgain, randomTree, snapshot, tarOf } from "./disk-faults.ts";
 
-const MiB = 1024 * 1024;
 /** The small file system, and the big inputs that cannot fit on it. */
 const FS_MEGABYTES = 24;
 const BIG_MEGABYTES = 32;
@@ -39,24 +39,6 @@ interface Inputs {
   bigTree: string;
   /** An OCI layout (made by umoci) whose image has a small layer and then one bigger than the file system. */
   layout: string;
-}
-
-function tarOf(root: string, out: string): string {
-  sh(["tar", "-C", root, "--owner=0", "--group=0", "--mtime=2024-05-01 10:00:00", "--sort=name", "-cf", out, "."]);
-  return out;
-}
-
-/** A tree of `megabytes` MiB of random files (1 MiB each) under a few directories. */
-function randomTree(root: string, megabytes: number): string {
-  for (let i = 0; i < megabytes; i++) {
-    const dir = join(root, "usr", "lib", `pkg${i % 6}`);
-    mkdirSync(dir, { recursive: true });
-    const blob = new Uint8Array(MiB);
-    for (let at = 0; at < MiB; at += 65536) crypto.getRandomValues(blob.subarray(at, at + 65536));
-    writeFileSync(join(dir, `blob${i}.bin`), blob);
-  }
-  writeFileSync(join(root, "usr", "README"), "a tree too big for its file system\n");
-  return root;
 }
 
 /** An OCI layout holding `image`: a small first layer, then a second one holding `bigTree`. */
@@ -98,68 +80,6 @@ function makeInputs(): Inputs {
     bigTree,
     layout: makeLayout(dir, bigTree),
   };
-}
-
-/** What a store held before a failure, to compare with after it. */
-interface Snapshot {
-  layers: Array<{ id: string; names: string[] }>;
-  diffs: Map<string, string>;
-  /** The digest of every layer's, image's and container's data item, by "kind id/name". */
-  items: Map<string, string>;
-}
-
-function snapshot(s: TestStore): Snapshot {
-  const layers = (s.json(["layers", "-j"]) as Array<{ id: string; names?: string[] }>).map((l) => ({ id: l.id, names: l.names ?? [] }));
-  const diffs = new Map(layers.map((l) => [l.id, sha256Bytes(s.cli(["diff", "-u", l.id]).stdoutBytes)] as const));
-  const items = new Map<string, string>();
-  for (const kind of ["layer", "image", "container"]) {
-    for (const owner of s.json([`${kind}s`, "-j"]) as Array<{ id: string; "big-data-names"?: string[] }>) {
-      for (const name of owner["big-data-names"] ?? []) {
-        const r = s.cli([`get-${kind}-data`, owner.id, name]);
-        expect({ kind, name, code: r.code, stderr: r.stderr }).toEqual({ kind, name, code: 0, stderr: "" });
-        items.set(`${kind} ${owner.id}/${name}`, sha256Bytes(r.stdoutBytes));
-      }
-    }
-  }
-  return { layers, diffs, items };
-}
-
-/** The store lists, exports and reads back exactly what it held before, and check finds nothing. */
-function expectUnchanged(s: TestStore, before: Snapshot): void {
-  const after = snapshot(s);
-  expect(after.layers).toEqual(before.layers);
-  expect(after.diffs).toEqual(before.diffs);
-  expect(after.items).toEqual(before.items);
-  expectClean(s);
-}
-
-function expectClean(s: TestStore): void {
-  const check = s.cli(["check"]);
-  expect(`${check.stdout}${check.stderr}`).toBe("");
-  expect(check.code).toBe(0);
-}
-
-/**
- * The one-line failure of a write that ran out of space: the command's name, the path it was
- * writing (a file of the tar or tree, quoted, or a path in the graph root), the cause.
- */
-function expectNoSpace(r: { code: number; stderr: string }, command: string, s: TestStore): void {
-  expect(r.code).toBe(1);
-  expect(r.stderr.trim().split("\n")).toHaveLength(1);
-  expect(r.stderr.startsWith(`${command}: `)).toBe(true);
-  expect(r.stderr).toMatch(/: no space left on device\n$/);
-  const graph = s.graph.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  expect(r.stderr).toMatch(new RegExp(`(extracting "[^"]+"|${graph}/\\S+): no space left on device\n$`));
-}
-
-/** After freeing space: a new layer can be made, and the layer given (if any) deleted. */
-function expectUsableAgain(fs: SmallFs, s: TestStore, inputs: Inputs, failed?: string): void {
-  fs.free();
-  const fresh = s.ok(["import-layer", "-f", inputs.baseTar]).split("\n")[0]!;
-  expect(sha256Bytes(s.cli(["diff", "-u", fresh]).stdoutBytes)).toBe(sha256File(inputs.baseTar));
-  if (failed !== undefined) s.ok(["delete-layer", failed]);
-  expectClean(s);
-  expect(existsSync(join(s.graph, RESERVE_FILE))).toBe(true);
 }
 
 const skip = smallFsSkipReason();
@@ -211,9 +131,9 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
           storeWithBase();
           const before = snapshot(s);
           fs.fill(leave);
-          expectNoSpace(s.cli(["import-layer", "-n", "big", "-f", input.bigTar, "base"]), "import-layer", s);
+          expectWriteFault(s.cli(["import-layer", "-n", "big", "-f", input.bigTar, "base"]), "import-layer", s);
           expectUnchanged(s, before);
-          expectUsableAgain(fs, s, input);
+          expectUsableAgain(fs, s, input.baseTar);
         });
       }
 
@@ -221,9 +141,9 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
         storeWithBase();
         const before = snapshot(s);
         fs.fill(6 * MiB);
-        expectNoSpace(s.cli(["import-layer", "-f", input.bigTarGz]), "import-layer", s);
+        expectWriteFault(s.cli(["import-layer", "-f", input.bigTarGz]), "import-layer", s);
         expectUnchanged(s, before);
-        expectUsableAgain(fs, s, input);
+        expectUsableAgain(fs, s, input.baseTar);
       });
 
       for (const [label, leave] of [
@@ -235,7 +155,7 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
           const layer = s.ok(["create-layer", "-n", "target", "base"]).split("\n")[0]!;
           const before = snapshot(s);
           fs.fill(leave);
-          expectNoSpace(s.cli(["applydiff", "-f", input.bigTarGz, layer]), "applydiff", s);
+          expectWriteFault(s.cli(["applydiff", "-f", input.bigTarGz, layer]), "applydiff", s);
           expectUnchanged(s, before);
           expect(s.ok(["changes", layer])).toBe("");
           expect(s.ok(["diffsize", layer]).trim()).toBe("0");
@@ -243,7 +163,7 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
           fs.free();
           s.ok(["applydiff", "-f", input.baseTar, layer]);
           expect(sha256Bytes(s.cli(["diff", "-u", layer]).stdoutBytes)).toBe(sha256File(input.baseTar));
-          expectUsableAgain(fs, s, input, layer);
+          expectUsableAgain(fs, s, input.baseTar, layer);
         });
       }
 
@@ -255,12 +175,12 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
           storeWithBase();
           const before = snapshot(s);
           fs.fill(leave);
-          expectNoSpace(s.cli([`set-${kind}-data`, "-f", input.bigItem, owner, "huge"]), `set-${kind}-data`, s);
+          expectWriteFault(s.cli([`set-${kind}-data`, "-f", input.bigItem, owner, "huge"]), `set-${kind}-data`, s);
           expectUnchanged(s, before);
           expect(s.cli([`get-${kind}-data`, owner, "huge"]).code).toBe(1);
           // Nothing of the failed item is left holding space: what was free before is free again.
           expect(fs.freeBytes).toBeGreaterThan(leave - MiB);
-          expectUsableAgain(fs, s, input);
+          expectUsableAgain(fs, s, input.baseTar);
         });
       }
 
@@ -270,20 +190,20 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
         const before = snapshot(s);
         fs.fill(8 * MiB);
         const r = s.cli(["copy", input.bigTree, `${layer}:/copied`]);
-        expectNoSpace(r, "copy", s);
+        expectWriteFault(r, "copy", s);
         expectUnchanged(s, before);
         expect(s.ok(["changes", layer])).toBe("");
-        expectUsableAgain(fs, s, input, layer);
+        expectUsableAgain(fs, s, input.baseTar, layer);
       });
 
       test("a pull whose second layer does not fit removes the layer it had stored", () => {
         storeWithBase();
         const before = snapshot(s);
         fs.fill(6 * MiB);
-        expectNoSpace(s.cli(["pull", `oci:${input.layout}:image`]), "pull", s);
+        expectWriteFault(s.cli(["pull", `oci:${input.layout}:image`]), "pull", s);
         expectUnchanged(s, before);
         expect(s.json(["images", "-j"])).toHaveLength(1);
-        expectUsableAgain(fs, s, input);
+        expectUsableAgain(fs, s, input.baseTar);
       });
 
       if (driver === "vfs") {
@@ -298,11 +218,11 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
             s.ok(["create-image", "-n", "parent-image", "parent"]);
             const before = snapshot(s);
             if (leave !== undefined) fs.fill(leave);
-            expectNoSpace(s.cli([...command]), command[0], s);
+            expectWriteFault(s.cli([...command]), command[0], s);
             expectUnchanged(s, before);
             expect(s.json(["containers", "-j"])).toEqual([]);
             s.ok(["delete-image", "parent-image"]);
-            expectUsableAgain(fs, s, input);
+            expectUsableAgain(fs, s, input.baseTar);
           });
         }
       }
@@ -329,7 +249,7 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
           s.ok(["unmount", "base"]);
         }
         // Writing that needs space fails with one line naming the cause.
-        expectNoSpace(s.cli(["set-image-data", "-f", input.item, "image", "another"]), "set-image-data", s);
+        expectWriteFault(s.cli(["set-image-data", "-f", input.item, "image", "another"]), "set-image-data", s);
         // Deleting frees space, from the very first delete on.
         s.ok(["delete-layer", "third"]);
         s.ok(["delete-container", "ctr"]);
@@ -341,7 +261,7 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
         s.ok(["delete", "image"]);
         s.ok(["wipe"]);
         expect(s.json(["layers", "-j"])).toEqual([]);
-        expectUsableAgain(fs, s, input);
+        expectUsableAgain(fs, s, input.baseTar);
       });
 
       // Every delete on a full disk, killed between its mark and its row: the next command finishes
@@ -382,7 +302,7 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
           expect(s.cli(["exists", gone]).code).toBe(1);
           if (gone === "doomed") expect(fs.freeBytes).toBeGreaterThan(10 * MiB);
           expectClean(s);
-          expectUsableAgain(fs, s, input);
+          expectUsableAgain(fs, s, input.baseTar);
         });
       }
 
@@ -406,7 +326,7 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
         const after = s.cli(["layers"]);
         expect({ code: after.code, stderr: after.stderr }).toEqual({ code: 0, stderr: "" });
         expectUnchanged(s, { ...before, layers: before.layers.filter((l) => l.id !== doomed), diffs: new Map([...before.diffs].filter(([id]) => id !== doomed)) });
-        expectUsableAgain(fs, s, input);
+        expectUsableAgain(fs, s, input.baseTar);
       });
 
       test("an import killed part-way on a disk that then filled up is cleaned up by the next command", () => {
@@ -420,7 +340,7 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
         const listed = s.cli(["layers"]);
         expect({ code: listed.code, stderr: listed.stderr }).toEqual({ code: 0, stderr: "" });
         expectUnchanged(s, before);
-        expectUsableAgain(fs, s, input);
+        expectUsableAgain(fs, s, input.baseTar);
       });
     });
   }

@@ -22,7 +22,7 @@ describe.skipIf(skip !== undefined)(`ext4 with 1 KiB blocks${skip ? ` [skipped: 
   let s: TestStore;
   let tar: string;
   beforeAll(() => {
-    fs = new SmallFs("ext4", 16, 1024);
+    fs = new SmallFs("ext4", 16, { blockBytes: 1024 });
     s = new TestStore("vfs", undefined, join(fs.path, "graph"));
     mkdirSync(join(work, "tree", "etc"), { recursive: true });
     writeFileSync(join(work, "tree", "etc", "motd"), "hello\n");
