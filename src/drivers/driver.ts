@@ -11,11 +11,13 @@ import type { IdMaps } from "../idmap.ts";
 /** The file in the run root where the Mounter keeps its counts; made by the first mount, before it mounts anything. */
 export const MOUNT_COUNTS_FILE = "mounts.db";
 /**
- * The file in the run root that exists while a kernel mount may be counted or half made: the
- * Mounter makes it before mounting and removes it when the last counted kernel mount ends, so
- * that a command on a store with nothing mounted need not read the mount table at start.
+ * The file in the run root that exists while a kernel mount is being made or ended: the Mounter
+ * makes it (holding the counts' lock) before it runs mount(8) or umount(8), and removes it (holding
+ * the lock again) once the count is committed. Left behind, it means a process died between the
+ * kernel and the count; while it is absent every kernel mount is counted, so a command at start
+ * need not read the mount table (nor open the counts) to release what nobody counts.
  */
-export const MOUNTS_ACTIVE_FILE = "mounts.active";
+export const MOUNT_CHANGE_MARK = "mounts.changing";
 
 /** A kernel (or FUSE) mount described as data; making it is the Mounter's job. */
 export interface KernelMountSpec {

@@ -3,15 +3,23 @@
  * database in the run root (so a reboot, which empties a tmpfs run root, forgets them), and a
  * count is only trusted while the kernel's mount table still shows the mount: after a process
  * holding a mount is killed, or someone unmounts behind our back, the next call sees the truth.
+ * Counting a directory (vfs) loads no node: module: node:fs is loaded by kernel mounts and views.
  */
 import { Database } from "bun:sqlite";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { kernelMountPoints } from "../sys/mount-table.ts";
-import { join } from "node:path";
 import { SystemError } from "../errors.ts";
-import { crashPoint } from "../util/crash-points.ts";
 import { isTokenAlive, processToken } from "../sys/liveness.ts";
-import { type KernelMountSpec, type LayerViews, MOUNT_COUNTS_FILE, MOUNTS_ACTIVE_FILE, type MountSpec, type ViewRequest } from "./driver.ts";
+import { kernelMountPoints } from "../sys/mount-table.ts";
+import { pathExists } from "../sys/path-exists.ts";
+import { crashPoint } from "../util/crash-points.ts";
+import { immediateTransaction } from "../util/sqlite-transaction.ts";
+import { type KernelMountSpec, type LayerViews, MOUNT_CHANGE_MARK, MOUNT_COUNTS_FILE, type MountSpec, type ViewRequest } from "./driver.ts";
+
+/** node:fs, loaded by what touches the kernel or makes directories, not by counting a vfs mount (~2.6M instructions). */
+function fs(): typeof import("node:fs") {
+  return import.meta.require("node:fs");
+}
+
+const COUNTS_TABLE = "CREATE TABLE IF NOT EXISTS mounts (layer TEXT PRIMARY KEY, path TEXT NOT NULL, count INTEGER NOT NULL, kernel INTEGER NOT NULL)";
 
 export interface MountState {
   layer: string;
@@ -32,6 +40,7 @@ function run(argv: string[], cwd?: string): void {
  * spec's preparation (directories to make, paths to remove), then mount(8) in the spec's cwd.
  */
 function mountNow(spec: KernelMountSpec): void {
+  const { mkdirSync, rmSync, symlinkSync } = fs();
   for (const dir of spec.prepare?.directories ?? []) mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const path of spec.prepare?.remove ?? []) rmSync(path, { recursive: true, force: true });
   for (const { path, target } of spec.prepare?.links ?? []) {
@@ -67,7 +76,7 @@ function viewOwner(name: string): string {
 /** False when a mount point in the table no longer answers (a FUSE mount whose program was killed). */
 function answers(path: string): boolean {
   try {
-    statSync(path);
+    fs().statSync(path);
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code !== "ENOTCONN";
@@ -82,11 +91,11 @@ function answers(path: string): boolean {
 export class Mounter {
   private database: Database | undefined;
   private readonly path: string;
-  private readonly activeMark: string;
+  private readonly changeMark: string;
 
   constructor(private readonly runRoot: string) {
-    this.path = join(runRoot, MOUNT_COUNTS_FILE);
-    this.activeMark = join(runRoot, MOUNTS_ACTIVE_FILE);
+    this.path = `${runRoot}/${MOUNT_COUNTS_FILE}`;
+    this.changeMark = `${runRoot}/${MOUNT_CHANGE_MARK}`;
   }
 
   private get db(): Database {
@@ -95,25 +104,45 @@ export class Mounter {
   }
 
   private open(): Database {
-    mkdirSync(this.runRoot, { recursive: true, mode: 0o700 });
+    const creating = !pathExists(this.path);
+    if (creating) fs().mkdirSync(this.runRoot, { recursive: true, mode: 0o700 });
     const db = new Database(this.path, { create: true, strict: true });
-    db.run("PRAGMA busy_timeout = 60000");
-    db.run("PRAGMA journal_mode = WAL");
-    // Counts are runtime state, checked against the kernel's mount table on every use and
-    // meaningless after a reboot: surviving a process crash (WAL) is enough, no fsync per change.
-    db.run("PRAGMA synchronous = NORMAL");
-    db.run("CREATE TABLE IF NOT EXISTS mounts (layer TEXT PRIMARY KEY, path TEXT NOT NULL, count INTEGER NOT NULL, kernel INTEGER NOT NULL)");
+    // One round trip. WAL is kept in the file, so it is asked for when the file is made. Counts
+    // are runtime state, checked against the kernel's mount table on every use and meaningless
+    // after a reboot: surviving a process crash (WAL) is enough, no fsync per change.
+    db.run(`${creating ? "PRAGMA journal_mode = WAL; " : ""}PRAGMA busy_timeout = 60000; PRAGMA synchronous = NORMAL; ${COUNTS_TABLE}`);
     return db;
   }
 
   /** True while no mount was ever counted in this run root (no database yet): there are no counts to read. */
   private get neverCounted(): boolean {
-    return this.database === undefined && !existsSync(this.path);
+    return this.database === undefined && !pathExists(this.path);
   }
 
   /** Runs fn holding the run root's write lock, so that counting and mounting are one step. */
   private locked<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return immediateTransaction(this.db, fn);
+  }
+
+  /**
+   * Marks a kernel mount or unmount as under way; called holding the lock. Returns whether this
+   * call made the mark: one found already was left by a process that died under way, and stays
+   * for recovery (releaseLeftovers) to release what that process left.
+   */
+  private markChange(): boolean {
+    if (pathExists(this.changeMark)) return false;
+    fs().writeFileSync(this.changeMark, "");
+    return true;
+  }
+
+  /** Removes the mark this process made once its count is committed; under the lock, so no other change is under way. */
+  private endChange(): void {
+    this.locked(() => fs().rmSync(this.changeMark, { force: true }));
+  }
+
+  /** True when a kernel mount or unmount was left half done (or is under way in another process). */
+  get changeMarked(): boolean {
+    return pathExists(this.changeMark);
   }
 
   private row(layer: string): { path: string; count: number; kernel: number } | undefined {
@@ -131,24 +160,27 @@ export class Mounter {
 
   /** Mounts the layer (or counts one more user of an existing mount) and returns the mount point. */
   mount(layer: string, spec: MountSpec): string {
-    return this.locked(() => {
-      const path = spec.kind === "directory" ? spec.path : spec.target;
-      const count = this.liveCount(layer);
-      if (count === 0) {
-        if (spec.kind !== "directory") {
+    let marked = false;
+    try {
+      return this.locked(() => {
+        const path = spec.kind === "directory" ? spec.path : spec.target;
+        const count = this.liveCount(layer);
+        if (count === 0 && spec.kind !== "directory") {
+          marked = this.markChange();
           // A mount left by a process that died before counting it, or a dead FUSE mount.
           if (kernelMountPoints().has(spec.target)) unmountPath(spec.target);
-          if (!existsSync(this.activeMark)) writeFileSync(this.activeMark, "");
           mountNow(spec);
           crashPoint("after-kernel-mount");
         }
-      }
-      const existing = this.row(layer);
-      const mountedPath = count > 0 && existing ? existing.path : path;
-      const kernel = count > 0 && existing ? existing.kernel : spec.kind === "directory" ? 0 : 1;
-      this.db.query("INSERT OR REPLACE INTO mounts (layer, path, count, kernel) VALUES (?, ?, ?, ?)").run(layer, mountedPath, count + 1, kernel);
-      return mountedPath;
-    });
+        const existing = this.row(layer);
+        const mountedPath = count > 0 && existing ? existing.path : path;
+        const kernel = count > 0 && existing ? existing.kernel : spec.kind === "directory" ? 0 : 1;
+        this.db.query("INSERT OR REPLACE INTO mounts (layer, path, count, kernel) VALUES (?, ?, ?, ?)").run(layer, mountedPath, count + 1, kernel);
+        return mountedPath;
+      });
+    } finally {
+      if (marked) this.endChange();
+    }
   }
 
   /**
@@ -157,31 +189,35 @@ export class Mounter {
    */
   unmount(layer: string, force: boolean): boolean {
     if (this.neverCounted) return true;
-    return this.locked(() => {
-      const row = this.row(layer);
-      const count = this.liveCount(layer);
-      if (row && count > 1 && !force) {
-        this.db.query("UPDATE mounts SET count = ? WHERE layer = ?").run(count - 1, layer);
-        return false;
-      }
-      if (row?.kernel && kernelMountPoints().has(row.path)) unmountPath(row.path);
-      this.db.query("DELETE FROM mounts WHERE layer = ?").run(layer);
-      if (row?.kernel) this.unmarkIfIdle();
-      return true;
-    });
-  }
-
-  /** Removes the active mark when no kernel mount is counted any more; called holding the lock. */
-  private unmarkIfIdle(): void {
-    if (this.db.query("SELECT 1 FROM mounts WHERE kernel = 1 AND count > 0 LIMIT 1").get() === null) rmSync(this.activeMark, { force: true });
+    let marked = false;
+    try {
+      return this.locked(() => {
+        const row = this.row(layer);
+        const points = row?.kernel ? kernelMountPoints() : undefined;
+        const count = this.liveCount(layer, points);
+        if (row && count > 1 && !force) {
+          this.db.query("UPDATE mounts SET count = ? WHERE layer = ?").run(count - 1, layer);
+          return false;
+        }
+        if (row?.kernel && points!.has(row.path)) {
+          marked = this.markChange();
+          unmountPath(row.path);
+          crashPoint("after-kernel-unmount");
+        }
+        this.db.query("DELETE FROM mounts WHERE layer = ?").run(layer);
+        return true;
+      });
+    } finally {
+      if (marked) this.endChange();
+    }
   }
 
   /**
-   * After recovery released what dead processes left (uncounted and stale mounts): removes the
-   * active mark when no kernel mount is counted, so later commands skip recovery.
+   * Removes the mark of a change left half done; called holding the lock (whileLocked), by
+   * recovery once it has released every kernel mount that no row counts.
    */
-  forgetIdleMark(): void {
-    if (existsSync(this.activeMark)) this.locked(() => this.unmarkIfIdle());
+  forgetChangeMark(): void {
+    fs().rmSync(this.changeMark, { force: true });
   }
 
   /** The current mount count of a layer, checked against the kernel. */
@@ -197,8 +233,8 @@ export class Mounter {
   /** Every layer with a live mount. */
   mounted(): MountState[] {
     if (this.neverCounted) return [];
-    const points = kernelMountPoints();
     const rows = this.db.query("SELECT layer, path, count, kernel FROM mounts").all() as Array<MountState & { kernel: number }>;
+    const points = rows.some((r) => r.kernel) ? kernelMountPoints() : new Set<string>();
     return rows.filter((r) => r.count > 0 && (!r.kernel || (points.has(r.path) && answers(r.path)))).map(({ layer, path, count }) => ({ layer, path, count }));
   }
 
@@ -229,8 +265,9 @@ export class Mounter {
    * spec receives the target; releaseView ends the view.
    */
   private mountView(dir: string, spec: (target: string) => KernelMountSpec): string {
+    const { mkdirSync, mkdtempSync, rmSync } = fs();
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const target = mkdtempSync(join(dir, `${VIEW_PREFIX}${processToken().replaceAll("/", "_")}-`));
+    const target = mkdtempSync(`${dir}/${VIEW_PREFIX}${processToken().replaceAll("/", "_")}-`);
     try {
       mountNow(spec(target));
     } catch (e) {
@@ -243,20 +280,20 @@ export class Mounter {
   /** Unmounts a view and removes its directory. */
   private releaseView(target: string, points?: Set<string>): void {
     this.releaseUncounted(target, points);
-    rmSync(target, { recursive: true, force: true });
+    fs().rmSync(target, { recursive: true, force: true });
   }
 
   /** Releases the views under dir whose owning process no longer runs. */
   private releaseStaleViews(dir: string): void {
     let names: string[];
     try {
-      names = readdirSync(dir).filter((name) => name.startsWith(VIEW_PREFIX));
+      names = fs().readdirSync(dir).filter((name) => name.startsWith(VIEW_PREFIX));
     } catch {
       return;
     }
     if (names.length === 0) return;
     const points = kernelMountPoints();
-    for (const name of names) if (!isTokenAlive(viewOwner(name))) this.releaseView(join(dir, name), points);
+    for (const name of names) if (!isTokenAlive(viewOwner(name))) this.releaseView(`${dir}/${name}`, points);
   }
 
   /** The temporary read-only views a driver may ask for, kept in dir (a directory of the driver's in the run root). */

@@ -2,14 +2,18 @@
  * The vfs driver: every layer is a complete directory tree, made by copying its parent.
  * Simple, portable and slow to create; no kernel mounts.
  */
-import { chownSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import type { ApplyResult, ByteSink, ByteSource, Change } from "../archive/types.ts";
 import { InitError } from "../errors.ts";
 import { syncFilesystem } from "../sys/libc.ts";
+import { pathExists } from "../sys/path-exists.ts";
 import { type IdMaps, rootOwner } from "../idmap.ts";
 import { imageStoresOption, splitDriverOption } from "./options.ts";
 import { type CompareRequest, type CreateLayerRequest, type Driver, type MountSpec, comparedMaps } from "./driver.ts";
+
+/** node:fs, loaded by what makes, removes or lists layers, not by a mount (a lookup of a directory). */
+function fs(): typeof import("node:fs") {
+  return import.meta.require("node:fs");
+}
 
 export interface VfsOptions {
   /** Graph roots of read-only stores whose layers may be parents. */
@@ -39,11 +43,11 @@ export class VfsDriver implements Driver {
     graphRoot: string,
     private readonly options: VfsOptions,
   ) {
-    this.home = join(graphRoot, "vfs", "dir");
+    this.home = `${graphRoot}/vfs/dir`;
   }
 
   async init(): Promise<void> {
-    mkdirSync(this.home, { recursive: true, mode: 0o700 });
+    if (!pathExists(this.home)) fs().mkdirSync(this.home, { recursive: true, mode: 0o700 });
   }
 
   /** A new layer is a copy of its parent's tree: one flush of the filesystem covers all its files. */
@@ -53,18 +57,19 @@ export class VfsDriver implements Driver {
 
   /** A layer's directory here, or in the first read-only store that has it. */
   private dirOf(id: string): string {
-    const own = join(this.home, id);
-    if (existsSync(own)) return own;
+    const own = `${this.home}/${id}`;
+    if (this.options.imageStores.length === 0 || pathExists(own)) return own;
     for (const store of this.options.imageStores) {
-      const other = join(store, "vfs", "dir", id);
-      if (existsSync(other)) return other;
+      const other = `${store}/vfs/dir/${id}`;
+      if (pathExists(other)) return other;
     }
     return own;
   }
 
   /** A copy of the template's or parent's tree, re-owned to the layer's maps; a base layer is an empty dir owned by container root. */
   async create(id: string, request: CreateLayerRequest): Promise<void> {
-    const dir = join(this.home, id);
+    const { chownSync, mkdirSync, rmSync } = fs();
+    const dir = `${this.home}/${id}`;
     rmSync(dir, { recursive: true, force: true });
     const source = request.template ?? (request.parent === undefined ? undefined : { id: request.parent, idMaps: request.parentIdMaps });
     if (source === undefined) {
@@ -78,11 +83,11 @@ export class VfsDriver implements Driver {
   }
 
   async remove(id: string): Promise<void> {
-    rmSync(join(this.home, id), { recursive: true, force: true });
+    fs().rmSync(`${this.home}/${id}`, { recursive: true, force: true });
   }
 
   exists(id: string): boolean {
-    return existsSync(join(this.home, id));
+    return pathExists(`${this.home}/${id}`);
   }
 
   /** A vfs layer is its directory alone: nothing else to go wrong. */
@@ -93,11 +98,11 @@ export class VfsDriver implements Driver {
   repairLayout(): void {}
 
   listLayerIds(): string[] {
-    return existsSync(this.home) ? readdirSync(this.home) : [];
+    return pathExists(this.home) ? fs().readdirSync(this.home) : [];
   }
 
   async applyDiff(id: string, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult> {
-    return (await import("../archive/apply.ts")).applyLayerTar(join(this.home, id), source, { whiteouts: "remove", idMaps, onLayoutChunk });
+    return (await import("../archive/apply.ts")).applyLayerTar(`${this.home}/${id}`, source, { whiteouts: "remove", idMaps, onLayoutChunk });
   }
 
   contentDir(id: string): string {

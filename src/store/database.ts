@@ -5,6 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import { NotSupportedError, StorageError, SystemError, ioError, sqliteFailure } from "../errors.ts";
+import { immediateTransaction } from "../util/sqlite-transaction.ts";
 import { markIfSmallBlocks, walIndexMayFault } from "./wal-index-room.ts";
 
 /** How long a writer waits for another process's write transaction before giving up. */
@@ -258,5 +259,5 @@ function migrate(db: Database, path: string, current: number): void {
 
 /** Runs fn inside BEGIN IMMEDIATE ... COMMIT (rolled back on error) and returns its result. */
 export function immediate<T>(db: Database, fn: () => T): T {
-  return db.transaction(fn).immediate();
+  return immediateTransaction(db, fn);
 }

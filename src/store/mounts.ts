@@ -1,14 +1,14 @@
 /**
  * Mounting layers (a container's, a layer's, or read-only an image's top layer), through the
  * driver's mount description and the Mounter's counts; copying paths in and out of mounted
- * layers; and what a mapped layer's mount point sits under.
+ * layers; and what a mapped layer's mount point sits under. Mounting and unmounting load no
+ * node: module (the copy and the owners above a mount point do).
  */
-import { existsSync, lstatSync, statSync } from "node:fs";
-import { dirname, join, resolve as resolvePath } from "node:path";
 import type { CopyEndpoint } from "../archive/copy.ts";
 import { LayerUnknownError, PreconditionError, withContext } from "../errors.ts";
 import { NO_ID_MAPS, toContainer } from "../idmap.ts";
 import { kernelMountPoints } from "../sys/mount-table.ts";
+import { pathExists } from "../sys/path-exists.ts";
 import { findContainer, findImage, findLayer } from "./lookup.ts";
 import type { StoreParts } from "./parts.ts";
 import type { LayerRecord } from "./records.ts";
@@ -60,7 +60,7 @@ export function mount(parts: StoreParts, ref: string, options: MountOptions): st
         volatile,
         mountLabel: options.mountLabel ?? found.mountLabel,
       });
-      if (spec.kind === "directory" && !existsSync(spec.path)) throw contentMissing(parts, found.id);
+      if (spec.kind === "directory" && !pathExists(spec.path)) throw contentMissing(parts, found.id);
       return mounter.mount(found.id, spec);
     } catch (e) {
       throw vanishedAmong(parts, [found.id]) ?? e;
@@ -115,6 +115,8 @@ export function parentOwners(parts: StoreParts, layer: LayerRecord, errorPrefix:
   if (layer.uidMap.length === 0 && layer.gidMap.length === 0) return { uids: [], gids: [] };
   const mountPoint = parts.mounter.mountPoint(layer.id);
   if (mountPoint === undefined) throw new PreconditionError(`${errorPrefix}: layer is not mounted`);
+  const { lstatSync, statSync } = import.meta.require("node:fs") as typeof import("node:fs");
+  const { dirname } = import.meta.require("node:path") as typeof import("node:path");
   const uids = new Set<number>();
   const gids = new Set<number>();
   // Each directory from the mount point's parent up to, not including, "/" (as containers-storage
@@ -136,6 +138,7 @@ export async function copyPath(
   to: { layer?: string; path: string },
   chown?: { uid: number; gid: number },
 ): Promise<void> {
+  const { join, resolve: resolvePath } = import.meta.require("node:path") as typeof import("node:path");
   const mountedHere: string[] = [];
   const open = (side: { layer?: string; path: string }): CopyEndpoint => {
     if (side.layer === undefined) return { root: "/", path: resolvePath(side.path), maps: NO_ID_MAPS };

@@ -15,6 +15,7 @@ import { SystemError, ioError, sqliteFailure } from "../errors.ts";
 import type { Catalog } from "./catalog.ts";
 import { type StoreDatabase, immediate } from "./database.ts";
 import type { StoreOptions } from "./options.ts";
+import { pathExists } from "../sys/path-exists.ts";
 import { isOutOfSpace } from "./read-only-database.ts";
 import { ReadOnlyStores } from "./read-only-stores.ts";
 import { SpaceReserve } from "./space-reserve.ts";
@@ -107,17 +108,19 @@ function truncateWal(db: Database): void {
  * run root, and starts the driver (driverName: the store's driver, already chosen).
  */
 export async function withContent(base: CatalogParts, driverName: string): Promise<StoreParts> {
-  const [{ createDriver }, { Mounter }, { processToken }, { mkdirSync }] = await Promise.all([
+  const [{ createDriver }, { Mounter }, { processToken }] = await Promise.all([
     import("../drivers/index.ts"),
     import("../drivers/mounter.ts"),
     import("../sys/liveness.ts"),
-    import("node:fs"),
   ]);
   const { graphRoot, runRoot, driverOptions } = base.options;
-  try {
-    mkdirSync(runRoot, { recursive: true, mode: 0o700 });
-  } catch (e) {
-    throw ioError("creating", runRoot, e);
+  // node:fs only when the run root is new: most commands find it made.
+  if (!pathExists(runRoot)) {
+    try {
+      (import.meta.require("node:fs") as typeof import("node:fs")).mkdirSync(runRoot, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw ioError("creating", runRoot, e);
+    }
   }
   const mounter = new Mounter(runRoot);
   const driver = await createDriver(driverName, { graphRoot, runRoot, options: driverOptions, mounter });

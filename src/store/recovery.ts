@@ -43,7 +43,6 @@ export async function recover(parts: StoreParts): Promise<string | undefined> {
   }
   try {
     releaseUncountedMounts(parts);
-    parts.mounter.forgetIdleMark();
   } catch {
     // As above: `check` reports a mount that could not be released.
   }
@@ -84,29 +83,26 @@ async function undoInterrupted(parts: StoreParts, id: string, reset: boolean): P
 }
 
 /**
- * Releases what a process that died while mounting left behind. Unmounts kernel mounts at
- * layers' mount points that no row counts (the process died after mount(8), before counting
- * it) and drops rows whose kernel mount is gone. Costs one read of the mount table when there
- * is nothing to do.
+ * Releases what a process that died while mounting or unmounting left behind, when it left the
+ * change mark (mounter.ts): unmounts kernel mounts at layers' mount points that no row counts
+ * (it died after mount(8), before counting it) and drops rows whose kernel mount is gone (it
+ * died after umount(8)). All of it under the counts' lock, so that no mount is under way while
+ * the table is compared, and the mark is removed only then.
  */
 function releaseUncountedMounts(parts: StoreParts): void {
   const { mounter, driver } = parts;
-  const kernel = kernelMounts();
-  const layerMounts = kernel.filter(isLayerMount);
-  // vfs "mounts" are directories the kernel never lists: none can go stale, and mounts.db stays closed.
-  const hasStale = driver.name !== "vfs" && mounter.staleMounts(new Set(kernel.map((m) => m.path))).length > 0;
-  if (layerMounts.length === 0 && !hasStale) return;
+  // vfs "mounts" are directories the kernel never lists, and mounts.db stays closed.
+  if (driver.name === "vfs" || !mounter.changeMarked) return;
   const graph = canonical(parts.options.graphRoot);
-  const candidates = layerMounts.filter((m) => isUnder(m.path, graph));
-  if (candidates.length === 0 && !hasStale) return;
-  const mountPoints = new Set(parts.catalog.layerRows().map((r) => canonical(driver.mountPoint(r.id))));
-  const ours = candidates.filter((m) => mountPoints.has(m.path));
-  if (ours.length === 0 && !hasStale) return;
   mounter.whileLocked((rows) => {
-    // Re-read under the lock: a row may have been counted again meanwhile.
-    for (const row of mounter.staleMounts()) mounter.unmount(row.layer, true);
-    const counted = new Set(rows.filter((r) => r.kernel && r.count > 0).map((r) => canonical(r.path)));
-    const present = new Set(kernelMounts().map((m) => m.path));
-    for (const mount of ours) if (!counted.has(mount.path) && present.has(mount.path)) unmountPath(mount.path);
+    const kernel = kernelMounts();
+    for (const row of mounter.staleMounts(new Set(kernel.map((m) => m.path)))) mounter.unmount(row.layer, true);
+    const candidates = kernel.filter((m) => isLayerMount(m) && isUnder(m.path, graph));
+    if (candidates.length > 0) {
+      const mountPoints = new Set(parts.catalog.layerRows().map((r) => canonical(driver.mountPoint(r.id))));
+      const counted = new Set(rows.filter((r) => r.kernel && r.count > 0).map((r) => canonical(r.path)));
+      for (const mount of candidates) if (mountPoints.has(mount.path) && !counted.has(mount.path)) unmountPath(mount.path);
+    }
+    mounter.forgetChangeMark();
   });
 }

@@ -5,7 +5,6 @@
  * Every failure throws SystemError with an errno name as code, e.g. "ENOENT".
  */
 import type { dlopen, Pointer } from "bun:ffi";
-import { closeSync, openSync } from "node:fs";
 import { SystemError } from "../errors.ts";
 
 /** A path or xattr name: a string, or raw bytes for names that are not valid UTF-8. */
@@ -282,6 +281,8 @@ export function setTimes(path: CPath, atimeNs: bigint, mtimeNs: bigint): void {
 /** Flushes the whole filesystem holding `path` to disk (syncfs). */
 export function syncFilesystem(path: string): void {
   const lib = libc();
+  // node:fs loaded here, not by every importer of this module (a vfs mount imports it, never syncs).
+  const { closeSync, openSync } = import.meta.require("node:fs") as typeof import("node:fs");
   let fd: number;
   try {
     fd = openSync(path, "r");

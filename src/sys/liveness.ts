@@ -3,13 +3,16 @@
  * the process doing it; recovery only cleans up after processes that no longer exist, so a
  * second process never removes a layer that a first one is still importing.
  */
-import { readFileSync } from "node:fs";
+/** A small file's text; node:fs is loaded by the first caller (a writer or recovery), not by every importer. */
+function readText(path: string): string {
+  return (import.meta.require("node:fs") as typeof import("node:fs")).readFileSync(path, "utf8");
+}
 
 let ownToken: string | undefined;
 
 function bootId(): string {
   try {
-    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    return readText("/proc/sys/kernel/random/boot_id").trim();
   } catch {
     return "unknown-boot";
   }
@@ -19,7 +22,7 @@ function bootId(): string {
 function startTime(pid: number): string | undefined {
   let stat: string;
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    stat = readText(`/proc/${pid}/stat`);
   } catch {
     return undefined;
   }

@@ -1,5 +1,4 @@
 /** The one reader of the kernel's mount table (/proc/self/mountinfo) for this process's mount namespace. */
-import { readFileSync } from "node:fs";
 
 export interface KernelMount {
   path: string;
@@ -16,6 +15,8 @@ function unescapeMountField(field: string): string {
 /** Every mount in the kernel's table, in its order. */
 export function kernelMounts(): KernelMount[] {
   const mounts: KernelMount[] = [];
+  // node:fs loaded here, by what reads the table, not by every importer (a vfs mount never does).
+  const { readFileSync } = import.meta.require("node:fs") as typeof import("node:fs");
   for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
     const fields = line.split(" ");
     const separator = fields.indexOf("-");
