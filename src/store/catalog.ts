@@ -3,7 +3,7 @@
  * Store combines these calls with the driver inside its own transactions.
  */
 import type { Database, Statement } from "bun:sqlite";
-import type { AppliedValues, BigDataInfo, ContainerRecord, ImageRecord, ImageSummary, LayerRecord, LayerSummary, ObjectKind } from "./records.ts";
+import type { AppliedValues, BigDataInfo, ContainerRecord, ImageRecord, ImageSummary, LayerRecord, LayerSummary, ListingLines, ObjectKind } from "./records.ts";
 
 type Row = Record<string, any>;
 /** A row read with Statement.values(): columns by position (cheaper to build than an object per row). */
@@ -441,5 +441,39 @@ export class Catalog {
 
   containersUsingImage(image: string): string[] {
     return (this.q("SELECT id FROM containers WHERE image = ? ORDER BY seq").all(image) as Row[]).map((r) => r.id);
+  }
+
+  // ---- listings as text ---------------------------------------------------------------
+
+  /**
+   * The text listing of this catalog's images or containers, made by SQLite in one statement:
+   * per object in creation order its ID line, then its lines as `lines` says (an image's
+   * digests as imageDigests in images.ts gives them: its own, then each distinct manifest* data
+   * item's). 300 images cost a third of reading them as records and formatting them in
+   * JavaScript, which runs such short loops in its interpreter. Names come in position order
+   * from the names_owner index, as an ORDER BY in their group_concat would sort them again.
+   */
+  listingText(kind: "image" | "container", lines: ListingLines): string {
+    const values: string[] = [];
+    /** prefix || value || newline for each row `from` gives, in its order or in `order`. */
+    const each = (prefix: string, value: string, from: string, order = "") => {
+      values.push(prefix);
+      return `COALESCE((SELECT group_concat(? || ${value} || char(10), ''${order && ` ORDER BY ${order}`}) FROM ${from}), '')`;
+    };
+    const own = `kind = '${kind}' AND owner = o.id`;
+    const parts = ["o.id || char(10)"];
+    if (lines.name !== undefined) parts.push(each(lines.name, "name", `names WHERE ${own}`));
+    // Most objects have no data items: one probe of big_data decides whether to look further.
+    const withData: string[] = [];
+    if (kind === "image" && lines.digest !== undefined) {
+      values.push(lines.digest);
+      parts.push("CASE WHEN o.digest <> '' THEN ? || o.digest || char(10) ELSE '' END");
+      const firstOfItsDigest = "NOT EXISTS (SELECT 1 FROM big_data e WHERE e.kind = 'image' AND e.owner = o.id AND e.name GLOB 'manifest*' AND e.digest = b.digest AND e.seq < b.seq)";
+      withData.push(each(lines.digest, "b.digest", `big_data b WHERE b.kind = 'image' AND b.owner = o.id AND b.name GLOB 'manifest*' AND b.digest <> o.digest AND ${firstOfItsDigest}`, "b.seq"));
+    }
+    if (lines.data !== undefined) withData.push(each(lines.data, "name", `big_data WHERE ${own}`, "seq"));
+    if (withData.length > 0) parts.push(`CASE WHEN EXISTS (SELECT 1 FROM big_data WHERE ${own}) THEN ${withData.join(" || ")} ELSE '' END`);
+    const sql = `SELECT group_concat(${parts.join(" || ")}, '') FROM (SELECT * FROM ${TABLE[kind]} ORDER BY seq) o`;
+    return ((this.q(sql).values(...values)[0] as Values)[0] as string | null) ?? "";
   }
 }

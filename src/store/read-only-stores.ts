@@ -73,6 +73,11 @@ export class ReadOnlyStores {
     return undefined;
   }
 
+  /** A text listing of the writable store followed by each read-only store's. */
+  textEverywhere(list: (catalog: Catalog) => string): string {
+    return list(this.writable) + this.stores.map((ro) => list(ro.catalog)).join("");
+  }
+
   /** A listing of the writable store, then of each read-only store with its records tagged by that store's root. */
   listEverywhere<T extends { fromReadOnlyStore?: string }>(list: (catalog: Catalog) => T[]): T[] {
     return [...list(this.writable), ...this.stores.flatMap((ro) => list(ro.catalog).map((record) => ({ ...record, fromReadOnlyStore: ro.root })))];

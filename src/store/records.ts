@@ -58,6 +58,17 @@ export type LayerSummary = Pick<LayerRecord, "id" | "names" | "fromReadOnlyStore
 /** What the text listing of layers shows of an image: which layers it uses, and its names. */
 export type ImageSummary = Pick<ImageRecord, "id" | "names" | "topLayer" | "mappedLayers" | "fromReadOnlyStore">;
 
+/**
+ * How a text listing (`images`, `containers`) shows each object after its ID line: one line per
+ * name, per digest (images) and per data item, each the prefix and the value; a kind of line
+ * without a prefix is left out.
+ */
+export interface ListingLines {
+  name?: string;
+  digest?: string;
+  data?: string;
+}
+
 /** A named data item attached to an object, without its bytes. */
 export interface BigDataInfo {
   name: string;

@@ -34,7 +34,7 @@ import type { MountOptions, ParentOwners } from "./mounts.ts";
 import * as names from "./names.ts";
 import type { StoreOptions } from "./options.ts";
 import { type CatalogParts, type StoreParts, catalogParts, withContent } from "./parts.ts";
-import type { BigDataInfo, ContainerRecord, ImageRecord, ImageSummary, LayerRecord, LayerSummary, ObjectKind } from "./records.ts";
+import type { BigDataInfo, ContainerRecord, ImageRecord, ImageSummary, LayerRecord, LayerSummary, ListingLines, ObjectKind } from "./records.ts";
 import { recoveryNeeded } from "./recovery-check.ts";
 
 export type { KnownLayerBlob, LayerBlob } from "./blob-locations.ts";
@@ -204,6 +204,16 @@ export class Store {
 
   images(): ImageRecord[] {
     return this.parts.roots.listEverywhere((catalog) => catalog.listImages());
+  }
+
+  /** The `images` text listing, made by the database (lines: how each image's lines look); read-only stores' images follow. */
+  imageListing(lines: ListingLines): string {
+    return this.parts.roots.textEverywhere((catalog) => catalog.listingText("image", lines));
+  }
+
+  /** The `containers` text listing, made by the database (lines: how each container's lines look). */
+  containerListing(lines: ListingLines): string {
+    return this.parts.catalog.listingText("container", lines);
   }
 
   /** layers() cut down to IDs and names, for listings that show no more. */
