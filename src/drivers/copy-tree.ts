@@ -6,7 +6,9 @@
 import * as fs from "node:fs";
 import { InvalidArgumentError, StorageError, SystemError, errnoReason } from "../errors.ts";
 import { NO_ID_MAPS, sameMaps, shiftOwner, toContainer, type IdMaps } from "../idmap.ts";
+import type { CopyOmissions } from "../archive/layer-removals.ts";
 import { overflowIds } from "../sys/overflow-ids.ts";
+import { nowNs } from "../util/time.ts";
 import { devMajorMinor, getXattr, listXattrs, mknod, setTimes, setXattr, type CPath } from "../sys/libc.ts";
 
 /** A path that is a string, or raw bytes when a name in it is not valid UTF-8. */
@@ -28,6 +30,12 @@ export interface CopyTreeOptions {
   from?: IdMaps;
   /** ID maps of the destination (container IDs are turned into host IDs through these). */
   to?: IdMaps;
+  /**
+   * Paths (relative to src) not to copy, and directories whose contents not to copy: what the
+   * layer about to be applied removes (archive/layer-removals.ts). A directory that loses an
+   * entry this way gets the copy's time as its modification time, as the removal would give it.
+   */
+  omit?: CopyOmissions;
 }
 
 const S_IFMT = 0o170000n;
@@ -54,7 +62,7 @@ export async function copyTree(src: string, dst: string, options: CopyTreeOption
 /** copyTree with an explicit data copy mode (for benchmarks and tests). */
 export async function copyTreeWith(src: string, dst: string, options: CopyTreeOptions, mode: DataCopyMode): Promise<void> {
   try {
-    const copier = new TreeCopier(options.from ?? NO_ID_MAPS, options.to ?? NO_ID_MAPS, mode);
+    const copier = new TreeCopier(options.from ?? NO_ID_MAPS, options.to ?? NO_ID_MAPS, mode, options.omit);
     await copier.copyRoot(src, dst);
   } catch (error) {
     if (error instanceof StorageError) throw error;
@@ -103,13 +111,20 @@ class TreeCopier {
   /** Set on the first failure in pool mode, so no new work starts while in-flight copies finish. */
   private failed = false;
   private readonly slotWaiters: Array<() => void> = [];
+  /** Relative directories at or above an omitted path, where entries are checked against the omissions. */
+  private readonly aboveOmissions = new Set<string>();
 
   constructor(
     private readonly from: IdMaps,
     private readonly to: IdMaps,
     private readonly mode: DataCopyMode,
+    private readonly omit: CopyOmissions | undefined,
   ) {
     this.shift = !sameMaps(from, to);
+    for (const path of [...(omit?.paths ?? []), ...(omit?.contentsOf ?? [])]) {
+      for (let at = path; at !== ""; at = at.slice(0, Math.max(0, at.lastIndexOf("/")))) this.aboveOmissions.add(at);
+      this.aboveOmissions.add("");
+    }
   }
 
   /** The destination root, for naming entries relative to it. */
@@ -132,38 +147,57 @@ class TreeCopier {
     }
     // No setgid on the root while filling it, so new entries are owned by this process's group.
     fs.chmodSync(dst, 0o700);
-    await this.copyDirectoryContents(src, dst);
-    this.finishDirectory(src, dst, rootStat);
+    const omitted = await this.copyDirectoryContents(src, dst, this.aboveOmissions.has("") ? "" : undefined);
+    this.finishDirectory(src, dst, rootStat, omitted);
   }
 
-  private async copyDirectory(src: TreePath, dst: TreePath, st: fs.BigIntStats): Promise<void> {
-    await this.copyDirectoryContents(src, dst);
-    this.finishDirectory(src, dst, st);
+  private async copyDirectory(src: TreePath, dst: TreePath, st: fs.BigIntStats, rel: string | undefined): Promise<void> {
+    const omitted = await this.copyDirectoryContents(src, dst, rel);
+    this.finishDirectory(src, dst, st, omitted);
   }
 
-  private async copyDirectoryContents(srcDir: TreePath, dstDir: TreePath): Promise<void> {
+  /** Copies a directory's entries; rel is its path below the root where omissions may apply. True when an entry was omitted. */
+  private async copyDirectoryContents(srcDir: TreePath, dstDir: TreePath, rel: string | undefined): Promise<boolean> {
     const pending: Promise<void>[] = [];
+    let omitted: boolean;
     try {
-      this.copyEntries(srcDir, dstDir, pending);
+      omitted = this.copyEntries(srcDir, dstDir, pending, rel);
     } catch (error) {
       this.failed = true;
       await Promise.allSettled(pending);
       throw error;
     }
     if (pending.length > 0) await settleAll(pending);
+    return omitted;
   }
 
-  /** Copies the entries of one directory; subdirectories and pooled file copies are added to `pending`. */
-  private copyEntries(srcDir: TreePath, dstDir: TreePath, pending: Promise<void>[]): void {
+  /** The path below the root of an entry of directory rel when omissions apply below it, null when it is left out. */
+  private omission(rel: string, name: TreePath): string | null | undefined {
+    // A name that is not valid UTF-8 is in no layer's whiteouts: copied.
+    if (typeof name !== "string") return undefined;
+    if (this.omit!.contentsOf.has(rel)) return null;
+    const path = rel === "" ? name : `${rel}/${name}`;
+    if (this.omit!.paths.has(path)) return null;
+    return this.aboveOmissions.has(path) ? path : undefined;
+  }
+
+  /** Copies the entries of one directory; subdirectories and pooled file copies are added to `pending`. True when one was omitted. */
+  private copyEntries(srcDir: TreePath, dstDir: TreePath, pending: Promise<void>[], rel: string | undefined): boolean {
+    let omitted = false;
     for (const name of listDirectory(srcDir)) {
       if (this.failed) break;
+      const childRel = rel === undefined ? undefined : this.omission(rel, name);
+      if (childRel === null) {
+        omitted = true;
+        continue;
+      }
       const src = join(srcDir, name);
       const dst = join(dstDir, name);
       const st = fs.lstatSync(src, { bigint: true });
       const type = st.mode & S_IFMT;
       if (type === S_IFDIR) {
         fs.mkdirSync(dst, 0o700);
-        pending.push(this.copyDirectory(src, dst, st));
+        pending.push(this.copyDirectory(src, dst, st, childRel));
         continue;
       }
       if (st.nlink > 1n) {
@@ -201,6 +235,7 @@ class TreeCopier {
       }
       // Sockets belong to a running process, not to a layer: skipped.
     }
+    return omitted;
   }
 
   private async copyFileInPool(src: TreePath, dst: TreePath, st: fs.BigIntStats): Promise<void> {
@@ -238,12 +273,12 @@ class TreeCopier {
     setTimes(dst as CPath, st.atimeNs, st.mtimeNs);
   }
 
-  /** After its contents: owner, mode (the directory was made 0700), xattrs, then times (children changed mtime). */
-  private finishDirectory(src: TreePath, dst: TreePath, st: fs.BigIntStats): void {
+  /** After its contents: owner, mode (the directory was made 0700), xattrs, then times (children changed mtime; an omission: now). */
+  private finishDirectory(src: TreePath, dst: TreePath, st: fs.BigIntStats, omitted: boolean): void {
     this.applyOwner(dst, st, true);
     fs.chmodSync(dst, Number(st.mode & 0o7777n));
     this.copyXattrs(src, dst);
-    setTimes(dst as CPath, st.atimeNs, st.mtimeNs);
+    setTimes(dst as CPath, st.atimeNs, omitted ? nowNs() : st.mtimeNs);
   }
 
   /** Sets the (shifted) owner unless a new entry already has it; true when chown was called. */

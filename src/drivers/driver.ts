@@ -76,6 +76,15 @@ export interface CreateLayerRequest {
   parentIdMaps: IdMaps;
   /** A layer whose whole tree the new layer starts as, with that layer's maps (instead of the parent's tree). */
   template?: { id: string; idMaps: IdMaps };
+  /** The layer tar that will be applied next, readable ahead (vfs leaves out of its copy what the tar removes). */
+  preview?: LayerPreview;
+}
+
+/** A layer tar that can be read before it is applied. */
+export interface LayerPreview {
+  read(): ByteSource;
+  /** The digest its bytes must have to be trusted; none when they come from a private file that the apply reads too. */
+  digest?: string;
 }
 
 /** The reference a diff, changes or diffsize compares against. */

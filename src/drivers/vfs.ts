@@ -8,7 +8,8 @@ import { syncFilesystem } from "../sys/libc.ts";
 import { pathExists } from "../sys/path-exists.ts";
 import { type IdMaps, rootOwner } from "../idmap.ts";
 import { imageStoresOption, splitDriverOption } from "./options.ts";
-import { type CompareRequest, type CreateLayerRequest, type Driver, type MountSpec, comparedMaps } from "./driver.ts";
+import { type CompareRequest, type CreateLayerRequest, type Driver, type LayerPreview, type MountSpec, comparedMaps } from "./driver.ts";
+import type { CopyOmissions } from "../archive/layer-removals.ts";
 
 /** node:fs, loaded by what makes, removes or lists layers, not by a mount (a lookup of a directory). */
 function fs(): typeof import("node:fs") {
@@ -33,6 +34,21 @@ export function parseVfsOptions(options: string[]): VfsOptions {
     else throw new InitError(`vfs driver does not support ${key} options`);
   }
   return result;
+}
+
+/**
+ * What a copy of the parent at parentDir may leave out because the layer applied next removes
+ * it (docs/benchmarks.md, Registries). Nothing when the preview cannot be read or does not have
+ * its digest: the apply reads the layer again and reports what is wrong with it.
+ */
+async function omissionsOf(preview: LayerPreview, parentDir: string): Promise<CopyOmissions | undefined> {
+  const { scanLayerRemovals, omissionsIn } = await import("../archive/layer-removals.ts");
+  try {
+    const removals = await scanLayerRemovals(preview.read(), preview.digest);
+    return removals && omissionsIn(removals, parentDir);
+  } catch {
+    return undefined;
+  }
 }
 
 export class VfsDriver implements Driver {
@@ -79,7 +95,9 @@ export class VfsDriver implements Driver {
       return;
     }
     mkdirSync(dir, { mode: 0o700 });
-    await (await import("./copy-tree.ts")).copyTree(this.dirOf(source.id), dir, { from: source.idMaps, to: request.idMaps });
+    const from = this.dirOf(source.id);
+    const omit = request.preview && !request.template ? await omissionsOf(request.preview, from) : undefined;
+    await (await import("./copy-tree.ts")).copyTree(from, dir, { from: source.idMaps, to: request.idMaps, omit });
   }
 
   async remove(id: string): Promise<void> {

@@ -11,6 +11,7 @@
  * the moments the crash tests stop at.
  */
 import type { ByteSource } from "../archive/types.ts";
+import type { LayerPreview } from "../drivers/driver.ts";
 import { IdInUseError, LayerInUseError, LayerUnknownError, NotALayerError, PreconditionError } from "../errors.ts";
 import { type IdMapsRequest, NO_ID_MAPS, resolveMaps } from "../idmap.ts";
 import { crashPoint } from "../util/crash-points.ts";
@@ -34,9 +35,10 @@ export interface CreateLayerOptions {
   idMaps?: IdMapsRequest;
 }
 
-/** What a new layer's content starts from instead of its parent's tree: another layer's whole tree, re-owned to the layer's maps. */
+/** What a new layer's content starts from instead of its parent's tree (another layer's whole tree, re-owned to the layer's maps), or the tar to be applied on it. */
 export interface LayerContentSource {
   template?: LayerRecord;
+  preview?: LayerPreview;
 }
 
 // ---- making ----------------------------------------------------------------------------------
@@ -98,6 +100,7 @@ export async function makeLayerContent(parts: StoreParts, layer: LayerRecord, so
     idMaps: mapsOf(layer),
     parentIdMaps: parent ? mapsOf(parent) : NO_ID_MAPS,
     template: source.template ? { id: source.template.id, idMaps: mapsOf(source.template) } : undefined,
+    preview: source.preview,
   });
 }
 
@@ -131,14 +134,21 @@ export async function createLayer(parts: StoreParts, options: CreateLayerOptions
 /**
  * create-layer followed by applydiff of source; the layer is removed again if applying fails.
  * `verify` sees the applied values (digests, sizes) before the layer is marked complete and may
- * refuse them by throwing: the layer is then removed and never visible as complete.
+ * refuse them by throwing: the layer is then removed and never visible as complete. `preview`,
+ * when given, reads the same tar ahead of the apply (a driver that copies the parent leaves
+ * out what the tar removes).
  */
-export async function importLayer(parts: StoreParts, options: CreateLayerOptions, source: ByteSource, verify?: (applied: LayerRecord) => void): Promise<LayerRecord> {
+export async function importLayer(parts: StoreParts, options: CreateLayerOptions, source: ByteSource, verify?: (applied: LayerRecord) => void, preview?: LayerPreview): Promise<LayerRecord> {
   const layer = beginLayer(parts, options);
-  await buildLayer(parts, layer, async (l) => {
-    await applyInto(parts, l, source);
-    verify?.(parts.catalog.getLayer(l.id, true)!);
-  });
+  await buildLayer(
+    parts,
+    layer,
+    async (l) => {
+      await applyInto(parts, l, source);
+      verify?.(parts.catalog.getLayer(l.id, true)!);
+    },
+    { preview },
+  );
   completeLayer(parts, layer.id);
   return parts.catalog.getLayer(layer.id)!;
 }

@@ -19,6 +19,7 @@
 import type { Database } from "bun:sqlite";
 import type { ByteSink, ByteSource, Change, Compression, TarMeter } from "../archive/types.ts";
 import { canonicalDriverName, defaultDriverName } from "../drivers/index.ts";
+import type { LayerPreview } from "../drivers/driver.ts";
 import { InitError, LayerInUseError, LayerUnknownError } from "../errors.ts";
 import * as blobLocations from "./blob-locations.ts";
 import { Catalog } from "./catalog.ts";
@@ -257,10 +258,11 @@ export class Store {
 
   /**
    * create-layer followed by applydiff of source; the layer is removed again if applying fails.
-   * `verify` sees the applied values before the layer is marked complete and may refuse them.
+   * `verify` sees the applied values before the layer is marked complete and may refuse them;
+   * `preview` reads the same tar ahead (vfs then leaves out of its copy what the tar removes).
    */
-  async importLayer(options: layers.CreateLayerOptions, source: ByteSource, verify?: (applied: LayerRecord) => void): Promise<LayerRecord> {
-    return layers.importLayer(await this.content(), options, source, verify);
+  async importLayer(options: layers.CreateLayerOptions, source: ByteSource, verify?: (applied: LayerRecord) => void, preview?: LayerPreview): Promise<LayerRecord> {
+    return layers.importLayer(await this.content(), options, source, verify, preview);
   }
 
   /** Applies a layer tar to an existing layer; a crash mid-way leaves it as it was before. */

@@ -63,6 +63,11 @@ class Spool {
     this.notify();
   }
 
+  /** Whether the whole blob is in the file. */
+  get complete(): boolean {
+    return this.finished;
+  }
+
   /** Ends the blob with an error the reader will meet. */
   fail(error: unknown): void {
     this.failure = error;
@@ -107,6 +112,13 @@ interface Slot {
   opening?: Promise<BlobReader>;
 }
 
+/** A blob's reader, and where its bytes are local, a way to read them once more before the stream (a look ahead at a layer). */
+export interface PrefetchedBlob extends BlobReader {
+  reread?: () => AsyncIterable<Uint8Array>;
+  /** The bytes read again are those of the private file the stream reads too (a finished download ahead): they cannot differ. */
+  rereadPrivate?: boolean;
+}
+
 /**
  * Hands out the blobs of a pull in order, downloading up to `maxParallel` at once. With
  * `maxParallel` 0 nothing is read ahead: each blob is opened when its turn comes and streams
@@ -127,8 +139,11 @@ export class BlobPrefetcher {
     this.slots = descriptors.map((descriptor) => ({ descriptor }));
   }
 
-  /** The reader of the next blob in order. */
-  async next(): Promise<BlobReader> {
+  /**
+   * The reader of the next blob in order. A local blob (maxParallel 0), or one whose download
+   * ahead has finished, can also be read again (`reread`); one that streams from the network cannot.
+   */
+  async next(): Promise<PrefetchedBlob> {
     const index = this.nextIndex++;
     const slot = this.slots[index]!;
     if (this.started <= index) {
@@ -146,7 +161,9 @@ export class BlobPrefetcher {
         }
       })();
       this.fillSlots();
-      return { stream, size: reader.size };
+      const { source } = this;
+      const reread = this.maxParallel === 0 ? async function* () { yield* (await source.blob(slot.descriptor)).stream; } : undefined;
+      return { stream, size: reader.size, reread };
     }
     const reader = await slot.opening!;
     this.fillSlots();
@@ -158,7 +175,7 @@ export class BlobPrefetcher {
         spool.close();
       }
     })();
-    return { stream, size: reader.size };
+    return { stream, size: reader.size, reread: spool.complete ? () => spool.read() : undefined, rereadPrivate: true };
   }
 
   /** Starts downloads ahead while fewer than maxParallel run. */

@@ -3,9 +3,10 @@
  * destination would store it (layer IDs chained from diffIDs, image ID = config digest, the
  * same data items, digest and metadata).
  *
- * Each layer blob is read once: the Store's import hashes the compressed bytes, decompresses,
- * hashes the tar and applies it in one pass, and the digests and sizes are checked before the
- * layer is marked complete. Layers this pull made are removed again if it fails; each image,
+ * Each layer blob is applied in one pass: the Store's import hashes the compressed bytes,
+ * decompresses, hashes the tar and applies it, and the digests and sizes are checked before the
+ * layer is marked complete. A blob that is on this host may be read once more before (a preview:
+ * vfs leaves out of its copy of the parent what the layer removes). Layers this pull made are removed again if it fails; each image,
  * its names and data items are written in one transaction at the end. An image picked from an
  * index keeps the index too, as containers/image keeps it: the image's digest is the index's,
  * and the index's bytes are a data item beside the image's manifest.
@@ -129,8 +130,10 @@ async function importInstance(store: Store, source: ImageSource, instance: Insta
           throw new ImageFormatError(`${source.description}: layer ${descriptor.digest}: size mismatch (the blob has ${reader.size} bytes, the manifest says ${descriptor.size})`);
         }
         const stream = line ? line.track(reader.stream) : reader.stream;
+        // A blob that is local can be read ahead (vfs then leaves out of its copy of the parent what the layer removes).
+        const preview = reader.reread && parent !== undefined ? { read: reader.reread, digest: reader.rereadPrivate ? undefined : descriptor.digest } : undefined;
         try {
-          await store.importLayer({ id, parent, names: [] }, stream, (applied) => checkApplied(source.description, descriptor, config.diffIds[i]!, i, applied));
+          await store.importLayer({ id, parent, names: [] }, stream, (applied) => checkApplied(source.description, descriptor, config.diffIds[i]!, i, applied), preview);
         } catch (error) {
           throw await explainLayerFailure(source, descriptor, error);
         }

@@ -314,7 +314,7 @@ describe("pull", () => {
     }
   });
 
-  test.skipIf(!straceAvailable())("each layer blob is opened once, and nothing is written outside the store (no temporary copy), from a layout and from archives", () => {
+  test.skipIf(!straceAvailable())("each layer blob is applied from where it is, opened once (twice for a vfs layer with a parent: read ahead for its whiteouts), and nothing is written outside the store (no temporary copy), from a layout and from archives", () => {
     const archives = { oci: join(work, "once.oci.tar"), docker: join(work, "once.docker.tar") };
     sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `oci-archive:${archives.oci}:app:v1`]);
     sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `docker-archive:${archives.docker}:foo:bar`]);
@@ -328,7 +328,9 @@ describe("pull", () => {
         const created = opens.filter((m) => m![2]!.includes("O_CREAT") && !m![1]!.startsWith(store.dir)).map((m) => m![1]);
         expect({ source, created }).toEqual({ source, created: [] });
         if (source.startsWith("oci:")) {
-          for (const layer of manifest.layers) expect({ layer: layer.digest, opened: opens.filter((m) => m![1]!.endsWith(layer.digest.slice(7))).length }).toEqual({ layer: layer.digest, opened: 1 });
+          // vfs reads the upper layer ahead, to leave out of its copy of the base what the layer removes.
+          const expected = manifest.layers.map((layer: { digest: string }, i: number) => ({ layer: layer.digest, opened: i === 0 ? 1 : 2 }));
+          expect(manifest.layers.map((layer: { digest: string }) => ({ layer: layer.digest, opened: opens.filter((m) => m![1]!.endsWith(layer.digest.slice(7))).length }))).toEqual(expected);
         }
       } finally {
         store.destroy();
