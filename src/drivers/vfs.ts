@@ -75,8 +75,10 @@ export class VfsDriver implements Driver {
   private dirOf(id: string): string {
     const own = `${this.home}/${id}`;
     if (this.options.imageStores.length === 0 || pathExists(own)) return own;
+    // Image store roots are the user's strings ("/ro/", "/a/../b"): joined as node:path does.
+    const { join } = import.meta.require("node:path") as typeof import("node:path");
     for (const store of this.options.imageStores) {
-      const other = `${store}/vfs/dir/${id}`;
+      const other = join(store, "vfs", "dir", id);
       if (pathExists(other)) return other;
     }
     return own;
