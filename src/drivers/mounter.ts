@@ -6,7 +6,7 @@
  * Counting a directory (vfs) loads no node: module: node:fs is loaded by kernel mounts and views.
  */
 import { Database } from "bun:sqlite";
-import { SystemError } from "../errors.ts";
+import { SystemError, sqliteFailure } from "../errors.ts";
 import { isTokenAlive, processToken } from "../sys/liveness.ts";
 import { kernelMountPoints } from "../sys/mount-table.ts";
 import { pathExists } from "../sys/path-exists.ts";
@@ -106,12 +106,23 @@ export class Mounter {
   private open(): Database {
     const creating = !pathExists(this.path);
     if (creating) fs().mkdirSync(this.runRoot, { recursive: true, mode: 0o700 });
-    const db = new Database(this.path, { create: true, strict: true });
-    // One round trip. WAL is kept in the file, so it is asked for when the file is made. Counts
-    // are runtime state, checked against the kernel's mount table on every use and meaningless
-    // after a reboot: surviving a process crash (WAL) is enough, no fsync per change.
-    db.run(`${creating ? "PRAGMA journal_mode = WAL; " : ""}PRAGMA busy_timeout = 60000; PRAGMA synchronous = NORMAL; ${COUNTS_TABLE}`);
-    return db;
+    let db: Database | undefined;
+    try {
+      db = new Database(this.path, { create: true, strict: true });
+      // One round trip. WAL is kept in the file, so it is asked for when the file is made. Counts
+      // are runtime state, checked against the kernel's mount table on every use and meaningless
+      // after a reboot: surviving a process crash (WAL) is enough, no fsync per change.
+      db.run(`${creating ? "PRAGMA journal_mode = WAL; " : ""}PRAGMA busy_timeout = 60000; PRAGMA synchronous = NORMAL; ${COUNTS_TABLE}`);
+      return db;
+    } catch (e) {
+      db?.close();
+      throw this.failure(e);
+    }
+  }
+
+  /** An SQLite refusal of the counts database (a full or read-only run root) as one line naming it. */
+  private failure(e: unknown): unknown {
+    return sqliteFailure(e, `writing database ${this.path}`) ?? e;
   }
 
   /** True while no mount was ever counted in this run root (no database yet): there are no counts to read. */
@@ -121,7 +132,11 @@ export class Mounter {
 
   /** Runs fn holding the run root's write lock, so that counting and mounting are one step. */
   private locked<T>(fn: () => T): T {
-    return immediateTransaction(this.db, fn);
+    try {
+      return immediateTransaction(this.db, fn);
+    } catch (e) {
+      throw this.failure(e);
+    }
   }
 
   /**

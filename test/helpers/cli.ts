@@ -39,7 +39,7 @@ export function runBinary(args: string[], options: RunOptions = {}, binary = BIN
 export class TestStore {
   readonly dir = mkdtempSync(join(tmpdir(), "oci-storage-test-"));
   readonly graph: string;
-  readonly run = join(this.dir, "run");
+  readonly run: string;
 
   constructor(
     readonly driver: string,
@@ -47,8 +47,11 @@ export class TestStore {
     readonly binary = BINARY,
     /** The graph root, when it must live elsewhere (on a small file system, say); removed by destroy() too. */
     graph?: string,
+    /** The run root, when it must live elsewhere (on a small file system, say); not removed by destroy(). */
+    run?: string,
   ) {
     this.graph = graph ?? join(this.dir, "root");
+    this.run = run ?? join(this.dir, "run");
   }
 
   /** The global options that select this store. */
