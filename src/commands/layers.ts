@@ -123,14 +123,18 @@ export const layers: CommandDef = {
       printJson(ctx, ctx.store.layers().map(layerJson));
       return 0;
     }
-    const users = layerUsers(ctx.store);
     if (ctx.options.tree === true) {
+      const users = layerUsers(ctx.store);
       const mountPoints = await ctx.store.mountPoints();
       ctx.stdout(layerTree(ctx.store.layers(), (l) => treeNotes(l, users, mountPoints)));
       return 0;
     }
+    const summaries = ctx.store.layerSummaries();
+    // Without layers no image or container can use one: a store's first command reads no more.
+    if (summaries.length === 0) return 0;
+    const users = layerUsers(ctx.store);
     const out: string[] = [];
-    for (const l of ctx.store.layerSummaries()) {
+    for (const l of summaries) {
       out.push(`${l.id}\n`);
       for (const n of l.names) out.push(`\tname: ${n}\n`);
       for (const image of users.images.get(l.id) ?? []) {
