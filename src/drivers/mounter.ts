@@ -13,11 +13,8 @@ import { pathExists } from "../sys/path-exists.ts";
 import { crashPoint } from "../util/crash-points.ts";
 import { immediateTransaction } from "../util/sqlite-transaction.ts";
 import { type KernelMountSpec, type LayerViews, MOUNT_CHANGE_MARK, MOUNT_COUNTS_FILE, type MountSpec, type ViewRequest } from "./driver.ts";
+import { nodeFs } from "../sys/node-fs.ts";
 
-/** node:fs, loaded by what touches the kernel or makes directories, not by counting a vfs mount (~2.6M instructions). */
-function fs(): typeof import("node:fs") {
-  return import.meta.require("node:fs");
-}
 
 const COUNTS_TABLE = "CREATE TABLE IF NOT EXISTS mounts (layer TEXT PRIMARY KEY, path TEXT NOT NULL, count INTEGER NOT NULL, kernel INTEGER NOT NULL)";
 
@@ -40,7 +37,7 @@ function run(argv: string[], cwd?: string): void {
  * spec's preparation (directories to make, paths to remove), then mount(8) in the spec's cwd.
  */
 function mountNow(spec: KernelMountSpec): void {
-  const { mkdirSync, rmSync, symlinkSync } = fs();
+  const { mkdirSync, rmSync, symlinkSync } = nodeFs();
   for (const dir of spec.prepare?.directories ?? []) mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const path of spec.prepare?.remove ?? []) rmSync(path, { recursive: true, force: true });
   for (const { path, target } of spec.prepare?.links ?? []) {
@@ -76,7 +73,7 @@ function viewOwner(name: string): string {
 /** False when a mount point in the table no longer answers (a FUSE mount whose program was killed). */
 function answers(path: string): boolean {
   try {
-    fs().statSync(path);
+    nodeFs().statSync(path);
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code !== "ENOTCONN";
@@ -105,7 +102,7 @@ export class Mounter {
 
   private open(): Database {
     const creating = !pathExists(this.path);
-    if (creating) fs().mkdirSync(this.runRoot, { recursive: true, mode: 0o700 });
+    if (creating) nodeFs().mkdirSync(this.runRoot, { recursive: true, mode: 0o700 });
     let db: Database | undefined;
     try {
       db = new Database(this.path, { create: true, strict: true });
@@ -146,13 +143,13 @@ export class Mounter {
    */
   private markChange(): boolean {
     if (pathExists(this.changeMark)) return false;
-    fs().writeFileSync(this.changeMark, "");
+    nodeFs().writeFileSync(this.changeMark, "");
     return true;
   }
 
   /** Removes the mark this process made once its count is committed; under the lock, so no other change is under way. */
   private endChange(): void {
-    this.locked(() => fs().rmSync(this.changeMark, { force: true }));
+    this.locked(() => nodeFs().rmSync(this.changeMark, { force: true }));
   }
 
   /** True when a kernel mount or unmount was left half done (or is under way in another process). */
@@ -232,7 +229,7 @@ export class Mounter {
    * recovery once it has released every kernel mount that no row counts.
    */
   forgetChangeMark(): void {
-    fs().rmSync(this.changeMark, { force: true });
+    nodeFs().rmSync(this.changeMark, { force: true });
   }
 
   /** The current mount count of a layer, checked against the kernel. */
@@ -280,7 +277,7 @@ export class Mounter {
    * spec receives the target; releaseView ends the view.
    */
   private mountView(dir: string, spec: (target: string) => KernelMountSpec): string {
-    const { mkdirSync, mkdtempSync, rmSync } = fs();
+    const { mkdirSync, mkdtempSync, rmSync } = nodeFs();
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const target = mkdtempSync(`${dir}/${VIEW_PREFIX}${processToken().replaceAll("/", "_")}-`);
     try {
@@ -295,14 +292,14 @@ export class Mounter {
   /** Unmounts a view and removes its directory. */
   private releaseView(target: string, points?: Set<string>): void {
     this.releaseUncounted(target, points);
-    fs().rmSync(target, { recursive: true, force: true });
+    nodeFs().rmSync(target, { recursive: true, force: true });
   }
 
   /** Releases the views under dir whose owning process no longer runs. */
   private releaseStaleViews(dir: string): void {
     let names: string[];
     try {
-      names = fs().readdirSync(dir).filter((name) => name.startsWith(VIEW_PREFIX));
+      names = nodeFs().readdirSync(dir).filter((name) => name.startsWith(VIEW_PREFIX));
     } catch {
       return;
     }

@@ -10,11 +10,8 @@ import { type IdMaps, rootOwner } from "../idmap.ts";
 import { imageStoresOption, splitDriverOption } from "./options.ts";
 import { type CompareRequest, type CreateLayerRequest, type Driver, type LayerPreview, type MountSpec, comparedMaps } from "./driver.ts";
 import type { CopyOmissions } from "../archive/layer-removals.ts";
+import { nodeFs } from "../sys/node-fs.ts";
 
-/** node:fs, loaded by what makes, removes or lists layers, not by a mount (a lookup of a directory). */
-function fs(): typeof import("node:fs") {
-  return import.meta.require("node:fs");
-}
 
 export interface VfsOptions {
   /** Graph roots of read-only stores whose layers may be parents. */
@@ -63,7 +60,7 @@ export class VfsDriver implements Driver {
   }
 
   async init(): Promise<void> {
-    if (!pathExists(this.home)) fs().mkdirSync(this.home, { recursive: true, mode: 0o700 });
+    if (!pathExists(this.home)) nodeFs().mkdirSync(this.home, { recursive: true, mode: 0o700 });
   }
 
   /** A new layer is a copy of its parent's tree: one flush of the filesystem covers all its files. */
@@ -86,7 +83,7 @@ export class VfsDriver implements Driver {
 
   /** A copy of the template's or parent's tree, re-owned to the layer's maps; a base layer is an empty dir owned by container root. */
   async create(id: string, request: CreateLayerRequest): Promise<void> {
-    const { chownSync, mkdirSync, rmSync } = fs();
+    const { chownSync, mkdirSync, rmSync } = nodeFs();
     const dir = `${this.home}/${id}`;
     rmSync(dir, { recursive: true, force: true });
     const source = request.template ?? (request.parent === undefined ? undefined : { id: request.parent, idMaps: request.parentIdMaps });
@@ -103,7 +100,7 @@ export class VfsDriver implements Driver {
   }
 
   async remove(id: string): Promise<void> {
-    fs().rmSync(`${this.home}/${id}`, { recursive: true, force: true });
+    nodeFs().rmSync(`${this.home}/${id}`, { recursive: true, force: true });
   }
 
   exists(id: string): boolean {
@@ -118,7 +115,7 @@ export class VfsDriver implements Driver {
   repairLayout(): void {}
 
   listLayerIds(): string[] {
-    return pathExists(this.home) ? fs().readdirSync(this.home) : [];
+    return pathExists(this.home) ? nodeFs().readdirSync(this.home) : [];
   }
 
   async applyDiff(id: string, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult> {

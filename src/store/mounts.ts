@@ -13,6 +13,7 @@ import { findContainer, findImage, findLayer } from "./lookup.ts";
 import type { StoreParts } from "./parts.ts";
 import type { LayerRecord } from "./records.ts";
 import { contentMissing, vanishedAmong } from "./vanished-content.ts";
+import { nodeFs } from "../sys/node-fs.ts";
 
 export interface MountOptions {
   readOnly?: boolean;
@@ -115,7 +116,7 @@ export function parentOwners(parts: StoreParts, layer: LayerRecord, errorPrefix:
   if (layer.uidMap.length === 0 && layer.gidMap.length === 0) return { uids: [], gids: [] };
   const mountPoint = parts.mounter.mountPoint(layer.id);
   if (mountPoint === undefined) throw new PreconditionError(`${errorPrefix}: layer is not mounted`);
-  const { lstatSync, statSync } = import.meta.require("node:fs") as typeof import("node:fs");
+  const { lstatSync, statSync } = nodeFs();
   const { dirname } = import.meta.require("node:path") as typeof import("node:path");
   const uids = new Set<number>();
   const gids = new Set<number>();

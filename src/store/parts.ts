@@ -19,6 +19,7 @@ import { pathExists } from "../sys/path-exists.ts";
 import { isOutOfSpace } from "./read-only-database.ts";
 import { ReadOnlyStores } from "./read-only-stores.ts";
 import { SpaceReserve } from "./space-reserve.ts";
+import { nodeFs } from "../sys/node-fs.ts";
 
 /** What every part gets: the store's options and records, and its write transactions. */
 export interface CatalogParts {
@@ -117,7 +118,7 @@ export async function withContent(base: CatalogParts, driverName: string): Promi
   // node:fs only when the run root is new: most commands find it made.
   if (!pathExists(runRoot)) {
     try {
-      (import.meta.require("node:fs") as typeof import("node:fs")).mkdirSync(runRoot, { recursive: true, mode: 0o700 });
+      nodeFs().mkdirSync(runRoot, { recursive: true, mode: 0o700 });
     } catch (e) {
       throw ioError("creating", runRoot, e);
     }

@@ -19,11 +19,8 @@
  */
 import { Database, constants as sqlite } from "bun:sqlite";
 import { SystemError, ioError } from "../errors.ts";
+import { nodeFs } from "../sys/node-fs.ts";
 
-/** node:fs, loaded only when a database cannot be opened the normal way or another store is read. */
-function fs(): typeof import("node:fs") {
-  return import.meta.require("node:fs");
-}
 
 /** SQLite codes (extended ones included) and errno names that mean the file system would not take a write. */
 const NO_SPACE_CODES = new Set(["SQLITE_FULL", "SQLITE_IOERR_SHMSIZE", "ENOSPC", "EDQUOT"]);
@@ -51,8 +48,8 @@ export function writeRefusal(path: string, error: unknown): SystemError {
   if (isOutOfSpace(error)) return ioError(op, target, { code: codeOf(error) === "EDQUOT" ? "EDQUOT" : "ENOSPC" });
   // The file opened for writing says what a failing disk says (EIO) where access(2) would not.
   try {
-    fs().closeSync(fs().openSync(path, "r+"));
-    fs().accessSync(path.slice(0, path.lastIndexOf("/")) || "/", fs().constants.W_OK);
+    nodeFs().closeSync(nodeFs().openSync(path, "r+"));
+    nodeFs().accessSync(path.slice(0, path.lastIndexOf("/")) || "/", nodeFs().constants.W_OK);
   } catch (why) {
     return ioError(op, target, why);
   }
@@ -111,7 +108,7 @@ function openImmutable(path: string, cause: unknown): Database {
 
 function walHasFrames(path: string): boolean {
   try {
-    return fs().statSync(`${path}-wal`).size > 0;
+    return nodeFs().statSync(`${path}-wal`).size > 0;
   } catch {
     return false;
   }

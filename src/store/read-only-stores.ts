@@ -7,13 +7,10 @@ import { InitError, sqliteFailure } from "../errors.ts";
 import { imageStorePaths } from "../drivers/options.ts";
 import { Catalog } from "./catalog.ts";
 import { openUntouched } from "./read-only-database.ts";
+import { nodeFs } from "../sys/node-fs.ts";
 
 export { imageStorePaths };
 
-/** node:fs, loaded only when another store is opened: most commands on most stores open none. */
-function fs(): typeof import("node:fs") {
-  return import.meta.require("node:fs");
-}
 
 /** Another store's catalog, opened read-only. */
 interface ReadOnlyStore {
@@ -24,7 +21,7 @@ interface ReadOnlyStore {
 /** The catalog of the store at root, opened so that nothing is written beside it (openUntouched); undefined when it has no database. */
 export function openCatalogReadOnly(root: string, context: string): Catalog | undefined {
   const path = `${root}/oci-storage.db`;
-  if (!fs().existsSync(path)) return undefined;
+  if (!nodeFs().existsSync(path)) return undefined;
   try {
     return new Catalog(openUntouched(path));
   } catch (e) {
@@ -49,7 +46,7 @@ export class ReadOnlyStores {
     if (this.opened) return this.opened;
     this.opened = [];
     for (const root of imageStorePaths(this.driverOptions)) {
-      if (!fs().existsSync(root)) throw new InitError(`image store ${root}: no such directory`);
+      if (!nodeFs().existsSync(root)) throw new InitError(`image store ${root}: no such directory`);
       const catalog = openCatalogReadOnly(root, `image store ${root}`);
       if (catalog) this.opened.push({ root, catalog });
     }

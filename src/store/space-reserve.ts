@@ -6,11 +6,7 @@
  * that write fails with SQLITE_FULL before anything could be freed. Removing the reserve makes
  * room for those first rows; once the deletion has freed space, the reserve is made again.
  */
-
-/** node:fs, loaded only when the reserve is made, given up or looked for, not at every start. */
-function fs(): typeof import("node:fs") {
-  return import.meta.require("node:fs");
-}
+import { nodeFs } from "../sys/node-fs.ts";
 
 /** The reserve's file name in the graph root. */
 export const RESERVE_FILE = "oci-storage.reserve";
@@ -44,28 +40,28 @@ export class SpaceReserve {
   make(): boolean {
     const temporary = `${this.path}.${process.pid}`;
     try {
-      const fd = fs().openSync(temporary, "w", 0o600);
+      const fd = nodeFs().openSync(temporary, "w", 0o600);
       let written = 0;
       try {
         const block = crypto.getRandomValues(new Uint8Array(BLOCK_BYTES));
-        while (written < RESERVE_BYTES) written += fs().writeSync(fd, block);
+        while (written < RESERVE_BYTES) written += nodeFs().writeSync(fd, block);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== "ENOSPC" && (e as NodeJS.ErrnoException).code !== "EDQUOT") throw e;
       } finally {
-        fs().closeSync(fd);
+        nodeFs().closeSync(fd);
       }
       if (written < SMALLEST_RESERVE) throw new Error("no room for a space reserve");
-      fs().renameSync(temporary, this.path);
+      nodeFs().renameSync(temporary, this.path);
       return true;
     } catch {
-      fs().rmSync(temporary, { force: true });
+      nodeFs().rmSync(temporary, { force: true });
       return false;
     }
   }
 
   /** Makes the reserve if it is missing (best effort). */
   ensure(): void {
-    if (!fs().existsSync(this.path)) this.make();
+    if (!nodeFs().existsSync(this.path)) this.make();
   }
 
   /** Notes that this process is freeing space (deleting, recovering): at its end it makes a missing reserve again. */
@@ -77,7 +73,7 @@ export class SpaceReserve {
   release(): boolean {
     this.freeing = true;
     try {
-      fs().unlinkSync(this.path);
+      nodeFs().unlinkSync(this.path);
       return true;
     } catch {
       return false;

@@ -6,6 +6,7 @@
 import { CorruptError } from "../errors.ts";
 import { layerById } from "./lookup.ts";
 import type { StoreParts } from "./parts.ts";
+import { nodeFs } from "../sys/node-fs.ts";
 
 /** The error for a layer whose content directory is gone. */
 export function contentMissing(parts: StoreParts, id: string): CorruptError {
@@ -15,7 +16,7 @@ export function contentMissing(parts: StoreParts, id: string): CorruptError {
 /** The first of the layers, and of their parents, whose content directory is gone: the error saying so, else undefined. */
 export function vanishedAmong(parts: StoreParts, ids: Array<string | undefined>): CorruptError | undefined {
   // node:fs loaded here, when a read failed or check asks, not at every start.
-  const { existsSync } = import.meta.require("node:fs") as typeof import("node:fs");
+  const { existsSync } = nodeFs();
   const seen = new Set<string>();
   const pending = ids.filter((id): id is string => id !== undefined);
   while (pending.length > 0) {

@@ -6,6 +6,7 @@
  */
 import type { dlopen, Pointer } from "bun:ffi";
 import { SystemError } from "../errors.ts";
+import { nodeFs } from "./node-fs.ts";
 
 /** A path or xattr name: a string, or raw bytes for names that are not valid UTF-8. */
 export type CPath = string | Uint8Array;
@@ -282,7 +283,7 @@ export function setTimes(path: CPath, atimeNs: bigint, mtimeNs: bigint): void {
 export function syncFilesystem(path: string): void {
   const lib = libc();
   // node:fs loaded here, not by every importer of this module (a vfs mount imports it, never syncs).
-  const { closeSync, openSync } = import.meta.require("node:fs") as typeof import("node:fs");
+  const { closeSync, openSync } = nodeFs();
   let fd: number;
   try {
     fd = openSync(path, "r");

@@ -3,9 +3,11 @@
  * the process doing it; recovery only cleans up after processes that no longer exist, so a
  * second process never removes a layer that a first one is still importing.
  */
+import { nodeFs } from "./node-fs.ts";
+
 /** A small file's text; node:fs is loaded by the first caller (a writer or recovery), not by every importer. */
 function readText(path: string): string {
-  return (import.meta.require("node:fs") as typeof import("node:fs")).readFileSync(path, "utf8");
+  return nodeFs().readFileSync(path, "utf8");
 }
 
 let ownToken: string | undefined;

@@ -1,4 +1,5 @@
 /** The one reader of the kernel's mount table (/proc/self/mountinfo) for this process's mount namespace. */
+import { nodeFs } from "./node-fs.ts";
 
 export interface KernelMount {
   path: string;
@@ -16,7 +17,7 @@ function unescapeMountField(field: string): string {
 export function kernelMounts(): KernelMount[] {
   const mounts: KernelMount[] = [];
   // node:fs loaded here, by what reads the table, not by every importer (a vfs mount never does).
-  const { readFileSync } = import.meta.require("node:fs") as typeof import("node:fs");
+  const { readFileSync } = nodeFs();
   for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
     const fields = line.split(" ");
     const separator = fields.indexOf("-");
