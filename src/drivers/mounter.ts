@@ -137,19 +137,23 @@ export class Mounter {
   }
 
   /**
-   * Marks a kernel mount or unmount as under way; called holding the lock. Returns whether this
-   * call made the mark: one found already was left by a process that died under way, and stays
-   * for recovery (releaseLeftovers) to release what that process left.
+   * Runs fn holding the lock; fn calls beginChange before it runs mount(8) or umount(8), which
+   * makes the change mark. The mark this call made is removed once fn's count is committed (under
+   * the lock again, so no other change is under way). A mark found already was left by a process
+   * that died under way: it stays for recovery to release what that process left.
    */
-  private markChange(): boolean {
-    if (pathExists(this.changeMark)) return false;
-    nodeFs().writeFileSync(this.changeMark, "");
-    return true;
-  }
-
-  /** Removes the mark this process made once its count is committed; under the lock, so no other change is under way. */
-  private endChange(): void {
-    this.locked(() => nodeFs().rmSync(this.changeMark, { force: true }));
+  private lockedChange<T>(fn: (beginChange: () => void) => T): T {
+    let marked = false;
+    const beginChange = () => {
+      if (marked || pathExists(this.changeMark)) return;
+      nodeFs().writeFileSync(this.changeMark, "");
+      marked = true;
+    };
+    try {
+      return this.locked(() => fn(beginChange));
+    } finally {
+      if (marked) this.locked(() => this.forgetChangeMark());
+    }
   }
 
   /** True when a kernel mount or unmount was left half done (or is under way in another process). */
@@ -172,27 +176,22 @@ export class Mounter {
 
   /** Mounts the layer (or counts one more user of an existing mount) and returns the mount point. */
   mount(layer: string, spec: MountSpec): string {
-    let marked = false;
-    try {
-      return this.locked(() => {
-        const path = spec.kind === "directory" ? spec.path : spec.target;
-        const count = this.liveCount(layer);
-        if (count === 0 && spec.kind !== "directory") {
-          marked = this.markChange();
-          // A mount left by a process that died before counting it, or a dead FUSE mount.
-          if (kernelMountPoints().has(spec.target)) unmountPath(spec.target);
-          mountNow(spec);
-          crashPoint("after-kernel-mount");
-        }
-        const existing = this.row(layer);
-        const mountedPath = count > 0 && existing ? existing.path : path;
-        const kernel = count > 0 && existing ? existing.kernel : spec.kind === "directory" ? 0 : 1;
-        this.db.query("INSERT OR REPLACE INTO mounts (layer, path, count, kernel) VALUES (?, ?, ?, ?)").run(layer, mountedPath, count + 1, kernel);
-        return mountedPath;
-      });
-    } finally {
-      if (marked) this.endChange();
-    }
+    return this.lockedChange((beginChange) => {
+      const path = spec.kind === "directory" ? spec.path : spec.target;
+      const count = this.liveCount(layer);
+      if (count === 0 && spec.kind !== "directory") {
+        beginChange();
+        // A mount left by a process that died before counting it, or a dead FUSE mount.
+        if (kernelMountPoints().has(spec.target)) unmountPath(spec.target);
+        mountNow(spec);
+        crashPoint("after-kernel-mount");
+      }
+      const existing = this.row(layer);
+      const mountedPath = count > 0 && existing ? existing.path : path;
+      const kernel = count > 0 && existing ? existing.kernel : spec.kind === "directory" ? 0 : 1;
+      this.db.query("INSERT OR REPLACE INTO mounts (layer, path, count, kernel) VALUES (?, ?, ?, ?)").run(layer, mountedPath, count + 1, kernel);
+      return mountedPath;
+    });
   }
 
   /**
@@ -201,27 +200,22 @@ export class Mounter {
    */
   unmount(layer: string, force: boolean): boolean {
     if (this.neverCounted) return true;
-    let marked = false;
-    try {
-      return this.locked(() => {
-        const row = this.row(layer);
-        const points = row?.kernel ? kernelMountPoints() : undefined;
-        const count = this.liveCount(layer, points);
-        if (row && count > 1 && !force) {
-          this.db.query("UPDATE mounts SET count = ? WHERE layer = ?").run(count - 1, layer);
-          return false;
-        }
-        if (row?.kernel && points!.has(row.path)) {
-          marked = this.markChange();
-          unmountPath(row.path);
-          crashPoint("after-kernel-unmount");
-        }
-        this.db.query("DELETE FROM mounts WHERE layer = ?").run(layer);
-        return true;
-      });
-    } finally {
-      if (marked) this.endChange();
-    }
+    return this.lockedChange((beginChange) => {
+      const row = this.row(layer);
+      const points = row?.kernel ? kernelMountPoints() : undefined;
+      const count = this.liveCount(layer, points);
+      if (row && count > 1 && !force) {
+        this.db.query("UPDATE mounts SET count = ? WHERE layer = ?").run(count - 1, layer);
+        return false;
+      }
+      if (row?.kernel && points!.has(row.path)) {
+        beginChange();
+        unmountPath(row.path);
+        crashPoint("after-kernel-unmount");
+      }
+      this.db.query("DELETE FROM mounts WHERE layer = ?").run(layer);
+      return true;
+    });
   }
 
   /**
