@@ -18,11 +18,8 @@ import { type ApplyOptions, type ApplyResult, type ByteSource, type TarEntry } f
 import { mknod, setTimes, setXattr, syncFilesystem } from "../sys/libc.ts";
 import { cleanComponents } from "./paths.ts";
 import { type DirectoryCache, isConfinedFailure, resolveConfined } from "./confined-path.ts";
+import { HARDLINK_STORE, WHITEOUT_PREFIX, whiteoutMeaning } from "./whiteouts.ts";
 
-const WHITEOUT_PREFIX = ".wh.";
-const WHITEOUT_META_PREFIX = ".wh..wh.";
-const OPAQUE_MARKER = ".wh..wh..opq";
-const HARDLINK_STORE = ".wh..wh.plnk";
 /** Prefix of the directory inside the root where removed paths wait for their deletion (never a tar name: .wh..wh. entries are skipped). */
 const TRASH_PREFIX = ".wh..wh.trash";
 const OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque";
@@ -123,14 +120,15 @@ class LayerExtractor {
       // As 1.43 does before it looks at an entry at all, the missing parents of every entry are made (0755), even of
       // whiteouts and skipped AUFS metadata: a file under .wh..wh.plnk/ leaves that directory behind, empty.
       this.makeMissingParents(parts);
-      if (parts[0]?.startsWith(WHITEOUT_META_PREFIX) && !(parts.length === 1 && name === OPAQUE_MARKER)) {
+      const whiteout = whiteoutMeaning(parts);
+      if (whiteout === "metadata") {
         if (parts[0] === HARDLINK_STORE && parts.length > 1 && entry.type === "file") {
           await this.storeHardLinkTarget(parts.slice(1).join("/"), entry, body);
         }
         return;
       }
-      if (name.startsWith(WHITEOUT_PREFIX)) {
-        this.applyWhiteout(parts.slice(0, -1), name, entry);
+      if (whiteout !== undefined) {
+        this.applyWhiteout(parts.slice(0, -1), whiteout, entry);
         return;
       }
       if (parts.length === 0) {
@@ -378,13 +376,13 @@ class LayerExtractor {
     this.hardLinkStore.set(key, { rel, entry });
   }
 
-  private applyWhiteout(dirParts: string[], name: string, entry: TarEntry): void {
-    if (name === OPAQUE_MARKER) {
+  private applyWhiteout(dirParts: string[], whiteout: "opaque" | "ignored" | { hides: string }, entry: TarEntry): void {
+    if (whiteout === "opaque") {
       this.applyOpaque(dirParts, entry);
       return;
     }
-    const hidden = name.slice(WHITEOUT_PREFIX.length);
-    if (hidden === "" || hidden === "." || hidden === "..") return;
+    if (whiteout === "ignored") return;
+    const hidden = whiteout.hides;
     if (this.options.whiteouts === "remove") {
       const dir = this.resolveDir(dirParts, false, entry.path);
       if (dir !== null) this.removePath(joinRel(dir, hidden), entry.path);

@@ -9,11 +9,11 @@ import { devMajorMinor, getXattr, listXattrs } from "../sys/libc.ts";
 import { compareBytes } from "../util/byte-order.ts";
 import { TarWriter } from "./tar-writer.ts";
 import { ChangeKind, type ByteSink, type ByteSource, type Change, type EntryType, type TarEntry } from "./types.ts";
+import { WHITEOUT_PREFIX } from "./whiteouts.ts";
 
 const NS_PER_SECOND = 1_000_000_000n;
 /** Files up to this size are read in one piece; larger ones are streamed in chunks of this size. */
 const FILE_CHUNK_BYTES = 1024 * 1024;
-const WHITEOUT_PREFIX = ".wh.";
 
 /**
  * Writes the changes as an uncompressed tar (docs/cli-contract.md §4.4): entries sorted by path, parent dirs included as dir entries,

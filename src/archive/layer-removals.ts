@@ -21,10 +21,7 @@ import { openMeasuredInput } from "./measured-input.ts";
 import { cleanComponents } from "./paths.ts";
 import { readTar } from "./tar-reader.ts";
 import type { ByteSource } from "./types.ts";
-
-const WHITEOUT_PREFIX = ".wh.";
-const WHITEOUT_META_PREFIX = ".wh..wh.";
-const OPAQUE_MARKER = ".wh..wh..opq";
+import { whiteoutMeaning } from "./whiteouts.ts";
 
 /** What a layer removes from its parent's tree, as relative paths ("" is the root). */
 export interface LayerRemovals {
@@ -93,18 +90,15 @@ class RemovalScan {
     this.reach(parts, index);
     if (type === "hardlink") this.reach(cleanComponents(linkTarget), index);
     if (type === "symlink" || type === "hardlink") this.links.add(joined(parts));
-    const name = parts[parts.length - 1];
-    if (name === undefined || !name.startsWith(WHITEOUT_PREFIX)) return;
+    // AUFS metadata (.wh..wh.plnk/…) is not a removal; neither is a whiteout of "", "." or "..".
+    const whiteout = whiteoutMeaning(parts);
+    if (whiteout === undefined || whiteout === "metadata" || whiteout === "ignored") return;
     const dir = joined(parts, parts.length - 1);
-    if (name === OPAQUE_MARKER) {
+    if (whiteout === "opaque") {
       if (!this.emptied.has(dir)) this.emptied.set(dir, index);
       return;
     }
-    // Other metadata at the top (.wh..wh.plnk/…) is not a removal; neither is a whiteout of "", "." or "..".
-    if (parts[0]!.startsWith(WHITEOUT_META_PREFIX)) return;
-    const hidden = name.slice(WHITEOUT_PREFIX.length);
-    if (hidden === "" || hidden === "." || hidden === "..") return;
-    const target = dir === "" ? hidden : `${dir}/${hidden}`;
+    const target = dir === "" ? whiteout.hides : `${dir}/${whiteout.hides}`;
     if (!this.removed.has(target)) this.removed.set(target, index);
   }
 

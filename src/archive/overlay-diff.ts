@@ -14,13 +14,12 @@ import { metadataDiffers } from "./changes.ts";
 import { compareBytes } from "../util/byte-order.ts";
 import { TreeTarWriter, entryFromStat } from "./export.ts";
 import { ChangeKind, type ByteSink, type Change, type TarEntry } from "./types.ts";
+import { OPAQUE_MARKER, WHITEOUT_PREFIX } from "./whiteouts.ts";
 
 /** The xattr overlayfs marks an opaque directory with (value "y"). */
 export const OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque";
 /** overlayfs keeps its own bookkeeping in these xattrs; the merged view never shows them. */
 const OVERLAY_PRIVATE_XATTR_PREFIX = "trusted.overlay.";
-const WHITEOUT_PREFIX = ".wh.";
-const OPAQUE_MARKER = ".wh..wh..opq";
 
 function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException)?.code;
