@@ -1,14 +1,16 @@
 /**
  * Reading a pull's layer blobs ahead of applying them (docs/decisions/0005-registry-transport.md).
  * Layers are applied one after the other, base first, each in one streaming pass; up to
- * `maxParallel` blobs are downloaded at once. The blob to apply next streams from the network
- * straight into the apply; blobs further ahead are written, as they arrive, to an anonymous
- * temporary file (created and unlinked at once, so a killed pull leaves nothing behind), and
- * the apply reads such a blob from that file when its turn comes, following the download if
- * it is still going. Memory stays bounded by a few chunks per download, whatever the layer
- * sizes; the disk holds at most the blobs that arrived before their turn.
+ * `maxParallel` blobs are downloaded at once. A downloaded blob is written, as it arrives, to
+ * an anonymous temporary file (created and unlinked at once, so a killed pull leaves nothing
+ * behind), and the apply reads it from that file when its turn comes, following the download
+ * if it is still going. Where the source can save a blob to a file itself (a registry: Bun
+ * writes the response), the blob to apply next goes through such a file too, so that no
+ * network byte passes through JavaScript; otherwise it streams straight into the apply.
+ * Memory stays bounded by a few chunks per download, whatever the layer sizes; the disk holds
+ * at most the blobs downloaded and not yet applied.
  */
-import { closeSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { ioError } from "../errors.ts";
 import type { BlobReader, Descriptor, ImageSource } from "./types.ts";
@@ -19,6 +21,8 @@ export function spoolDirectory(): string {
 }
 
 const READ_CHUNK = 1 << 20;
+/** How often a reader that caught up with a download the source writes itself looks for more. */
+const FOLLOW_MS = 5;
 /** Buffers a spooled blob is read into in turn (a chunk stays valid until two more have been read). */
 const READ_BUFFERS = 3;
 
@@ -30,6 +34,8 @@ class Spool {
   private failure: unknown;
   private wake: (() => void) | undefined;
   private closed = false;
+  /** Set while the source writes the file itself: `written` is then the file's size when last looked at. */
+  private sourceWrites = false;
 
   constructor(directory: string) {
     const path = join(directory, `oci-storage-blob-${process.pid}-${crypto.randomUUID()}`);
@@ -46,10 +52,25 @@ class Spool {
     this.wake = undefined;
   }
 
-  /** Copies the stream into the file. Never throws: a failure is handed to the reader. */
-  async fill(stream: AsyncIterable<Uint8Array>): Promise<void> {
+  /** Puts the blob into the file: saved by the source where it can, else copied from its stream. Never throws: a failure is handed to the reader. */
+  async fill(reader: BlobReader): Promise<void> {
     try {
-      for await (const chunk of stream) {
+      if (reader.saveTo) {
+        this.sourceWrites = true;
+        try {
+          await reader.saveTo(this.fd);
+        } finally {
+          this.sourceWrites = false;
+          // A close meanwhile was left to here (see close).
+          if (this.closed) closeSync(this.fd);
+        }
+        if (this.closed) return;
+        this.written = fstatSync(this.fd).size;
+        this.finished = true;
+        this.notify();
+        return;
+      }
+      for await (const chunk of reader.stream) {
         if (this.closed) return;
         let offset = 0;
         while (offset < chunk.byteLength) offset += writeSync(this.fd, chunk, offset, chunk.byteLength - offset, this.written + offset);
@@ -94,14 +115,28 @@ class Spool {
       }
       if (this.failure !== undefined) throw this.failure;
       if (this.finished) return;
-      await new Promise<void>((resolve) => (this.wake = resolve));
+      if (this.sourceWrites) {
+        // The source's writes say nothing: look at the file's size, and again a little later.
+        const size = fstatSync(this.fd).size;
+        if (size > this.written) {
+          this.written = size;
+          continue;
+        }
+      }
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        if (this.sourceWrites) setTimeout(resolve, FOLLOW_MS);
+      });
     }
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    closeSync(this.fd);
+    // While the source writes the file, its descriptor stays open until the write ends (fill
+    // closes it then): a closed number can be given to the next file opened, which the source
+    // would then write into.
+    if (!this.sourceWrites) closeSync(this.fd);
   }
 }
 
@@ -147,10 +182,15 @@ export class BlobPrefetcher {
     const index = this.nextIndex++;
     const slot = this.slots[index]!;
     if (this.started <= index) {
-      // Its turn came before its download started: stream it straight into the apply.
+      // Its turn came before its download started.
       this.started = index + 1;
       this.active++;
       const reader = await this.source.blob(slot.descriptor);
+      if (reader.saveTo && this.maxParallel > 0) {
+        this.download(slot, Promise.resolve(reader));
+        return this.fromSpool(slot);
+      }
+      // A source that cannot save it: stream it straight into the apply.
       const self = this;
       const stream = (async function* () {
         try {
@@ -165,6 +205,11 @@ export class BlobPrefetcher {
       const reread = this.maxParallel === 0 ? async function* () { yield* (await source.blob(slot.descriptor)).stream; } : undefined;
       return { stream, size: reader.size, reread };
     }
+    return this.fromSpool(slot);
+  }
+
+  /** The reader of a blob whose download into its spool has started. */
+  private async fromSpool(slot: Slot): Promise<PrefetchedBlob> {
     const reader = await slot.opening!;
     this.fillSlots();
     const spool = slot.spool!;
@@ -183,19 +228,24 @@ export class BlobPrefetcher {
     while (!this.closed && this.active < this.maxParallel && this.started < this.slots.length) {
       const slot = this.slots[this.started++]!;
       this.active++;
-      const spool = new Spool(spoolDirectory());
-      slot.spool = spool;
-      slot.opening = this.source.blob(slot.descriptor);
-      slot.opening
-        .then(
-          (reader) => spool.fill(reader.stream),
-          (error) => spool.fail(error),
-        )
-        .finally(() => {
-          this.active--;
-          this.fillSlots();
-        });
+      this.download(slot, this.source.blob(slot.descriptor));
     }
+  }
+
+  /** Downloads a blob into a spool of its own (counted in `active` until it ends). */
+  private download(slot: Slot, opening: Promise<BlobReader>): void {
+    const spool = new Spool(spoolDirectory());
+    slot.spool = spool;
+    slot.opening = opening;
+    opening
+      .then(
+        (reader) => spool.fill(reader),
+        (error) => spool.fail(error),
+      )
+      .finally(() => {
+        this.active--;
+        this.fillSlots();
+      });
   }
 
   /** Stops downloads ahead and frees their files. */

@@ -61,6 +61,12 @@ export interface RawManifest {
 export interface BlobReader {
   stream: AsyncIterable<Uint8Array>;
   size: number;
+  /**
+   * Where the source can, writes the whole blob into `fd` (an empty file opened for writing)
+   * instead of handing out `stream`: the bytes go from the source to the file without passing
+   * through JavaScript. Settles when the blob is all there, or with the error `stream` would throw.
+   */
+  saveTo?(fd: number): Promise<void>;
 }
 
 /** Where an image comes from. */

@@ -12,7 +12,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, TestStore } from "../helpers/cli.ts";
-import { type Fault, type FaultProxy, type UploadFaults, startFaultProxy } from "../helpers/fault-proxy.ts";
+import { type Fault, type FaultProxy, type ProxiedRequest, type UploadFaults, startFaultProxy } from "../helpers/fault-proxy.ts";
 import { makeUmociImage } from "../helpers/images.ts";
 import { withoutTimes } from "../helpers/peer.ts";
 import { type TestRegistry, registrySkipReason, runAsync, shAsync, startRegistry } from "../helpers/registry.ts";
@@ -61,9 +61,10 @@ async function cleanPull(): Promise<any> {
 }
 
 describe.skipIf(skip !== undefined)("registry faults", () => {
-  test("a blob cut halfway is resumed with a Range request; a 503 is retried; the image is the same", async () => {
+  /** Pulls through a proxy with these faults, checks that the image is the one an undisturbed pull makes; the GETs of each layer blob. */
+  async function pullDespite(faults: Record<string, Fault>): Promise<ProxiedRequest[][]> {
     const expected = await cleanPull();
-    const faulty = proxy({ [layers[0]!]: "cut", [layers[1]!]: "503" });
+    const faulty = proxy(faults);
     const store = new TestStore("vfs");
     try {
       const r = await runAsync([...store.globals, "pull", "-q", "--tls-verify=false", reference(faulty.host)]);
@@ -71,14 +72,24 @@ describe.skipIf(skip !== undefined)("registry faults", () => {
       expect(r.code).toBe(0);
       expect(r.stdout.trim()).toBe(expected.id);
       expect(withoutTimes(store.json(["layers", "--json"]))).toEqual(expected.layers);
-      const base = faulty.requests.filter((q) => q.path.endsWith(layers[0]!) && q.method === "GET");
-      expect(base.length).toBe(2);
-      expect(base[1]!.range).toMatch(/^bytes=[1-9][0-9]*-$/);
-      expect(base[1]!.status).toBe(206);
-      const upper = faulty.requests.filter((q) => q.path.endsWith(layers[1]!) && q.method === "GET");
-      expect(upper.map((q) => q.status)).toEqual([503, 200]);
+      return layers.map((layer) => faulty.requests.filter((q) => q.path.endsWith(layer) && q.method === "GET"));
     } finally {
       store.destroy();
+    }
+  }
+
+  test("a blob cut halfway is resumed with a Range request; a 503 is retried; the image is the same", async () => {
+    const [base, upper] = await pullDespite({ [layers[0]!]: "cut", [layers[1]!]: "503" });
+    expect(base!.length).toBe(2);
+    expect(base![1]!.range).toMatch(/^bytes=[1-9][0-9]*-$/);
+    expect(base![1]!.status).toBe(206);
+    expect(upper!.map((q) => q.status)).toEqual([503, 200]);
+  });
+
+  test("a registry that answers a Range request with the whole blob: the bytes already there are written again, and the image is the same", async () => {
+    for (const gets of await pullDespite({ [layers[0]!]: "cut-ignoring-range", [layers[1]!]: "cut-ignoring-range" })) {
+      expect(gets.map((q) => q.status)).toEqual([200, 200]);
+      expect(gets[1]!.range).toMatch(/^bytes=[1-9][0-9]*-$/);
     }
   });
 

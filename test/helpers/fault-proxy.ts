@@ -1,7 +1,8 @@
 /**
  * A small HTTP proxy in front of a test registry that misbehaves on purpose, once each. Blob
  * downloads (by digest): it cuts a blob's body halfway (the response ends short of its
- * Content-Length), answers 503, changes a byte that decompression does not check (the gzip
+ * Content-Length), the same and then ignores Range for that blob (as a registry that always
+ * sends whole blobs does), answers 503, changes a byte that decompression does not check (the gzip
  * header's MTIME, so only the digest can catch it), or sends a blob slowly. Uploads: it drops
  * the connection in the middle of a blob's PATCH after passing its first bytes on to the
  * registry (which then holds a partial upload, as when a network fails), answers 503 to the
@@ -10,7 +11,7 @@
  * about it. Runs in the test process and stops with `stop()` (or with it).
  */
 
-export type Fault = "cut" | "503" | "corrupt" | "slow";
+export type Fault = "cut" | "cut-ignoring-range" | "503" | "corrupt" | "slow";
 
 /** What happens to the first request of each kind of upload step. */
 export interface UploadFaults {
@@ -57,6 +58,8 @@ function uploadStep(method: string, path: string, search: string): keyof Omit<Up
 export function startFaultProxy(upstream: string, faults: Record<string, Fault>, uploads: UploadFaults = {}, redirectBlobs?: (digest: string) => string): FaultProxy {
   const requests: ProxiedRequest[] = [];
   const done = new Set<string>();
+  /** Blobs whose Range headers are no longer passed on. */
+  const wholeOnly = new Set<string>();
   let sent = 0;
   let passed = 0;
   const server = Bun.serve({
@@ -83,6 +86,8 @@ export function startFaultProxy(upstream: string, faults: Record<string, Fault>,
       }
       const headers = new Headers(request.headers);
       headers.delete("host");
+      if (digest && wholeOnly.has(digest)) headers.delete("range");
+      if (fault === "cut-ignoring-range" && digest) wholeOnly.add(digest);
       let body: ReadableStream<Uint8Array> | null = request.body;
       let cut: Promise<void> | undefined;
       if (step === "patch" && request.body) {
@@ -136,10 +141,11 @@ export function startFaultProxy(upstream: string, faults: Record<string, Fault>,
           const half = bytes.length >> 1;
           const step = fault === "slow" ? 16 << 10 : bytes.length;
           for (let offset = 0; offset < bytes.length; offset += step) {
-            const end = fault === "cut" ? Math.min(offset + step, half) : Math.min(offset + step, bytes.length);
+            const cutting = fault === "cut" || fault === "cut-ignoring-range";
+            const end = cutting ? Math.min(offset + step, half) : Math.min(offset + step, bytes.length);
             controller.enqueue(bytes.subarray(offset, end));
             sent += end - offset;
-            if (fault === "cut" && end >= half) {
+            if (cutting && end >= half) {
               await Bun.sleep(20);
               controller.close();
               return;
