@@ -12,7 +12,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { ioError } from "../errors.ts";
+import { ioError, isWriteFault } from "../errors.ts";
 import type { BlobReader, Descriptor, ImageSource } from "./types.ts";
 
 /** Where blobs wait for their turn: $TMPDIR, else /var/tmp (containers/image's place for big files). */
@@ -37,13 +37,16 @@ class Spool {
   /** Set while the source writes the file itself: `written` is then the file's size when last looked at. */
   private sourceWrites = false;
 
+  /** The file's name while it had one, for messages. */
+  private readonly path: string;
+
   constructor(directory: string) {
-    const path = join(directory, `oci-storage-blob-${process.pid}-${crypto.randomUUID()}`);
+    this.path = join(directory, `oci-storage-blob-${process.pid}-${crypto.randomUUID()}`);
     try {
-      this.fd = openSync(path, "wx+", 0o600);
-      unlinkSync(path);
+      this.fd = openSync(this.path, "wx+", 0o600);
+      unlinkSync(this.path);
     } catch (error) {
-      throw ioError("open", path, error);
+      throw ioError("open", this.path, error);
     }
   }
 
@@ -79,7 +82,8 @@ class Spool {
       }
       this.finished = true;
     } catch (error) {
-      this.failure = error;
+      // A write to the file that failed (a full $TMPDIR) is this host's fault, not the source's: say which file.
+      this.failure = isWriteFault(error) ? ioError("write", this.path, error) : error;
     }
     this.notify();
   }

@@ -373,3 +373,27 @@ for (const kind of ["tmpfs", "ext4"] as SmallFsKind[]) {
     });
   }
 }
+
+describe.skipIf(skip !== undefined || registrySkip !== undefined)("a full temporary directory", () => {
+  test("a pull from a registry whose $TMPDIR is full: one line naming the file it could not write, at once, and nothing stored", () => {
+    const tmp = new SmallFs("tmpfs", 1);
+    const s = new TestStore("vfs");
+    try {
+      s.ok(["import-layer", "-n", "base", "-f", inputs!.baseTar]);
+      s.ok(["create-image", "-n", "image", "base"]);
+      const before = snapshot(s);
+      tmp.fill(0);
+      const r = s.cli(["pull", "--tls-verify=false", `docker://${registry!.host}/full-disk:1`], { env: { TMPDIR: tmp.path } });
+      expect(r.code).toBe(1);
+      // A local write that failed is not retried as a network failure would be ("gave up after 5 attempts").
+      const where = `${tmp.path}/oci-storage-blob-`.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      expect(r.stderr).toMatch(new RegExp(`^pull: docker://${registry!.host}/full-disk:1: layer sha256:[0-9a-f]{64}: write ${where}\\S+: no space left on device\\n$`));
+      expect(readdirSync(tmp.path).filter((name) => !name.startsWith(".filler-"))).toEqual([]);
+      expectUnchanged(s, before);
+      expect(s.json(["images", "-j"])).toHaveLength(1);
+    } finally {
+      s.destroy();
+      tmp.destroy();
+    }
+  });
+});

@@ -10,6 +10,7 @@
  * garbage for the collector: docs/benchmarks.md, "Registries").
  */
 import { fstatSync, writeSync } from "node:fs";
+import { isWriteFault } from "../../errors.ts";
 import type { BlobReader } from "../types.ts";
 import { MAX_ATTEMPTS, type RegistryClient, backoffMs } from "./client.ts";
 import { RegistryError } from "./errors.ts";
@@ -99,6 +100,8 @@ export async function openBlob(client: RegistryClient, digest: string, size: num
           }
         }
       } catch (error) {
+        // The file could not take the bytes (a full disk): no attempt more would help.
+        if (isWriteFault(error)) throw error;
         failure = error;
       }
       const received = fstatSync(fd).size;
