@@ -69,16 +69,14 @@ class Spool {
         }
         if (this.closed) return;
         this.written = fstatSync(this.fd).size;
-        this.finished = true;
-        this.notify();
-        return;
-      }
-      for await (const chunk of reader.stream) {
-        if (this.closed) return;
-        let offset = 0;
-        while (offset < chunk.byteLength) offset += writeSync(this.fd, chunk, offset, chunk.byteLength - offset, this.written + offset);
-        this.written += chunk.byteLength;
-        this.notify();
+      } else {
+        for await (const chunk of reader.stream) {
+          if (this.closed) return;
+          let offset = 0;
+          while (offset < chunk.byteLength) offset += writeSync(this.fd, chunk, offset, chunk.byteLength - offset, this.written + offset);
+          this.written += chunk.byteLength;
+          this.notify();
+        }
       }
       this.finished = true;
     } catch (error) {
@@ -146,7 +144,7 @@ class Spool {
 
 interface Slot {
   descriptor: Descriptor;
-  /** Set once the download started ahead of its turn. */
+  /** Set once its download into a file started (ahead of its turn, or at it when the source saves blobs itself). */
   spool?: Spool;
   opening?: Promise<BlobReader>;
 }

@@ -326,7 +326,7 @@ function expectRefused(store: TestStore, c: Case): void {
   expect(result.code).toBe(1);
   const lines = result.stderr.trimEnd().split("\n");
   expect(lines.length).toBe(1);
-  const pattern = c.message.split("*").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("[0-9a-f]{64}");
+  const pattern = c.message.split("*").map((part) => RegExp.escape(part)).join("[0-9a-f]{64}");
   expect(lines[0]).toMatch(new RegExp(pattern));
 }
 

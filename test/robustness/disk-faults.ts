@@ -82,7 +82,7 @@ export function expectWriteFault(r: { code: number; stderr: string }, command: s
   expect(r.code).toBe(1);
   expect(r.stderr.trim().split("\n")).toHaveLength(1);
   expect(r.stderr.startsWith(`${command}: `)).toBe(true);
-  const graph = s.graph.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const graph = RegExp.escape(s.graph);
   expect(r.stderr).toMatch(new RegExp(`(extracting "[^"]+"|${graph}/\\S+): (${causes.join("|")})\n$`));
 }
 

@@ -386,7 +386,7 @@ describe.skipIf(skip !== undefined || registrySkip !== undefined)("a full tempor
       const r = s.cli(["pull", "--tls-verify=false", `docker://${registry!.host}/full-disk:1`], { env: { TMPDIR: tmp.path } });
       expect(r.code).toBe(1);
       // A local write that failed is not retried as a network failure would be ("gave up after 5 attempts").
-      const where = `${tmp.path}/oci-storage-blob-`.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      const where = RegExp.escape(`${tmp.path}/oci-storage-blob-`);
       expect(r.stderr).toMatch(new RegExp(`^pull: docker://${registry!.host}/full-disk:1: layer sha256:[0-9a-f]{64}: write ${where}\\S+: no space left on device\\n$`));
       expect(readdirSync(tmp.path).filter((name) => !name.startsWith(".filler-"))).toEqual([]);
       expectUnchanged(s, before);

@@ -88,11 +88,11 @@ export async function openBlob(client: RegistryClient, digest: string, size: num
     let native = true;
     for (let attempt = 0; ; attempt++) {
       let failure: unknown;
+      // Once a response is written through JavaScript, the offset Bun writes at is no longer where the file ends.
+      native &&= skip === 0;
       try {
-        if (native && skip === 0) await Bun.write(Bun.file(fd), response);
+        if (native) await Bun.write(Bun.file(fd), response);
         else {
-          // The offset Bun writes at is no longer where the file ends: from here on, every write says where.
-          native = false;
           let position = fstatSync(fd).size - skip;
           for await (const chunk of bodyAfter(response, 0)) {
             for (let offset = 0; offset < chunk.byteLength; ) offset += writeSync(fd, chunk, offset, chunk.byteLength - offset, position + offset);
