@@ -15,7 +15,7 @@ import { openMeasuredInput } from "./measured-input.ts";
 import { LayoutRecorder } from "./layout.ts";
 import { readTar } from "./tar-reader.ts";
 import { type ApplyOptions, type ApplyResult, type ByteSource, type TarEntry } from "./types.ts";
-import { mknod, setTimes, setXattr, syncFilesystem } from "../sys/libc.ts";
+import { mknod, setTimes, setXattr } from "../sys/libc.ts";
 import { cleanComponents } from "./paths.ts";
 import { type DirectoryCache, isConfinedFailure, resolveConfined } from "./confined-path.ts";
 import { HARDLINK_STORE, WHITEOUT_PREFIX, whiteoutMeaning } from "./whiteouts.ts";
@@ -26,7 +26,11 @@ const OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque";
 const CREATE_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 const S_ISGID = 0o2000;
 
-/** Applies a (possibly compressed) layer tar on top of the tree at root and returns what docs/cli-contract.md §4.3 records. */
+/**
+ * Applies a (possibly compressed) layer tar on top of the tree at root and returns what
+ * docs/cli-contract.md §4.3 records. What it writes is not flushed: the caller makes it durable
+ * (one syncfs), at once or while it goes on (store/layer-lifecycle.ts).
+ */
 export async function applyLayerTar(root: string, source: ByteSource, options: ApplyOptions): Promise<ApplyResult> {
   const input = await openMeasuredInput(source);
   const recorder = options.onLayoutChunk ? new LayoutRecorder(options.onLayoutChunk) : undefined;
@@ -43,7 +47,6 @@ export async function applyLayerTar(root: string, source: ByteSource, options: A
   } finally {
     await extractor.removeTemporaryDirs();
   }
-  syncFilesystem(root);
   return {
     compressedDigest: measured.compressed.digest,
     compressedSize: measured.compressed.size,

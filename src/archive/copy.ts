@@ -6,6 +6,7 @@
 import { lstatSync, readdirSync, rmSync, type BigIntStats } from "node:fs";
 import { PreconditionError, SystemError } from "../errors.ts";
 import type { IdMaps } from "../idmap.ts";
+import { syncFilesystem } from "../sys/libc.ts";
 import { applyLayerTar } from "./apply.ts";
 import { cleanComponents } from "./paths.ts";
 import { isConfinedFailure, resolveConfined } from "./confined-path.ts";
@@ -137,7 +138,7 @@ export async function copyPath(from: CopyEndpoint, to: CopyEndpoint, chown?: { u
     stopOnFailure(applyLayerTar(to.root, source, { whiteouts: "remove", idMaps: to.maps })),
   ]);
   const failed = outcomes.find((o) => o.status === "rejected");
-  if (failed === undefined) return;
+  if (failed === undefined) return syncFilesystem(to.root);
   // What the copy made goes again (a full disk then has its space back); what it replaced cannot come back.
   for (const path of created) rmSync(path, { recursive: true, force: true });
   throw failed.reason;

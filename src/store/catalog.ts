@@ -230,6 +230,11 @@ export class Catalog {
     this.setNames("layer", layer.id, layer.names);
   }
 
+  /** True when this layer is being made by the process with this token ('creating', owned by it). */
+  isLayerBeingMadeBy(id: string, owner: string): boolean {
+    return this.q("SELECT 1 FROM layers WHERE id = ? AND state = 'creating' AND owner = ?").get(id, owner) !== null;
+  }
+
   /** True when a row with this layer ID exists in any state. */
   layerRowExists(id: string): boolean {
     return this.q("SELECT 1 FROM layers WHERE id = ?").get(id) !== null;

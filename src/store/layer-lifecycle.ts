@@ -51,7 +51,7 @@ export function beginLayer(parts: StoreParts, options: CreateLayerOptions): Laye
     if (parts.catalog.layerRowExists(id)) throw new IdInUseError();
     let parent: LayerRecord | undefined;
     if (options.parent) {
-      parent = findLayer(parts, options.parent);
+      parent = findLayer(parts, options.parent) ?? layerBeingMadeHere(parts, options.parent);
       if (!parent) throw new LayerUnknownError();
       if (parts.catalog.containerOfLayer(parent.id)) throw new PreconditionError("would-be parent layer is a container");
     }
@@ -73,15 +73,15 @@ export function beginLayer(parts: StoreParts, options: CreateLayerOptions): Laye
 }
 
 /**
- * Build: makes the layer's content and makes it durable, then runs fill (an apply, say, which
- * flushes what it writes); on failure removes content and row again.
+ * Build: makes the layer's content and makes it durable, or lets fill (an apply, say) fill it
+ * and make it durable; on failure removes content and row again.
  */
 export async function buildLayer(parts: StoreParts, layer: LayerRecord, fill?: (layer: LayerRecord) => Promise<void>, source: LayerContentSource = {}): Promise<void> {
   crashPoint("after-row-insert");
   try {
     await makeLayerContent(parts, layer, source);
     crashPoint("after-content-created");
-    // Content is on disk before the layer is marked complete (an applied tar is flushed by the apply).
+    // Content is on disk before the layer is marked complete (fill flushes what it wrote, and what create made).
     if (fill) await fill(layer);
     else parts.driver.flushCreated(layer.id);
   } catch (e) {
@@ -92,9 +92,17 @@ export async function buildLayer(parts: StoreParts, layer: LayerRecord, fill?: (
   }
 }
 
+/**
+ * A layer this process is still making, by exact ID: it may already be a parent (a pull builds
+ * the next layer while the one below is flushed), never anything else's.
+ */
+function layerBeingMadeHere(parts: StoreParts, id: string): LayerRecord | undefined {
+  return parts.catalog.isLayerBeingMadeBy(id, parts.token) ? parts.catalog.getLayer(id, true) : undefined;
+}
+
 /** Makes a layer's content (vfs: a copy of its parent's tree), or a copy of a template layer's, re-owned to its maps. */
 export async function makeLayerContent(parts: StoreParts, layer: LayerRecord, source: LayerContentSource = {}): Promise<void> {
-  const parent = layer.parent ? layerById(parts, layer.parent) : undefined;
+  const parent = layer.parent ? (layerById(parts, layer.parent) ?? layerBeingMadeHere(parts, layer.parent)) : undefined;
   await parts.driver.create(layer.id, {
     parent: parent?.id,
     idMaps: mapsOf(layer),
@@ -139,21 +147,72 @@ export async function createLayer(parts: StoreParts, options: CreateLayerOptions
  * out what the tar removes).
  */
 export async function importLayer(parts: StoreParts, options: CreateLayerOptions, source: ByteSource, verify?: (applied: LayerRecord) => void, preview?: LayerPreview): Promise<LayerRecord> {
+  const layer = await importLayerFlushingBehind(parts, options, source, verify, preview);
+  try {
+    return await layer.complete();
+  } catch (e) {
+    await layer.abandon().catch(() => {
+      // The row stays 'creating', owned by this process: the next command's recovery removes it.
+    });
+    throw e;
+  }
+}
+
+/** A layer whose tar is applied and verified while its content is still being written to disk. */
+export interface LayerBeingFlushed {
+  readonly id: string;
+  /** Marks the layer complete once its content is on disk; throws what the flush failed with (the layer stays, for abandon). */
+  complete(): Promise<LayerRecord>;
+  /** Removes the layer again, once its flush has ended (a failed flush, or the work it was part of failed). */
+  abandon(): Promise<void>;
+}
+
+/**
+ * importLayer that returns once the tar is applied and verified: the layer's filesystem is
+ * flushed on a thread of its own meanwhile, so that the caller can go on (a pull begins the next
+ * layer on top of this one) while the kernel writes it back. Until complete() the layer stays
+ * 'creating', owned by this process, and a crash removes it as any half-made layer.
+ */
+export async function importLayerFlushingBehind(
+  parts: StoreParts,
+  options: CreateLayerOptions,
+  source: ByteSource,
+  verify?: (applied: LayerRecord) => void,
+  preview?: LayerPreview,
+): Promise<LayerBeingFlushed> {
   const layer = beginLayer(parts, options);
+  // Settles to what the flush failed with, if anything: no rejection waits unobserved for complete().
+  let flushed: Promise<{ failure: unknown } | undefined> = Promise.resolve(undefined);
   await buildLayer(
     parts,
     layer,
     async (l) => {
       await applyInto(parts, l, source);
       verify?.(parts.catalog.getLayer(l.id, true)!);
+      const { syncFilesystemInBackground } = await import("../sys/background-sync.ts");
+      flushed = syncFilesystemInBackground(parts.driver.contentDir(l.id)).then(
+        () => undefined,
+        (failure: unknown) => ({ failure }),
+      );
     },
     { preview },
   );
-  completeLayer(parts, layer.id);
-  return parts.catalog.getLayer(layer.id)!;
+  return {
+    id: layer.id,
+    async complete() {
+      const outcome = await flushed;
+      if (outcome) throw outcome.failure;
+      completeLayer(parts, layer.id);
+      return parts.catalog.getLayer(layer.id)!;
+    },
+    async abandon() {
+      await flushed;
+      await abandonLayer(parts, layer.id);
+    },
+  };
 }
 
-/** Applies a tar to a layer being made or re-made, recording its values and layout. */
+/** Applies a tar to a layer being made or re-made, recording its values and layout; the caller flushes it. */
 async function applyInto(parts: StoreParts, layer: LayerRecord, source: ByteSource): Promise<void> {
   parts.tx(() => parts.catalog.clearLayout(layer.id));
   let seq = 0;
@@ -182,6 +241,7 @@ export async function applyDiff(parts: StoreParts, ref: string, source: ByteSour
   });
   try {
     await applyInto(parts, layer, source);
+    (await import("../sys/libc.ts")).syncFilesystem(parts.driver.contentDir(layer.id));
   } catch (e) {
     await resetLayer(parts, layer.id).catch(() => {
       // The row stays 'creating' (reset on interrupt), owned by this process: the next command's recovery resets it.

@@ -265,6 +265,16 @@ export class Store {
     return layers.importLayer(await this.content(), options, source, verify, preview);
   }
 
+  /** importLayer that returns while the layer is still flushed; its complete() marks it complete (layer-lifecycle.ts). */
+  async importLayerFlushingBehind(
+    options: layers.CreateLayerOptions,
+    source: ByteSource,
+    verify?: (applied: LayerRecord) => void,
+    preview?: LayerPreview,
+  ): Promise<layers.LayerBeingFlushed> {
+    return layers.importLayerFlushingBehind(await this.content(), options, source, verify, preview);
+  }
+
   /** Applies a layer tar to an existing layer; a crash mid-way leaves it as it was before. */
   async applyDiff(ref: string, source: ByteSource): Promise<void> {
     return layers.applyDiff(await this.content(), ref, source);

@@ -57,7 +57,7 @@ function ffi(): Ffi {
 }
 
 /** Candidate sonames: glibc first, then musl for this architecture. */
-function libcNames(): string[] {
+export function libcNames(): string[] {
   const muslArch = process.arch === "arm64" ? "aarch64" : process.arch === "x64" ? "x86_64" : process.arch;
   return ["libc.so.6", `libc.musl-${muslArch}.so.1`, "libc.so"];
 }
@@ -281,21 +281,32 @@ export function setTimes(path: CPath, atimeNs: bigint, mtimeNs: bigint): void {
 
 /** Flushes the whole filesystem holding `path` to disk (syncfs). */
 export function syncFilesystem(path: string): void {
-  const lib = libc();
   // node:fs loaded here, not by every importer of this module (a vfs mount imports it, never syncs).
-  const { closeSync, openSync } = nodeFs();
-  let fd: number;
+  const { closeSync } = nodeFs();
+  const fd = openForSync(path);
   try {
-    fd = openSync(path, "r");
+    syncFilesystemOf(fd, path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A descriptor of `path` for syncfs; a path that cannot be opened throws the SystemError syncfs would. */
+export function openForSync(path: string): number {
+  try {
+    return nodeFs().openSync(path, "r");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new SystemError(`syncfs ${path}: ${(error as Error).message}`, code);
   }
-  try {
-    if (lib.call.syncfs(fd) !== 0) fail(`syncfs ${path}`);
-  } finally {
-    closeSync(fd);
-  }
+}
+
+/**
+ * syncfs of an open descriptor of `path`. It also reports a write-back error of the filesystem
+ * that happened since the descriptor was opened, even one another descriptor's syncfs reported.
+ */
+export function syncFilesystemOf(fd: number, path: string): void {
+  if (libc().call.syncfs(fd) !== 0) fail(`syncfs ${path}`);
 }
 
 /** Takes a flock on fd; with wait=false returns false instead of waiting when another holder has it. */

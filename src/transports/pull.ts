@@ -13,7 +13,8 @@
  */
 import { InvalidArgumentError, messageOf, withContext } from "../errors.ts";
 import type { ImageImportPlan } from "../store/images.ts";
-import type { ImageRecord } from "../store/records.ts";
+import type { LayerBeingFlushed } from "../store/layer-lifecycle.ts";
+import type { ImageRecord, LayerRecord } from "../store/records.ts";
 import { crashPoint } from "../util/crash-points.ts";
 import type { Progress } from "../util/progress.ts";
 import type { Store } from "../store/store.ts";
@@ -108,7 +109,8 @@ async function instancesToPull(source: ImageSource, platform: Platform, all: boo
 /**
  * Imports one image's layers (those not in the store yet), base first, recording each it made
  * in `created`; returns the plan of its image. Blobs are read ahead, up to `maxParallel` at once, where
- * the source allows it (prefetch.ts); each is applied in turn as it streams.
+ * the source allows it (prefetch.ts); each is applied in turn as it streams, on top of the one
+ * before while that one is still being flushed, and all are marked complete at the end.
  */
 async function importInstance(store: Store, source: ImageSource, instance: Instance, names: string[], created: string[], options: PullOptions): Promise<ImageImportPlan> {
   const { raw, manifest, list } = instance;
@@ -119,6 +121,8 @@ async function importInstance(store: Store, source: ImageSource, instance: Insta
   const missing = manifest.layers.filter((_, i) => store.findLayer(layerIds[i]!)?.id !== layerIds[i]);
   // Only a registry's blobs are read ahead; a local layout's or archive's are read in turn, never copied.
   const prefetcher = new BlobPrefetcher(source, missing, source.parallelBlobs ? (options.maxParallel ?? 3) : 0);
+  // Layers applied whose content the kernel is still writing back; each is marked complete once it is on disk.
+  const flushing: LayerBeingFlushed[] = [];
   try {
     let parent: string | undefined;
     for (const [i, descriptor] of manifest.layers.entries()) {
@@ -133,16 +137,20 @@ async function importInstance(store: Store, source: ImageSource, instance: Insta
         // A blob that is local can be read ahead (vfs then leaves out of its copy of the parent what the layer removes).
         const preview = reader.reread && parent !== undefined ? { read: reader.reread, digest: reader.rereadPrivate ? undefined : descriptor.digest } : undefined;
         try {
-          await store.importLayer({ id, parent, names: [] }, stream, (applied) => checkApplied(source.description, descriptor, config.diffIds[i]!, i, applied), preview);
+          const verify = (applied: LayerRecord) => checkApplied(source.description, descriptor, config.diffIds[i]!, i, applied);
+          flushing.push(await store.importLayerFlushingBehind({ id, parent, names: [] }, stream, verify, preview));
         } catch (error) {
           throw await explainLayerFailure(source, descriptor, error);
         }
-        created.push(id);
       } else {
         line?.skip();
       }
       source.layerStored?.(descriptor, config.diffIds[i]!);
       parent = id;
+    }
+    while (flushing.length > 0) {
+      await flushing[0]!.complete();
+      created.push(flushing.shift()!.id);
     }
     if (parent === undefined) throw new ImageFormatError(`${source.description}: manifest ${raw.digest} has no layers`);
     return {
@@ -153,6 +161,10 @@ async function importInstance(store: Store, source: ImageSource, instance: Insta
       metadata: imageMetadata(raw.digest),
       bigData: imageDataItems(raw, manifest.config.digest, configBytes, list),
     };
+  } catch (error) {
+    // The layers on top first; a layer left here stays 'creating', and the next writer's recovery removes it.
+    for (const layer of flushing.reverse()) await layer.abandon().catch(() => {});
+    throw error;
   } finally {
     prefetcher.close();
   }

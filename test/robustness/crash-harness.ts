@@ -35,7 +35,8 @@ export interface CrashInputs {
 }
 
 /** The ref of the image in CrashInputs.layout, and the name a pull gives it. */
-const IMAGE_REF = "crash:1";
+/** The tag of the image in the crash inputs' OCI layout. */
+export const IMAGE_REF = "crash:1";
 
 function fail(message: string): never {
   throw new Error(message);

@@ -7,10 +7,11 @@
  * the same rounds many more times.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { TestStore, availableDrivers } from "../helpers/cli.ts";
 import {
+  IMAGE_REF,
   type CrashContext,
   type CrashInputs,
   type Kill,
@@ -114,21 +115,26 @@ describe("crash safety", () => {
           const imported = newId();
           const copy = newId();
           const target = newId();
+          const [pulledBase] = inputs.pulled.layers;
           await ok(ctx.store, ["create-layer", "--id", target]);
           const cases = [
             { what: "import-layer", id: imported, args: ["import-layer", "--id", imported, "-f", inputs.tar] },
             { what: "create-layer on a big parent", id: copy, args: ["create-layer", "--id", copy, ctx.bigLayer] },
             { what: "applydiff", id: target, args: ["applydiff", "-f", inputs.tar, target] },
+            // A pull flushes each layer on a thread of its own while it applies the next one; the first layer it marks complete is the base.
+            { what: "pull", id: pulledBase!.id, args: ["pull", "-q", `oci:${inputs.layout}:${IMAGE_REF}`] },
           ];
           for (const c of cases) {
             // Stopped just before the step that marks the layer complete: by then its data must have been flushed.
-            const trace = join(ctx.store.dir, `strace-${c.id}.out`);
-            const run = await cli(ctx.store, c.args, { crashAt: "before-complete" }, ["strace", "-f", "-y", "-qq", "-e", "trace=syncfs,fsync", "-o", trace]);
+            // One trace file per thread (-ff), so that no call is split across lines.
+            const trace = join(ctx.store.dir, `strace-${c.id}`);
+            const run = await cli(ctx.store, c.args, { crashAt: "before-complete" }, ["strace", "-ff", "-y", "-qq", "-e", "trace=syncfs,fsync", "-o", trace]);
             const flush = driver === "overlay" && c.what.startsWith("create-layer") ? "fsync(" : "syncfs(";
-            const calls = readFileSync(trace, "utf8")
-              .split("\n")
+            const traces = readdirSync(ctx.store.dir).filter((name) => name.startsWith(`strace-${c.id}.`));
+            const calls = traces
+              .flatMap((name) => readFileSync(join(ctx.store.dir, name), "utf8").split("\n"))
               .filter((line) => line.includes(flush) && line.includes(c.id) && line.endsWith("= 0"));
-            rmSync(trace, { force: true });
+            for (const name of traces) rmSync(join(ctx.store.dir, name), { force: true });
             expect({ driver, what: c.what, stoppedBeforeComplete: run.signal !== null || run.code !== 0, syncfsOfTheLayer: calls.length > 0 }).toEqual({
               driver,
               what: c.what,
@@ -138,7 +144,8 @@ describe("crash safety", () => {
           }
           // None of them was recorded complete: the new layers are gone, the applied one is empty again.
           const layers = await listLayers(ctx.store);
-          expect(layers.filter((l) => l.id === imported || l.id === copy)).toEqual([]);
+          const made = [imported, copy, ...inputs.pulled.layers.map((l) => l.id)];
+          expect(layers.filter((l) => made.includes(l.id))).toEqual([]);
           expect(layers.find((l) => l.id === target)?.["diff-digest"]).toBeUndefined();
           await ok(ctx.store, ["delete-layer", target]);
         }),

@@ -15,6 +15,7 @@ import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { writeOciLayout } from "../../scripts/oci-layout.ts";
 import { TestStore, availableDrivers } from "../helpers/cli.ts";
 import { sha256Bytes, sha256File } from "../helpers/fixtures.ts";
 import { SmallFs, smallFsSkipReason } from "../helpers/small-fs.ts";
@@ -30,14 +31,21 @@ const skip = smallFsSkipReason() ?? (Bun.which("python3") ? undefined : "python3
 const work = mkdtempSync(join(tmpdir(), "oci-io-error-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function makeInputs(): { baseTar: string; bigTar: string } {
+/** The tag of the one-layer image (the big tar) in the inputs' OCI layout. */
+const LAYOUT_REF = "big:1";
+
+async function makeInputs(): Promise<{ baseTar: string; bigTar: string; layout: string }> {
   const base = join(work, "base");
   mkdirSync(join(base, "etc"), { recursive: true });
   writeFileSync(join(base, "etc", "hostname"), "before the disk failed\n");
   writeFileSync(join(base, "etc", "motd"), crypto.getRandomValues(new Uint8Array(64 * 1024)));
-  return { baseTar: tarOf(base, join(work, "base.tar")), bigTar: tarOf(randomTree(join(work, "big"), BIG_MEGABYTES), join(work, "big.tar")) };
+  const bigTar = tarOf(randomTree(join(work, "big"), BIG_MEGABYTES), join(work, "big.tar"));
+  const layout = join(work, "layout");
+  const layer = { file: bigTar, mediaType: "application/vnd.oci.image.layer.v1.tar", diffId: `sha256:${sha256File(bigTar)}` };
+  await writeOciLayout(layout, LAYOUT_REF, [layer], { architecture: "amd64", os: "linux" });
+  return { baseTar: tarOf(base, join(work, "base.tar")), bigTar, layout };
 }
-const inputs = skip ? undefined : makeInputs();
+const inputs = skip ? undefined : await makeInputs();
 
 /** What `layers` says while recovery cannot run on the file system ext4 turned read-only. */
 const RECOVERY_WAITS = /^cleaning up after interrupted commands \(1 layer\) must wait for a command that can write: [^\n]*: read-only file system\n$/;
@@ -143,6 +151,17 @@ for (const driver of availableDrivers()) {
       const r = s.cli(["import-layer", "-n", "big", "-f", input.bigTar, "base"]);
       // The loop device passes on its backing tmpfs's ENOSPC; ext4 says EIO or read-only for what it meets after.
       expectWriteFault(r, "import-layer", s, ["no space left on device", "input/output error", "read-only file system"]);
+      expectReadableWhileBroken(fs, s, before, "new layer");
+      expectHealed(fs, s, before);
+    });
+
+    test("pull whose syncfs(2) of a layer fails (flushed on a thread of its own): no layer or image of it is complete", () => {
+      const { fs, s, before } = storeOnFailingDisk([]);
+      const images = s.ok(["images", "-q"]);
+      fs.device!.fill(DEVICE_LEFT);
+      const r = s.cli(["pull", "-q", `oci:${input.layout}:${LAYOUT_REF}`]);
+      expectWriteFault(r, "pull", s, ["no space left on device", "input/output error", "read-only file system"]);
+      expect(s.ok(["images", "-q"])).toBe(images);
       expectReadableWhileBroken(fs, s, before, "new layer");
       expectHealed(fs, s, before);
     });
