@@ -11,7 +11,7 @@
  *                             [--data DIR] [--tmp DIR] [--json FILE] [--no-build] [--keep] [--verbose]
  */
 import { createHash } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -761,10 +761,29 @@ function table(results: Result[]): string {
   return lines.join("\n");
 }
 
+/**
+ * A warning when the temp dir is on an ext4 without a journal (this VM's root file system): there
+ * ext4 checks every free inode it considers for a new file against recent deletions, so creating
+ * files gets slower with every store a run removes, and the rows that create many (pull, import,
+ * applydiff) drift during a run. `--tmp` on a journaled file system avoids it.
+ */
+function journalNote(tmp: string): string {
+  const [fsType, source] = run(["findmnt", "-n", "-T", tmp, "-o", "FSTYPE,SOURCE"]).trim().split(/\s+/);
+  if (fsType !== "ext4" || !source?.startsWith("/dev/")) return "";
+  const device = source.slice("/dev/".length).replaceAll("/", "!");
+  let journals: string[];
+  try {
+    journals = readdirSync("/proc/fs/jbd2");
+  } catch {
+    journals = [];
+  }
+  return journals.some((name) => name.startsWith(`${device}-`)) ? "" : " **without a journal: file creation slows as stores are removed (see docs/benchmarks.md; --tmp on a journaled file system avoids it)**";
+}
+
 function machine(tmp: string): string {
   const cpu = cpus();
   // findmnt names ext4 as such (stat -f reports ext2/ext3 for every ext file system) and shows its mount options.
-  const fs = run(["findmnt", "-n", "-T", tmp, "-o", "FSTYPE,OPTIONS"]).trim().replace(/\s+/, " (") + ")";
+  const fs = run(["findmnt", "-n", "-T", tmp, "-o", "FSTYPE,OPTIONS"]).trim().replace(/\s+/, " (") + ")" + journalNote(tmp);
   const kernel = run(["uname", "-r"]).trim();
   const version = (pkg: string) => run(["dpkg-query", "-W", "-f", "${Version}", pkg]).trim();
   return `${cpu.length} × ${cpu[0]?.model ?? "unknown CPU"}, kernel ${kernel}, temp dir on ${fs}, containers-storage ${version("containers-storage")}, skopeo ${version("skopeo")}, Bun ${Bun.version}`;
