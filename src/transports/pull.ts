@@ -13,7 +13,6 @@
  */
 import { InvalidArgumentError, messageOf, withContext } from "../errors.ts";
 import type { ImageImportPlan } from "../store/images.ts";
-import type { LayerBeingFlushed } from "../store/layer-lifecycle.ts";
 import type { ImageRecord, LayerRecord } from "../store/records.ts";
 import { crashPoint } from "../util/crash-points.ts";
 import type { Progress } from "../util/progress.ts";
@@ -34,6 +33,7 @@ import {
   type ImageManifest,
 } from "./manifest.ts";
 import { formatImageName, normalizeLocalName } from "./names.ts";
+import { LayerCompletions } from "./layer-completions.ts";
 import { BlobPrefetcher } from "./prefetch.ts";
 import { parseReference } from "./reference.ts";
 import type { Descriptor, ImageSource, Platform, RawManifest } from "./types.ts";
@@ -110,7 +110,7 @@ async function instancesToPull(source: ImageSource, platform: Platform, all: boo
  * Imports one image's layers (those not in the store yet), base first, recording each it made
  * in `created`; returns the plan of its image. Blobs are read ahead, up to `maxParallel` at once, where
  * the source allows it (prefetch.ts); each is applied in turn as it streams, on top of the one
- * before while that one is still being flushed, and all are marked complete at the end.
+ * before while that one is still being flushed (layer-completions.ts).
  */
 async function importInstance(store: Store, source: ImageSource, instance: Instance, names: string[], created: string[], options: PullOptions): Promise<ImageImportPlan> {
   const { raw, manifest, list } = instance;
@@ -121,8 +121,7 @@ async function importInstance(store: Store, source: ImageSource, instance: Insta
   const missing = manifest.layers.filter((_, i) => store.findLayer(layerIds[i]!)?.id !== layerIds[i]);
   // Only a registry's blobs are read ahead; a local layout's or archive's are read in turn, never copied.
   const prefetcher = new BlobPrefetcher(source, missing, source.parallelBlobs ? (options.maxParallel ?? 3) : 0);
-  // Layers applied whose content the kernel is still writing back; each is marked complete once it is on disk.
-  const flushing: LayerBeingFlushed[] = [];
+  const completions = new LayerCompletions((id) => created.push(id));
   try {
     let parent: string | undefined;
     for (const [i, descriptor] of manifest.layers.entries()) {
@@ -138,20 +137,18 @@ async function importInstance(store: Store, source: ImageSource, instance: Insta
         const preview = reader.reread && parent !== undefined ? { read: reader.reread, digest: reader.rereadPrivate ? undefined : descriptor.digest } : undefined;
         try {
           const verify = (applied: LayerRecord) => checkApplied(source.description, descriptor, config.diffIds[i]!, i, applied);
-          flushing.push(await store.importLayerFlushingBehind({ id, parent, names: [] }, stream, verify, preview));
+          completions.add(await store.importLayerFlushingBehind({ id, parent, names: [] }, stream, verify, preview));
         } catch (error) {
           throw await explainLayerFailure(source, descriptor, error);
         }
+        completions.check();
       } else {
         line?.skip();
       }
       source.layerStored?.(descriptor, config.diffIds[i]!);
       parent = id;
     }
-    while (flushing.length > 0) {
-      await flushing[0]!.complete();
-      created.push(flushing.shift()!.id);
-    }
+    await completions.finish();
     if (parent === undefined) throw new ImageFormatError(`${source.description}: manifest ${raw.digest} has no layers`);
     return {
       id: imageIdOf(manifest.config.digest),
@@ -162,8 +159,7 @@ async function importInstance(store: Store, source: ImageSource, instance: Insta
       bigData: imageDataItems(raw, manifest.config.digest, configBytes, list),
     };
   } catch (error) {
-    // The layers on top first; a layer left here stays 'creating', and the next writer's recovery removes it.
-    for (const layer of flushing.reverse()) await layer.abandon().catch(() => {});
+    await completions.abandon();
     throw error;
   } finally {
     prefetcher.close();

@@ -165,6 +165,7 @@ export interface LayerJson {
   id: string;
   parent?: string;
   "diff-digest"?: string;
+  created?: string;
   uidmap?: unknown[];
 }
 

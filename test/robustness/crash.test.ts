@@ -106,6 +106,32 @@ describe("crash safety", () => {
     TEST_TIMEOUT_MS,
   );
 
+  test(
+    "a pull killed before it marks its second layer complete keeps the base layer, and the next pull completes the image on it",
+    async () => {
+      await Promise.all(
+        drivers.map(async (driver) => {
+          const ctx = contexts.get(driver)!;
+          const [base, upper] = inputs.pulled.layers;
+          const source = `oci:${inputs.layout}:${IMAGE_REF}`;
+          const killed = await cli(ctx.store, ["pull", "-q", source], { crashAt: "before-complete#2" });
+          expect({ driver, killed: killed.signal !== null }).toEqual({ driver, killed: true });
+          const listed = (await listLayers(ctx.store)).filter((l) => l.id === base!.id || l.id === upper!.id);
+          expect({ driver, listed: listed.map((l) => [l.id, l["diff-digest"]]) }).toEqual({ driver, listed: [[base!.id, base!.diffId]] });
+          const created = listed[0]!.created;
+          await ok(ctx.store, ["pull", "-q", source]);
+          const after = (await listLayers(ctx.store)).filter((l) => l.id === base!.id || l.id === upper!.id);
+          // The base layer is the one the killed pull made (not made again); the upper one is new.
+          expect({ driver, layers: after.map((l) => l.id), baseCreated: after[0]!.created }).toEqual({ driver, layers: [base!.id, upper!.id], baseCreated: created });
+          // delete-image removes the layers only the image used, as 1.43's does.
+          await ok(ctx.store, ["delete-image", inputs.pulled.image]);
+          expect((await listLayers(ctx.store)).filter((l) => l.id === base!.id || l.id === upper!.id)).toEqual([]);
+        }),
+      );
+    },
+    TEST_TIMEOUT_MS,
+  );
+
   test.skipIf(!straceAvailable())(
     "layer content is flushed before the layer is recorded complete (syncfs; an empty overlay layer's few files fsync'd)",
     async () => {
