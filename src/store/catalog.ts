@@ -230,6 +230,11 @@ export class Catalog {
     this.setNames("layer", layer.id, layer.names);
   }
 
+  /** The state of a layer's row and the token of the process working on it ("" once complete); undefined when there is no row. */
+  layerProgress(id: string): { state: "creating" | "complete" | "deleting"; owner: string } | undefined {
+    return (this.q("SELECT state, owner FROM layers WHERE id = ?").get(id) as { state: "creating" | "complete" | "deleting"; owner: string } | null) ?? undefined;
+  }
+
   /** True when this layer is being made by the process with this token ('creating', owned by it). */
   isLayerBeingMadeBy(id: string, owner: string): boolean {
     return this.q("SELECT 1 FROM layers WHERE id = ? AND state = 'creating' AND owner = ?").get(id, owner) !== null;

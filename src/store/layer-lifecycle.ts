@@ -100,6 +100,26 @@ function layerBeingMadeHere(parts: StoreParts, id: string): LayerRecord | undefi
   return parts.catalog.isLayerBeingMadeBy(id, parts.token) ? parts.catalog.getLayer(id, true) : undefined;
 }
 
+/** How often a layer another process is making is looked at again. */
+const MADE_ELSEWHERE_POLL_MS = 50;
+
+/**
+ * Waits while another live process makes or removes the layer with this ID (two pulls of one
+ * image at once): "complete" once it is there to use, "gone" once its row is (the other process
+ * gave up: the caller may make it itself), "stuck" when its maker died (the next writer's
+ * recovery removes what it left) or is this process.
+ */
+export async function layerMadeElsewhere(parts: StoreParts, id: string): Promise<"complete" | "gone" | "stuck"> {
+  const { isTokenAlive } = await import("../sys/liveness.ts");
+  for (;;) {
+    const row = parts.catalog.layerProgress(id);
+    if (row === undefined) return "gone";
+    if (row.state === "complete") return "complete";
+    if (row.owner === parts.token || !isTokenAlive(row.owner)) return "stuck";
+    await Bun.sleep(MADE_ELSEWHERE_POLL_MS);
+  }
+}
+
 /** Makes a layer's content (vfs: a copy of its parent's tree), or a copy of a template layer's, re-owned to its maps. */
 export async function makeLayerContent(parts: StoreParts, layer: LayerRecord, source: LayerContentSource = {}): Promise<void> {
   const parent = layer.parent ? (layerById(parts, layer.parent) ?? layerBeingMadeHere(parts, layer.parent)) : undefined;

@@ -275,6 +275,11 @@ export class Store {
     return layers.importLayerFlushingBehind(await this.content(), options, source, verify, preview);
   }
 
+  /** Waits while another process makes or removes the layer with this ID (layer-lifecycle.ts). */
+  async layerMadeElsewhere(id: string): Promise<"complete" | "gone" | "stuck"> {
+    return layers.layerMadeElsewhere(await this.content(), id);
+  }
+
   /** Applies a layer tar to an existing layer; a crash mid-way leaves it as it was before. */
   async applyDiff(ref: string, source: ByteSource): Promise<void> {
     return layers.applyDiff(await this.content(), ref, source);

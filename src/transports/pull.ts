@@ -11,8 +11,10 @@
  * index keeps the index too, as containers/image keeps it: the image's digest is the index's,
  * and the index's bytes are a data item beside the image's manifest.
  */
-import { InvalidArgumentError, messageOf, withContext } from "../errors.ts";
+import { IdInUseError, InvalidArgumentError, messageOf, withContext } from "../errors.ts";
 import type { ImageImportPlan } from "../store/images.ts";
+import type { LayerPreview } from "../drivers/driver.ts";
+import type { CreateLayerOptions, LayerBeingFlushed } from "../store/layer-lifecycle.ts";
 import type { ImageRecord, LayerRecord } from "../store/records.ts";
 import { crashPoint } from "../util/crash-points.ts";
 import type { Progress } from "../util/progress.ts";
@@ -137,7 +139,13 @@ async function importInstance(store: Store, source: ImageSource, instance: Insta
         const preview = reader.reread && parent !== undefined ? { read: reader.reread, digest: reader.rereadPrivate ? undefined : descriptor.digest } : undefined;
         try {
           const verify = (applied: LayerRecord) => checkApplied(source.description, descriptor, config.diffIds[i]!, i, applied);
-          completions.add(await store.importLayerFlushingBehind({ id, parent, names: [] }, stream, verify, preview));
+          const made = await importUnlessMadeElsewhere(store, { id, parent, names: [] }, stream, verify, preview);
+          if (made) completions.add(made);
+          else {
+            // Another pull made it meanwhile: its download is closed unread.
+            for await (const _ of reader.stream) break;
+            line?.skip();
+          }
         } catch (error) {
           throw await explainLayerFailure(source, descriptor, error);
         }
@@ -163,6 +171,30 @@ async function importInstance(store: Store, source: ImageSource, instance: Insta
     throw error;
   } finally {
     prefetcher.close();
+  }
+}
+
+/**
+ * Imports a layer, unless another process is making the same layer (a pull of the same image
+ * at the same time): then waits for it and returns undefined once it is complete, or imports it
+ * after all if that process gave it up. The layer's row is checked before the stream is read.
+ */
+async function importUnlessMadeElsewhere(
+  store: Store,
+  options: CreateLayerOptions & { id: string },
+  stream: AsyncIterable<Uint8Array>,
+  verify: (applied: LayerRecord) => void,
+  preview: LayerPreview | undefined,
+): Promise<LayerBeingFlushed | undefined> {
+  for (;;) {
+    try {
+      return await store.importLayerFlushingBehind(options, stream, verify, preview);
+    } catch (error) {
+      if (!(error instanceof IdInUseError)) throw error;
+      const elsewhere = await store.layerMadeElsewhere(options.id);
+      if (elsewhere === "complete") return undefined;
+      if (elsewhere === "stuck") throw error;
+    }
   }
 }
 

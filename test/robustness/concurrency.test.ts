@@ -8,11 +8,13 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
+import { writeOciLayout } from "../../scripts/oci-layout.ts";
+import { layerIdChain } from "../../src/transports/manifest.ts";
 import { TestStore, availableDrivers } from "../helpers/cli.ts";
-import { sha256Bytes } from "../helpers/fixtures.ts";
+import { sha256Bytes, sha256File } from "../helpers/fixtures.ts";
 import { type OperationRecord, checkHistory } from "./history.ts";
-import { type Finished, databaseHas, hasStoreOpen, manyFilesTar, start, waitFor, waitUntilStopped } from "./races.ts";
+import { type Finished, type Running, databaseHas, hasStoreOpen, manyFilesTar, start, waitFor, waitUntilStopped } from "./races.ts";
 import { databaseLeftovers, directoryLeftovers, kernelMountsBelow } from "./store-state.ts";
 import { readFinalState, runWorkers } from "./workers.ts";
 
@@ -154,6 +156,35 @@ for (const driver of availableDrivers()) {
         store.ok(["delete-container", JSON.parse(made.stdout).id]);
       }
       expect(leftovers(store)).toEqual([]);
+    }, 60_000);
+
+    test("two pulls of one image at once both succeed: the second waits for the layer the first is making, and uses it", async () => {
+      const layout = join(dirname(bigTar), `layout-${driver}`);
+      const layer = { file: bigTar, mediaType: "application/vnd.oci.image.layer.v1.tar", diffId: `sha256:${sha256File(bigTar)}` };
+      const image = await writeOciLayout(layout, "many:1", [layer], { architecture: "amd64", os: "linux" });
+      const fresh = new TestStore(driver);
+      try {
+        // The first stops itself once its layer's row is written ('creating') and its directory made.
+        const first = start(fresh, ["pull", "-q", `oci:${layout}:many:1`], { stopAt: "after-content-created" });
+        let second: Running;
+        try {
+          await waitUntilStopped(first.pid);
+          second = start(fresh, ["pull", "-q", `oci:${layout}:many:1`]);
+          await waitFor("the second pull to open the store", () => hasStoreOpen(fresh, second.pid));
+          await Bun.sleep(300);
+        } finally {
+          process.kill(first.pid, "SIGCONT");
+        }
+        const [a, b] = await Promise.all([first.done, second.done]);
+        expect({ first: a.code, second: b.code, stderr: a.stderr + b.stderr }).toEqual({ first: 0, second: 0, stderr: "" });
+        const imageId = image.configDigest.slice("sha256:".length);
+        expect([a.stdout.trim(), b.stdout.trim()]).toEqual([imageId, imageId]);
+        expect(fresh.json(["layers", "-j"]).map((l: any) => l.id)).toEqual(layerIdChain(image.layers.map((l) => l.diffId)));
+        expect(leftovers(fresh)).toEqual([]);
+      } finally {
+        fresh.destroy();
+        rmSync(layout, { recursive: true, force: true });
+      }
     }, 60_000);
 
     test("two delete-container of one container: the one that comes second while the first is deleting it is refused", async () => {
