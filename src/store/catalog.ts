@@ -235,11 +235,6 @@ export class Catalog {
     return (this.q("SELECT state, owner FROM layers WHERE id = ?").get(id) as { state: "creating" | "complete" | "deleting"; owner: string } | null) ?? undefined;
   }
 
-  /** True when this layer is being made by the process with this token ('creating', owned by it). */
-  isLayerBeingMadeBy(id: string, owner: string): boolean {
-    return this.q("SELECT 1 FROM layers WHERE id = ? AND state = 'creating' AND owner = ?").get(id, owner) !== null;
-  }
-
   /** True when a row with this layer ID exists in any state. */
   layerRowExists(id: string): boolean {
     return this.q("SELECT 1 FROM layers WHERE id = ?").get(id) !== null;

@@ -97,7 +97,8 @@ export async function buildLayer(parts: StoreParts, layer: LayerRecord, fill?: (
  * the next layer while the one below is flushed), never anything else's.
  */
 function layerBeingMadeHere(parts: StoreParts, id: string): LayerRecord | undefined {
-  return parts.catalog.isLayerBeingMadeBy(id, parts.token) ? parts.catalog.getLayer(id, true) : undefined;
+  const row = parts.catalog.layerProgress(id);
+  return row?.state === "creating" && row.owner === parts.token ? parts.catalog.getLayer(id, true) : undefined;
 }
 
 /** How often a layer another process is making is looked at again. */
