@@ -57,9 +57,9 @@ async function round(ctx: CrashContext, scenario: Scenario, kill: Kill) {
   }
 }
 
-/** Runs fn for every driver the scenario applies to, all at once. */
-async function onEveryDriver(scenario: Scenario, fn: (ctx: CrashContext) => Promise<void>): Promise<void> {
-  await Promise.all(drivers.filter((d) => !scenario.drivers || scenario.drivers.includes(d)).map((d) => fn(contexts.get(d)!)));
+/** Runs fn for every driver (those of the scenario, when given), all at once. */
+async function onEveryDriver(fn: (ctx: CrashContext) => Promise<void>, scenario?: Scenario): Promise<void> {
+  await Promise.all(drivers.filter((d) => !scenario?.drivers || scenario.drivers.includes(d)).map((d) => fn(contexts.get(d)!)));
 }
 
 describe("crash safety", () => {
@@ -68,7 +68,7 @@ describe("crash safety", () => {
     test(
       `${scenario.name}: killed ${points}after random delays`,
       async () => {
-        await onEveryDriver(scenario, async (ctx) => {
+        await onEveryDriver(async (ctx) => {
           let duration: number | undefined;
           for (const crashAt of scenario.crashPoints) {
             const report = await round(ctx, scenario, { crashAt });
@@ -78,7 +78,7 @@ describe("crash safety", () => {
           }
           duration ??= await timeScenario(ctx, scenario);
           for (let i = 0; i < RANDOM_ROUNDS; i++) await round(ctx, scenario, { delayMs: Math.random() * duration * 1.1 });
-        });
+        }, scenario);
       },
       TEST_TIMEOUT_MS,
     );
@@ -87,21 +87,18 @@ describe("crash safety", () => {
   test(
     "check reports what a crash left, --repair fixes it, and the next command would have too",
     async () => {
-      await Promise.all(
-        drivers.map(async (driver) => {
-          const ctx = contexts.get(driver)!;
-          const id = newId();
-          const killed = await cli(ctx.store, ["create-layer", "--id", id, ctx.bigLayer], { crashAt: "after-content-created" });
-          expect(killed.signal).toBe("SIGKILL");
-          const found = await checkJson(ctx.store);
-          expect(found).toEqual({ code: 1, problems: [{ kind: "layer", id, problem: "left half-created by a process that died (incomplete)", repairable: true }] });
-          const repair = await cli(ctx.store, ["check", "--repair"]);
-          expect(repair.stdout).toBe(`layer ${id}: left half-created by a process that died (incomplete); repaired\n`);
-          expect(repair.code).toBe(0);
-          expect(await cli(ctx.store, ["check"])).toMatchObject({ code: 0, stdout: "" });
-          expect((await listLayers(ctx.store)).some((l) => l.id === id)).toBe(false);
-        }),
-      );
+      await onEveryDriver(async (ctx) => {
+        const id = newId();
+        const killed = await cli(ctx.store, ["create-layer", "--id", id, ctx.bigLayer], { crashAt: "after-content-created" });
+        expect(killed.signal).toBe("SIGKILL");
+        const found = await checkJson(ctx.store);
+        expect(found).toEqual({ code: 1, problems: [{ kind: "layer", id, problem: "left half-created by a process that died (incomplete)", repairable: true }] });
+        const repair = await cli(ctx.store, ["check", "--repair"]);
+        expect(repair.stdout).toBe(`layer ${id}: left half-created by a process that died (incomplete); repaired\n`);
+        expect(repair.code).toBe(0);
+        expect(await cli(ctx.store, ["check"])).toMatchObject({ code: 0, stdout: "" });
+        expect((await listLayers(ctx.store)).some((l) => l.id === id)).toBe(false);
+      });
     },
     TEST_TIMEOUT_MS,
   );
@@ -109,25 +106,24 @@ describe("crash safety", () => {
   test(
     "a pull killed before it marks its second layer complete keeps the base layer, and the next pull completes the image on it",
     async () => {
-      await Promise.all(
-        drivers.map(async (driver) => {
-          const ctx = contexts.get(driver)!;
-          const [base, upper] = inputs.pulled.layers;
-          const source = `oci:${inputs.layout}:${IMAGE_REF}`;
-          const killed = await cli(ctx.store, ["pull", "-q", source], { crashAt: "before-complete#2" });
-          expect({ driver, killed: killed.signal !== null }).toEqual({ driver, killed: true });
-          const listed = (await listLayers(ctx.store)).filter((l) => l.id === base!.id || l.id === upper!.id);
-          expect({ driver, listed: listed.map((l) => [l.id, l["diff-digest"]]) }).toEqual({ driver, listed: [[base!.id, base!.diffId]] });
-          const created = listed[0]!.created;
-          await ok(ctx.store, ["pull", "-q", source]);
-          const after = (await listLayers(ctx.store)).filter((l) => l.id === base!.id || l.id === upper!.id);
-          // The base layer is the one the killed pull made (not made again); the upper one is new.
-          expect({ driver, layers: after.map((l) => l.id), baseCreated: after[0]!.created }).toEqual({ driver, layers: [base!.id, upper!.id], baseCreated: created });
-          // delete-image removes the layers only the image used, as 1.43's does.
-          await ok(ctx.store, ["delete-image", inputs.pulled.image]);
-          expect((await listLayers(ctx.store)).filter((l) => l.id === base!.id || l.id === upper!.id)).toEqual([]);
-        }),
-      );
+      await onEveryDriver(async (ctx) => {
+        const driver = ctx.store.driver;
+        const [base, upper] = inputs.pulled.layers;
+        const source = `oci:${inputs.layout}:${IMAGE_REF}`;
+        const imageLayers = async () => (await listLayers(ctx.store)).filter((l) => l.id === base!.id || l.id === upper!.id);
+        const killed = await cli(ctx.store, ["pull", "-q", source], { crashAt: "before-complete#2" });
+        expect({ driver, killed: killed.signal !== null }).toEqual({ driver, killed: true });
+        const listed = await imageLayers();
+        expect({ driver, listed: listed.map((l) => [l.id, l["diff-digest"]]) }).toEqual({ driver, listed: [[base!.id, base!.diffId]] });
+        const created = listed[0]!.created;
+        await ok(ctx.store, ["pull", "-q", source]);
+        const after = await imageLayers();
+        // The base layer is the one the killed pull made (not made again); the upper one is new.
+        expect({ driver, layers: after.map((l) => l.id), baseCreated: after[0]!.created }).toEqual({ driver, layers: [base!.id, upper!.id], baseCreated: created });
+        // delete-image removes the layers only the image used, as 1.43's does.
+        await ok(ctx.store, ["delete-image", inputs.pulled.image]);
+        expect(await imageLayers()).toEqual([]);
+      });
     },
     TEST_TIMEOUT_MS,
   );
@@ -135,47 +131,45 @@ describe("crash safety", () => {
   test.skipIf(!straceAvailable())(
     "layer content is flushed before the layer is recorded complete (syncfs; an empty overlay layer's few files fsync'd)",
     async () => {
-      await Promise.all(
-        drivers.map(async (driver) => {
-          const ctx = contexts.get(driver)!;
-          const imported = newId();
-          const copy = newId();
-          const target = newId();
-          const [pulledBase] = inputs.pulled.layers;
-          await ok(ctx.store, ["create-layer", "--id", target]);
-          const cases = [
-            { what: "import-layer", id: imported, args: ["import-layer", "--id", imported, "-f", inputs.tar] },
-            { what: "create-layer on a big parent", id: copy, args: ["create-layer", "--id", copy, ctx.bigLayer] },
-            { what: "applydiff", id: target, args: ["applydiff", "-f", inputs.tar, target] },
-            // A pull flushes each layer on a thread of its own while it applies the next one; the first layer it marks complete is the base.
-            { what: "pull", id: pulledBase!.id, args: ["pull", "-q", `oci:${inputs.layout}:${IMAGE_REF}`] },
-          ];
-          for (const c of cases) {
-            // Stopped just before the step that marks the layer complete: by then its data must have been flushed.
-            // One trace file per thread (-ff), so that no call is split across lines.
-            const trace = join(ctx.store.dir, `strace-${c.id}`);
-            const run = await cli(ctx.store, c.args, { crashAt: "before-complete" }, ["strace", "-ff", "-y", "-qq", "-e", "trace=syncfs,fsync", "-o", trace]);
-            const flush = driver === "overlay" && c.what.startsWith("create-layer") ? "fsync(" : "syncfs(";
-            const traces = readdirSync(ctx.store.dir).filter((name) => name.startsWith(`strace-${c.id}.`));
-            const calls = traces
-              .flatMap((name) => readFileSync(join(ctx.store.dir, name), "utf8").split("\n"))
-              .filter((line) => line.includes(flush) && line.includes(c.id) && line.endsWith("= 0"));
-            for (const name of traces) rmSync(join(ctx.store.dir, name), { force: true });
-            expect({ driver, what: c.what, stoppedBeforeComplete: run.signal !== null || run.code !== 0, syncfsOfTheLayer: calls.length > 0 }).toEqual({
-              driver,
-              what: c.what,
-              stoppedBeforeComplete: true,
-              syncfsOfTheLayer: true,
-            });
-          }
-          // None of them was recorded complete: the new layers are gone, the applied one is empty again.
-          const layers = await listLayers(ctx.store);
-          const made = [imported, copy, ...inputs.pulled.layers.map((l) => l.id)];
-          expect(layers.filter((l) => made.includes(l.id))).toEqual([]);
-          expect(layers.find((l) => l.id === target)?.["diff-digest"]).toBeUndefined();
-          await ok(ctx.store, ["delete-layer", target]);
-        }),
-      );
+      await onEveryDriver(async (ctx) => {
+        const driver = ctx.store.driver;
+        const imported = newId();
+        const copy = newId();
+        const target = newId();
+        const [pulledBase] = inputs.pulled.layers;
+        await ok(ctx.store, ["create-layer", "--id", target]);
+        const cases = [
+          { what: "import-layer", id: imported, args: ["import-layer", "--id", imported, "-f", inputs.tar] },
+          { what: "create-layer on a big parent", id: copy, args: ["create-layer", "--id", copy, ctx.bigLayer] },
+          { what: "applydiff", id: target, args: ["applydiff", "-f", inputs.tar, target] },
+          // A pull flushes each layer on a thread of its own while it applies the next one; the first layer it marks complete is the base.
+          { what: "pull", id: pulledBase!.id, args: ["pull", "-q", `oci:${inputs.layout}:${IMAGE_REF}`] },
+        ];
+        for (const c of cases) {
+          // Stopped just before the step that marks the layer complete: by then its data must have been flushed.
+          // One trace file per thread (-ff), so that no call is split across lines.
+          const trace = join(ctx.store.dir, `strace-${c.id}`);
+          const run = await cli(ctx.store, c.args, { crashAt: "before-complete" }, ["strace", "-ff", "-y", "-qq", "-e", "trace=syncfs,fsync", "-o", trace]);
+          const flush = driver === "overlay" && c.what.startsWith("create-layer") ? "fsync(" : "syncfs(";
+          const traces = readdirSync(ctx.store.dir).filter((name) => name.startsWith(`strace-${c.id}.`));
+          const calls = traces
+            .flatMap((name) => readFileSync(join(ctx.store.dir, name), "utf8").split("\n"))
+            .filter((line) => line.includes(flush) && line.includes(c.id) && line.endsWith("= 0"));
+          for (const name of traces) rmSync(join(ctx.store.dir, name), { force: true });
+          expect({ driver, what: c.what, stoppedBeforeComplete: run.signal !== null || run.code !== 0, syncfsOfTheLayer: calls.length > 0 }).toEqual({
+            driver,
+            what: c.what,
+            stoppedBeforeComplete: true,
+            syncfsOfTheLayer: true,
+          });
+        }
+        // None of them was recorded complete: the new layers are gone, the applied one is empty again.
+        const layers = await listLayers(ctx.store);
+        const made = [imported, copy, ...inputs.pulled.layers.map((l) => l.id)];
+        expect(layers.filter((l) => made.includes(l.id))).toEqual([]);
+        expect(layers.find((l) => l.id === target)?.["diff-digest"]).toBeUndefined();
+        await ok(ctx.store, ["delete-layer", target]);
+      });
     },
     TEST_TIMEOUT_MS,
   );
