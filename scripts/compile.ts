@@ -5,6 +5,7 @@
 import { $ } from "bun";
 import { readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { startChunks, startGraphInOneChunk } from "./start-chunk.ts";
 
 /** The repository's root directory. */
 export const ROOT = join(import.meta.dir, "..");
@@ -43,50 +44,88 @@ export interface CompileRequest {
   info: BuildInfo;
 }
 
+/** How every program is compiled: the binary, and the floor program scripts/bench.ts measures it against. */
+const COMPILE_OPTIONS = {
+  target: "bun",
+  format: "esm",
+  // Modules reached only through import() become chunks of their own inside the binary, loaded
+  // (with the node: modules they import) only by the commands that need them (docs/benchmarks.md).
+  splitting: true,
+  minify: true,
+  sourcemap: "inline",
+  bytecode: true,
+  metafile: true,
+  throw: false,
+} as const satisfies Omit<Bun.BuildConfig, "entrypoints">;
+
+/** What a compile needs besides the entry points: where to write and for which machine. */
+interface CompileOutput {
+  outfile: string;
+  bunTarget?: string;
+}
+
+/** Runs Bun's bundler in compile mode; a failure is thrown as the bundler's messages in one string. */
+async function compile(entrypoints: string[], output: CompileOutput, extra: Partial<Bun.BuildConfig> = {}): Promise<Bun.BuildOutput> {
+  const result = await Bun.build({
+    ...COMPILE_OPTIONS,
+    ...extra,
+    entrypoints,
+    compile: {
+      outfile: output.outfile,
+      ...(output.bunTarget ? { target: output.bunTarget as Bun.Build.CompileTarget } : {}),
+      // A compiled binary would otherwise read .env and bunfig.toml from whatever directory it is run in.
+      autoloadDotenv: false,
+      autoloadBunfig: false,
+    },
+  });
+  removeSourceMaps(output.outfile);
+  if (!result.success) throw new BuildFailure(result.logs.map((log) => `${log.level}: ${log.message}`).join("\n"));
+  return result;
+}
+
+/** The bundler's messages of a failed compile. */
+class BuildFailure extends Error {}
+
 /**
  * Compiles the binary. A target other than this machine's needs Bun's runtime for it, which Bun
  * downloads from the npm registry into its cache (~/.bun/install/cache, or $BUN_INSTALL_CACHE_DIR)
  * the first time; when that fails, the CompileError says so in one line.
  */
-/** How every program is compiled: the binary, and the floor program scripts/bench.ts measures it against. */
-const COMPILE_FLAGS = [
-  // Modules reached only through import() become chunks of their own inside the binary, loaded
-  // (with the node: modules they import) only by the commands that need them (docs/benchmarks.md).
-  "--splitting",
-  "--minify",
-  "--sourcemap=inline",
-  "--bytecode",
-  "--format=esm",
-  // A compiled binary would otherwise read .env and bunfig.toml from whatever directory it is run in.
-  "--no-compile-autoload-dotenv",
-  "--no-compile-autoload-bunfig",
-];
-
 export async function compileBinary(request: CompileRequest): Promise<void> {
-  const define = (name: string, value: string) => ["--define", `${name}=${JSON.stringify(value)}`];
-  const command = [
-    process.execPath,
-    "build",
-    ...[join(ROOT, "src/main.ts"), ...WORKER_ENTRIES.map((path) => join(ROOT, path))],
-    "--compile",
-    ...(request.bunTarget ? [`--target=${request.bunTarget}`] : []),
-    ...COMPILE_FLAGS,
-    ...define("BUILD_VERSION", request.info.version),
-    ...define("BUILD_COMMIT", request.info.commit),
-    ...define("BUILD_TARGET", request.targetName),
-    "--outfile",
-    request.outfile,
-  ];
-  const proc = Bun.spawnSync(command, { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-  removeSourceMaps(request.outfile);
-  if (proc.exitCode !== 0) throw new CompileError(compileFailure(request, `${proc.stderr}\n${proc.stdout}`));
+  const main = join(ROOT, "src/main.ts");
+  const workers = WORKER_ENTRIES.map((path) => join(ROOT, path));
+  let result: Bun.BuildOutput;
+  try {
+    result = await compile([main, ...workers], request, {
+      plugins: [startGraphInOneChunk(main, workers)],
+      define: {
+        BUILD_VERSION: JSON.stringify(request.info.version),
+        BUILD_COMMIT: JSON.stringify(request.info.commit),
+        BUILD_TARGET: JSON.stringify(request.targetName),
+      },
+    });
+  } catch (e) {
+    if (e instanceof BuildFailure) throw new CompileError(compileFailure(request, e.message));
+    throw e;
+  }
+  const chunks = startChunks(result.metafile!, main);
+  if (chunks.length > 2) {
+    rmSync(request.outfile, { force: true });
+    throw new CompileError(
+      `cannot build ${request.targetName}: the modules every command loads came out as ${chunks.length - 1} chunks instead of one ` +
+        `(is a module main.ts imports also loaded by import()? see scripts/start-chunk.ts)`,
+    );
+  }
 }
 
 /** Compiles one more program for this machine with the binary's flags (scripts/bench-floor.ts for the benchmark). */
 export async function compileProgram(entry: string, outfile: string): Promise<void> {
-  const proc = Bun.spawnSync([process.execPath, "build", entry, "--compile", ...COMPILE_FLAGS, "--outfile", outfile], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-  removeSourceMaps(outfile);
-  if (proc.exitCode !== 0) throw new CompileError(`cannot build ${entry}: ${`${proc.stderr}`.trim().split("\n")[0]}`);
+  try {
+    await compile([entry], { outfile });
+  } catch (e) {
+    if (e instanceof BuildFailure) throw new CompileError(`cannot build ${entry}: ${e.message.split("\n")[0]}`);
+    throw e;
+  }
 }
 
 /** The .map files bun writes beside a binary, which embeds its source maps (stack traces name src/ lines). */

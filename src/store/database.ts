@@ -6,6 +6,7 @@
 import { Database } from "bun:sqlite";
 import { NotSupportedError, StorageError, SystemError, ioError, sqliteFailure } from "../errors.ts";
 import { immediateTransaction } from "../util/sqlite-transaction.ts";
+import { isWriteRefused, openWithoutShm, writeRefusal } from "./read-only-database.ts";
 import { markIfSmallBlocks, walIndexMayFault } from "./wal-index-room.ts";
 
 /** How long a writer waits for another process's write transaction before giving up. */
@@ -163,7 +164,6 @@ export async function openDatabase(dir: string, name: string): Promise<StoreData
   } catch (e) {
     db?.close();
     if (!(e instanceof StorageError)) {
-      const { isWriteRefused } = await import("./read-only-database.ts");
       const { existsSync } = await import("node:fs");
       if (isWriteRefused(e) && existsSync(path)) return openRefusingWrites(path, e);
     }
@@ -176,7 +176,6 @@ export async function openDatabase(dir: string, name: string): Promise<StoreData
  * or would fault on, the writes a normal open needs (cause); its schema must be current already.
  */
 async function openRefusingWrites(path: string, cause: unknown): Promise<StoreDatabase> {
-  const { openWithoutShm, writeRefusal } = await import("./read-only-database.ts");
   const why = writeRefusal(path, cause);
   let opened: { db: Database; writable: boolean };
   try {

@@ -10,6 +10,7 @@
  */
 import type { Database } from "bun:sqlite";
 import type { Driver } from "../drivers/driver.ts";
+import { createDriver } from "../drivers/index.ts";
 import type { Mounter } from "../drivers/mounter.ts";
 import { SystemError, ioError, sqliteFailure } from "../errors.ts";
 import type { Catalog } from "./catalog.ts";
@@ -109,8 +110,7 @@ function truncateWal(db: Database): void {
  * run root, and starts the driver (driverName: the store's driver, already chosen).
  */
 export async function withContent(base: CatalogParts, driverName: string): Promise<StoreParts> {
-  const [{ createDriver }, { Mounter }, { processToken }] = await Promise.all([
-    import("../drivers/index.ts"),
+  const [{ Mounter }, { processToken }] = await Promise.all([
     import("../drivers/mounter.ts"),
     import("../sys/liveness.ts"),
   ]);
