@@ -148,12 +148,12 @@ export function exitStatusOf(error: unknown): number {
 }
 
 /** The errno names that say the file system failed a write, rather than that an input was wrong. */
-const WRITE_FAULTS = new Set(["ENOSPC", "EDQUOT", "EROFS", "EIO"]);
+const WRITE_FAULTS = ["ENOSPC", "EDQUOT", "EROFS", "EIO"];
 
 /** True for an I/O failure that a full, read-only or failing file system caused (ENOSPC, EDQUOT, EROFS, EIO). */
 export function isWriteFault(error: unknown): boolean {
   const known = asStorageError(error);
-  return known instanceof IoError && known.code !== undefined && WRITE_FAULTS.has(known.code);
+  return known instanceof IoError && known.code !== undefined && WRITE_FAULTS.includes(known.code);
 }
 
 /** Go's wording of the errno reasons people meet (strerror, lower case). */

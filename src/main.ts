@@ -89,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
   // Phase A of docs/cli-contract.md §1.4: with no store option before the command, the configuration file and
   // environment supply the defaults (shown in command help), and options after the command override them.
   let configError: unknown;
-  const defaultGlobals = async (globals: ParsedOptions, given: Set<string>): Promise<ParsedOptions> => {
+  const defaultGlobals = async (globals: ParsedOptions, given: string[]): Promise<ParsedOptions> => {
     const configured = await configuredGlobals(globals, given);
     configError = configured.configError;
     return configured.globals;

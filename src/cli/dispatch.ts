@@ -27,12 +27,12 @@ export type Dispatch<C extends CommandSpec = CommandSpec> =
       /** Global options: before-command values (after `defaultGlobals`), overridden by after-command values; lists accumulate. */
       globals: ParsedOptions;
       /** Global options given before the command name (§1.4: phase A when none of the store options is here). */
-      globalsBeforeCommand: Set<string>;
+      globalsBeforeCommand: string[];
     };
 
 export interface DispatchHooks {
   /** §1.1 step 3: fills in configured defaults (phase A) given the before-command globals; its result shows in command help. */
-  defaultGlobals?: (globals: ParsedOptions, givenBeforeCommand: Set<string>) => ParsedOptions | Promise<ParsedOptions>;
+  defaultGlobals?: (globals: ParsedOptions, givenBeforeCommand: string[]) => ParsedOptions | Promise<ParsedOptions>;
 }
 
 /** What mflag prints while parsing fails: usage for a help request, else the error and a "See '… --help'." hint. */
@@ -59,11 +59,11 @@ export function loadAll<C extends CommandSpec>(entries: CommandEntry<C>[]): Prom
 }
 
 /** Global options given after the command name override those before it; lists accumulate. */
-export function mergeGlobals(before: ParsedOptions, after: ParsedOptions, givenAfter: Set<string>): ParsedOptions {
+export function mergeGlobals(before: ParsedOptions, after: ParsedOptions, givenAfter: string[]): ParsedOptions {
   const globals: ParsedOptions = { ...before };
   for (const def of COMMAND_GLOBAL_OPTIONS) {
     const key = def.names[0]!;
-    if (!givenAfter.has(key)) continue;
+    if (!givenAfter.includes(key)) continue;
     const value = after[key];
     const earlier = globals[key];
     globals[key] = def.type === "list" ? [...(Array.isArray(earlier) ? earlier : []), ...(value as string[])] : value;

@@ -39,12 +39,12 @@ export class FlagError extends UsageError {
   }
 }
 
-const TRUE_WORDS = new Set(["1", "t", "T", "true", "TRUE", "True"]);
-const FALSE_WORDS = new Set(["0", "f", "F", "false", "FALSE", "False"]);
+const TRUE_WORDS = ["1", "t", "T", "true", "TRUE", "True"];
+const FALSE_WORDS = ["0", "f", "F", "false", "FALSE", "False"];
 
 function parseBool(value: string, typed: string): boolean {
-  if (TRUE_WORDS.has(value)) return true;
-  if (FALSE_WORDS.has(value)) return false;
+  if (TRUE_WORDS.includes(value)) return true;
+  if (FALSE_WORDS.includes(value)) return false;
   const quoted = goQuote(value);
   throw new FlagError(
     "bad-bool",
@@ -75,7 +75,8 @@ export function initialOptions(defs: OptionDef[]): ParsedOptions {
 
 interface ParseState {
   options: ParsedOptions;
-  given: Set<string>;
+  /** The first names of the options given, each once. */
+  given: string[];
   /** Remaining words, consumed from `next`. */
   words: string[];
   next: number;
@@ -93,7 +94,12 @@ function applyOption(state: ParseState, def: OptionDef, typed: string, value: st
     if (def.type === "list") (state.options[key] as string[]).push(value);
     else state.options[key] = value;
   }
-  state.given.add(key);
+  if (!state.given.includes(key)) state.given.push(key);
+}
+
+/** The option spelled `--name` (long) or `-n` (not long); the first one defined wins. */
+export function findOption(defs: OptionDef[], name: string, long: boolean): OptionDef | undefined {
+  return long === name.length > 1 ? defs.find((def) => def.names.includes(name)) : undefined;
 }
 
 function isHelpRequest(name: string): boolean {
@@ -109,17 +115,9 @@ export function parseFlags(
   defs: OptionDef[],
   argv: string[],
   onWarning?: (message: string) => void,
-): { options: ParsedOptions; rest: string[]; given: Set<string> } {
-  const longNames = new Map<string, OptionDef>();
-  const shortNames = new Map<string, OptionDef>();
-  for (const def of defs) {
-    for (const name of def.names) {
-      const table = name.length === 1 ? shortNames : longNames;
-      if (!table.has(name)) table.set(name, def);
-    }
-  }
-  const helpDef = longNames.get(HELP_OPTION);
-  const state: ParseState = { options: initialOptions(defs), given: new Set(), words: argv, next: 0 };
+): { options: ParsedOptions; rest: string[]; given: string[] } {
+  const helpDef = findOption(defs, HELP_OPTION, true);
+  const state: ParseState = { options: initialOptions(defs), given: [], words: argv, next: 0 };
 
   while (state.next < argv.length) {
     const word = argv[state.next]!;
@@ -140,8 +138,8 @@ export function parseFlags(
     const typed = `-${name}`;
 
     let def: OptionDef | undefined;
-    if (name[0] === "-") def = name.length > 2 ? longNames.get(name.slice(1)) : undefined;
-    else if (name.length === 1) def = shortNames.get(name);
+    if (name[0] === "-") def = findOption(defs, name.slice(1), true);
+    else if (name.length === 1) def = findOption(defs, name, false);
     else if (name === HELP_OPTION) def = helpDef;
 
     if (def !== undefined) {
@@ -153,18 +151,18 @@ export function parseFlags(
     if (name[0] === "-" || name.length === 1) {
       throw new FlagError("undefined", typed, `flag provided but not defined: ${typed}`);
     }
-    parseShortGroup(state, shortNames, name);
+    parseShortGroup(state, defs, name);
   }
   return { options: state.options, rest: argv.slice(state.next), given: state.given };
 }
 
 /** `-jt`: each letter is an option; a string letter takes the next word; any failure names the whole group (any `=value` is ignored, as in mflag). */
-function parseShortGroup(state: ParseState, shortNames: Map<string, OptionDef>, group: string): void {
+function parseShortGroup(state: ParseState, defs: OptionDef[], group: string): void {
   const groupError = (inner?: FlagError) =>
     new FlagError("undefined", `-${group}`, `flag provided but not defined: -${group}`, inner);
   for (const letter of group) {
     if (letter === "-") continue; // mflag reads this as a "--" word that ends nothing inside a group
-    const def = shortNames.get(letter);
+    const def = findOption(defs, letter, false);
     if (def === undefined) {
       throw groupError(isHelpRequest(letter) ? new FlagError("help", "-h", "flag: help requested") : undefined);
     }

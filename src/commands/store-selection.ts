@@ -13,8 +13,8 @@ const STORE_OPTIONS = ["graph", "run", "storage-driver", "storage-opt"];
  * environment supply the defaults of the global options (command help shows them). A broken
  * configuration comes back as `configError`, to be reported when the store is opened.
  */
-export async function configuredGlobals(globals: ParsedOptions, givenBeforeCommand: Set<string>): Promise<{ globals: ParsedOptions; configError?: unknown }> {
-  if (STORE_OPTIONS.some((option) => givenBeforeCommand.has(option))) return { globals };
+export async function configuredGlobals(globals: ParsedOptions, givenBeforeCommand: string[]): Promise<{ globals: ParsedOptions; configError?: unknown }> {
+  if (STORE_OPTIONS.some((option) => givenBeforeCommand.includes(option))) return { globals };
   try {
     const configured = await resolveStoreOptions({ storageOpts: [] }, false);
     return { globals: { ...globals, graph: configured.graphRoot, run: configured.runRoot, "storage-driver": configured.driver, "storage-opt": configured.driverOptions } };

@@ -1,7 +1,7 @@
 /** Driver options (KEY=VALUE strings from --storage-opt and storage.conf) and the one parser of the image store options. */
 
 /** Names of the option that lists read-only image stores (`<driver>.imagestore=/a,/b`). */
-const IMAGE_STORE_NAMES = new Set(["imagestore", "additionalimagestore"]);
+const IMAGE_STORE_NAMES = ["imagestore", "additionalimagestore"];
 
 /** An option split at its first "=", with the key lower-cased. */
 export function splitDriverOption(option: string): { key: string; value: string } {
@@ -11,7 +11,7 @@ export function splitDriverOption(option: string): { key: string; value: string 
 
 /** The graph roots an image store option lists (comma-separated, empty items skipped); undefined when `name` (the key without its driver prefix) is another option. */
 export function imageStoresOption(name: string, value: string): string[] | undefined {
-  return IMAGE_STORE_NAMES.has(name) ? value.split(",").filter(Boolean) : undefined;
+  return IMAGE_STORE_NAMES.includes(name) ? value.split(",").filter(Boolean) : undefined;
 }
 
 /** Graph roots of read-only image stores named by a store's driver options (which the driver checked when it was made). */

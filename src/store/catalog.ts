@@ -27,24 +27,20 @@ function parseJson<T>(text: string): T {
 
 /** Prepared-statement access to the store's tables. */
 export class Catalog {
-  private readonly statements = new Map<string, Statement>();
+  /** Prepared statements by their SQL (an object rather than a Map: one kind of object fewer at start, docs/benchmarks.md). */
+  private statements: Record<string, Statement> = {};
 
   constructor(readonly db: Database) {}
 
   /** A cached prepared statement. */
   private q(sql: string): Statement {
-    let s = this.statements.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
+    return (this.statements[sql] ??= this.db.prepare(sql));
   }
 
   /** Finalizes the prepared statements, so that closing the database really closes its files. */
   finalize(): void {
-    for (const statement of this.statements.values()) statement.finalize();
-    this.statements.clear();
+    for (const statement of Object.values(this.statements)) statement.finalize();
+    this.statements = {};
   }
 
   // ---- store-wide facts -------------------------------------------------------------

@@ -23,7 +23,7 @@ import { nodeFs } from "../sys/node-fs.ts";
 
 
 /** SQLite codes (extended ones included) and errno names that mean the file system would not take a write. */
-const NO_SPACE_CODES = new Set(["SQLITE_FULL", "SQLITE_IOERR_SHMSIZE", "ENOSPC", "EDQUOT"]);
+const NO_SPACE_CODES: Array<string | undefined> = ["SQLITE_FULL", "SQLITE_IOERR_SHMSIZE", "ENOSPC", "EDQUOT"];
 const READ_ONLY_CODES = /^(SQLITE_READONLY|SQLITE_CANTOPEN|SQLITE_IOERR_SHMOPEN|SQLITE_IOERR_SHMMAP|EROFS$|EACCES$|EPERM$)/;
 
 function codeOf(error: unknown): string {
@@ -33,7 +33,7 @@ function codeOf(error: unknown): string {
 
 /** True when a failure says the file system has no room for a write (SQLite's SQLITE_FULL, a -shm that cannot grow, ENOSPC, EDQUOT). */
 export function isOutOfSpace(error: unknown): boolean {
-  return NO_SPACE_CODES.has(codeOf(error));
+  return NO_SPACE_CODES.includes(codeOf(error));
 }
 
 /** True when a failure to open or write the database means it can only be read here: no space, or a read-only or unwritable place. */

@@ -260,7 +260,7 @@ describe("dispatch: what a command gets to run", () => {
   test("defaultGlobals supplies configured values: they show in command help and after-command options override them", async () => {
     const hooks: DispatchHooks = {
       defaultGlobals: (globals, given) =>
-        given.has("graph") ? globals : { ...globals, graph: "/conf/root", "storage-opt": ["overlay.mountopt=nodev"] },
+        given.includes("graph") ? globals : { ...globals, graph: "/conf/root", "storage-opt": ["overlay.mountopt=nodev"] },
     };
     const help = await run(["layers", "--help"], "oci-storage", hooks);
     expect(help.stderr).toContain("  --graph, -g=/conf/root ");
@@ -294,8 +294,8 @@ describe.skipIf(reference === null)("dispatch matches containers-storage 1.43", 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   const hooks: DispatchHooks = {
-    defaultGlobals: (globals: ParsedOptions, given: Set<string>) => {
-      const explicit = ["graph", "run", "storage-driver", "storage-opt"].some((name) => given.has(name));
+    defaultGlobals: (globals: ParsedOptions, given: string[]) => {
+      const explicit = ["graph", "run", "storage-driver", "storage-opt"].some((name) => given.includes(name));
       return explicit ? globals : { ...globals, graph: `${dir}/root`, run: `${dir}/run`, "storage-driver": "vfs" };
     },
   };

@@ -68,7 +68,7 @@ describe("parseFlags: accepted forms", () => {
       [],
     );
     expect(result.options).toMatchObject({ json: false, id: undefined, name: [], compression: "none", debug: false });
-    expect(result.given.size).toBe(0);
+    expect(result.given).toEqual([]);
   });
 
   test("given holds the first names of options that appeared, whatever the spelling", () => {

@@ -7,7 +7,7 @@
 import { type ReferenceKind, argumentAt, positionalArguments } from "../arguments.ts";
 import type { CommandEntry, CommandSpec, OptionDef, ParsedOptions } from "../command-spec.ts";
 import { findCommand, loadAll } from "../dispatch.ts";
-import { GLOBAL_OPTIONS, initialOptions } from "../flags.ts";
+import { GLOBAL_OPTIONS, findOption, initialOptions } from "../flags.ts";
 import { COMMAND_GLOBAL_OPTIONS } from "../usage.ts";
 
 export interface Candidate {
@@ -28,9 +28,9 @@ export interface CompletionReply {
 /** The global options typed before and after the command name, parsed as the command line would be. */
 export interface TypedGlobals {
   before: ParsedOptions;
-  givenBefore: Set<string>;
+  givenBefore: string[];
   after: ParsedOptions;
-  givenAfter: Set<string>;
+  givenAfter: string[];
 }
 
 /** A stored object a reference argument can name. */
@@ -68,17 +68,12 @@ interface OptionScan {
   ended: boolean;
 }
 
-/** The option spelled `--name` (long) or `-n` (not long). */
-function findOption(defs: OptionDef[], name: string, long: boolean): OptionDef | undefined {
-  return long === name.length > 1 ? defs.find((def) => def.names.includes(name)) : undefined;
-}
-
-function record(options: ParsedOptions, given: Set<string>, def: OptionDef, value: string | undefined): void {
+function record(options: ParsedOptions, given: string[], def: OptionDef, value: string | undefined): void {
   const key = def.names[0]!;
   if (def.type === "bool") options[key] = value === undefined || value === "true" || value === "1";
   else if (def.type === "list") (options[key] as string[]).push(value ?? "");
   else options[key] = value;
-  given.add(key);
+  if (!given.includes(key)) given.push(key);
 }
 
 /** Reads options from words[start] on as mflag does (up to the first non-option word), telling each to `found`. */
@@ -158,9 +153,9 @@ export async function completeCommandLine(entries: CommandEntry<CommandSpec>[], 
   const typed = typedWords.slice(0, -1);
   const globals: TypedGlobals = {
     before: initialOptions(GLOBAL_OPTIONS),
-    givenBefore: new Set(),
+    givenBefore: [],
     after: initialOptions(COMMAND_GLOBAL_OPTIONS),
-    givenAfter: new Set(),
+    givenAfter: [],
   };
   const beforeCommand = scanOptions(GLOBAL_OPTIONS, typed, 0, (def, value) => record(globals.before, globals.givenBefore, def, value));
   if (beforeCommand.pending) return valueReply(beforeCommand.pending, current, "");
