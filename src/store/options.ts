@@ -5,6 +5,7 @@
  */
 import { cleanComponents } from "../archive/paths.ts";
 import { InitError, SystemError, errnoReason } from "../errors.ts";
+import { pathExists } from "../sys/path-exists.ts";
 
 export interface StoreOptions {
   graphRoot: string;
@@ -48,12 +49,17 @@ export async function defaultRoots(env: Record<string, string | undefined> = pro
   };
 }
 
-/** The configuration file in use: $OCI_STORAGE_CONF, else the user's, else the system's; undefined when none exists. */
-export async function configPath(env: Record<string, string | undefined> = process.env): Promise<string | undefined> {
+/**
+ * The configuration file in use: $OCI_STORAGE_CONF, else the user's, else the system's; undefined
+ * when none exists. Anything at those paths counts, as with containers-storage 1.43: a
+ * directory there is an error when it is read. Looked for with a synchronous stat, which every
+ * command does: `Bun.file().exists()` took it 0.1–0.3 ms longer.
+ */
+export function configPath(env: Record<string, string | undefined> = process.env): string | undefined {
   if (env.OCI_STORAGE_CONF) return env.OCI_STORAGE_CONF;
   const configHome = env.XDG_CONFIG_HOME || (env.HOME ? `${env.HOME}/.config` : undefined);
   for (const candidate of [configHome && `${configHome}/oci-storage/storage.conf`, "/etc/oci-storage/storage.conf"]) {
-    if (candidate && (await Bun.file(candidate).exists())) return candidate;
+    if (candidate && pathExists(candidate)) return candidate;
   }
   return undefined;
 }
@@ -128,7 +134,7 @@ export interface StoreFlags {
  */
 export async function resolveStoreOptions(flags: StoreFlags, explicitBeforeCommand: boolean, env: Record<string, string | undefined> = process.env): Promise<StoreOptions> {
   const defaults = await defaultRoots(env);
-  const file = await configPath(env);
+  const file = configPath(env);
   const config: ConfigValues = file ? await readConfig(file) : { driverOptions: [] };
   const graphDefault = config.graphRoot ?? defaults.graphRoot;
   const runDefault = config.runRoot ?? defaults.runRoot;

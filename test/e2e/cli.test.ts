@@ -1,6 +1,6 @@
 /** End-to-end: the command line itself — usage, errors, exit codes, configuration phases — through the compiled binary. */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestStore, runBinary } from "../helpers/cli.ts";
@@ -151,5 +151,14 @@ describe("command line", () => {
     const r = runBinary(["layers"], { env: { OCI_STORAGE_CONF: conf } });
     expect(r.code).toBe(1);
     expect(r.stdout).toStartWith(`error initializing: ${conf}:3: invalid TOML`);
+  });
+
+  test("a directory where the user's config file goes is an error naming it, as containers-storage 1.43 does", () => {
+    const home = join(work, "dir-home");
+    const conf = join(home, ".config", "oci-storage", "storage.conf");
+    mkdirSync(conf, { recursive: true });
+    const r = runBinary(["layers"], { env: { HOME: home, XDG_CONFIG_HOME: "" } });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe(`error initializing: reading configuration ${conf}: is a directory\n`);
   });
 });
