@@ -767,9 +767,8 @@ function table(results: Result[]): string {
  * files gets slower with every store a run removes, and the rows that create many (pull, import,
  * applydiff) drift during a run. `--tmp` on a journaled file system avoids it.
  */
-function journalNote(tmp: string): string {
-  const [fsType, source] = run(["findmnt", "-n", "-T", tmp, "-o", "FSTYPE,SOURCE"]).trim().split(/\s+/);
-  if (fsType !== "ext4" || !source?.startsWith("/dev/")) return "";
+function journalNote(fsType: string, source: string): string {
+  if (fsType !== "ext4" || !source.startsWith("/dev/")) return "";
   const device = source.slice("/dev/".length).replaceAll("/", "!");
   let journals: string[];
   try {
@@ -783,7 +782,8 @@ function journalNote(tmp: string): string {
 function machine(tmp: string): string {
   const cpu = cpus();
   // findmnt names ext4 as such (stat -f reports ext2/ext3 for every ext file system) and shows its mount options.
-  const fs = run(["findmnt", "-n", "-T", tmp, "-o", "FSTYPE,OPTIONS"]).trim().replace(/\s+/, " (") + ")" + journalNote(tmp);
+  const [fsType = "", source = "", options = ""] = run(["findmnt", "-n", "-T", tmp, "-o", "FSTYPE,SOURCE,OPTIONS"]).trim().split(/\s+/);
+  const fs = `${fsType} (${options})${journalNote(fsType, source)}`;
   const kernel = run(["uname", "-r"]).trim();
   const version = (pkg: string) => run(["dpkg-query", "-W", "-f", "${Version}", pkg]).trim();
   return `${cpu.length} × ${cpu[0]?.model ?? "unknown CPU"}, kernel ${kernel}, temp dir on ${fs}, containers-storage ${version("containers-storage")}, skopeo ${version("skopeo")}, Bun ${Bun.version}`;

@@ -233,7 +233,7 @@ export class Catalog {
 
   /** True when a row with this layer ID exists in any state. */
   layerRowExists(id: string): boolean {
-    return this.q("SELECT 1 FROM layers WHERE id = ?").get(id) !== null;
+    return this.layerProgress(id) !== undefined;
   }
 
   setLayerState(id: string, state: "creating" | "complete" | "deleting", owner: string): void {

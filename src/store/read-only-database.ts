@@ -23,7 +23,7 @@ import { nodeFs } from "../sys/node-fs.ts";
 
 
 /** SQLite codes (extended ones included) and errno names that mean the file system would not take a write. */
-const NO_SPACE_CODES: Array<string | undefined> = ["SQLITE_FULL", "SQLITE_IOERR_SHMSIZE", "ENOSPC", "EDQUOT"];
+const NO_SPACE_CODES = ["SQLITE_FULL", "SQLITE_IOERR_SHMSIZE", "ENOSPC", "EDQUOT"];
 const READ_ONLY_CODES = /^(SQLITE_READONLY|SQLITE_CANTOPEN|SQLITE_IOERR_SHMOPEN|SQLITE_IOERR_SHMMAP|EROFS$|EACCES$|EPERM$)/;
 
 function codeOf(error: unknown): string {
