@@ -51,6 +51,12 @@ export function backoffMs(attempt: number, retryAfter?: string | null): number {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A connection that was open and then closed or reset by the other side: worth another try. */
+function isDroppedConnection(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return code === "ECONNRESET" || code === "EPIPE" || code === "ETIMEDOUT";
+}
+
 type AuthMode = { kind: "none" } | { kind: "basic" } | { kind: "bearer"; tokens: TokenCache };
 
 /** A client for one repository of one registry. */
@@ -101,8 +107,11 @@ export class RegistryClient {
     }
     // Plain http only when asked for, and only from a registry (a TLS port answers http with a 400).
     if (this.options.verify === false) {
-      const answer = await this.pingWith("http").catch(() => undefined);
+      let plainFailure: unknown;
+      const answer = await this.pingWith("http").catch((error) => void (plainFailure = error));
       if (answer) return answer;
+      // No TLS there and no answer over http either: what http met is the news.
+      if (isTlsHandshakeFailure(failure) && !(plainFailure instanceof RegistryError)) throw networkError(plainFailure, this.registry, "pinging the registry");
     }
     let refusal: HandshakeRefusal | undefined;
     if (isTlsHandshakeFailure(failure)) {
@@ -112,9 +121,24 @@ export class RegistryClient {
     throw networkError(failure, this.registry, "pinging the registry", refusal, this.tls.clientCertFile);
   }
 
-  /** GET /v2/ over one scheme: the base URL when a registry answers (200, or 401 with its challenge). */
+  /**
+   * GET /v2/ over one scheme: the base URL when a registry answers (200, or 401 with its
+   * challenge). A dropped connection is tried again, as every idempotent request is; a refused
+   * connection or a failed TLS handshake is an answer and ends it at once.
+   */
   private async pingWith(scheme: "https" | "http"): Promise<URL> {
-    const response = await this.send(new URL(`${scheme}://${this.apiHost}/v2/`), { method: "GET" });
+    const url = new URL(`${scheme}://${this.apiHost}/v2/`);
+    let response: Response;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        response = await this.send(url, { method: "GET" });
+        break;
+      } catch (error) {
+        if (attempt >= MAX_ATTEMPTS || !isDroppedConnection(error)) throw error;
+        this.options.debug?.(`GET ${url.href}: ${(error as { code?: string }).code}, retrying`);
+        await sleep(backoffMs(attempt));
+      }
+    }
     await response.body?.cancel();
     if (response.status === 401) this.adoptChallenge(parseChallenges(response.headers.get("www-authenticate")));
     else if (!response.ok) throw new RegistryError(`${this.registry}: not a registry (GET /v2/ over ${scheme} answered HTTP ${response.status})`);
