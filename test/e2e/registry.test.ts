@@ -140,17 +140,17 @@ describe.skipIf(skip !== undefined)("docker:// against a plain registry", () => 
       try {
         const id = store.ok(["pull", "-q", INSECURE, `docker://${registry.host}/app:v1`]).trim();
         const back = store.cli(["--debug", "push", INSECURE, id, `docker://${registry.host}/app:again`]);
-        expect(back.code).toBe(0);
+        expect(back).toMatchObject({ code: 0 });
         expect(back.stderr).not.toContain("PATCH");
         expect(back.stderr).toMatch(/HEAD \S+\/v2\/app\/blobs\/sha256:\S+ -> 200/);
         const mounted = store.cli(["--debug", "push", INSECURE, id, `docker://${registry.host}/${repo}/app:v1`]);
-        expect(mounted.code).toBe(0);
+        expect(mounted).toMatchObject({ code: 0 });
         expect(mounted.stderr).not.toContain("PATCH");
         expect(mounted.stderr).toMatch(new RegExp(`POST \\S+/v2/${repo}/app/blobs/uploads/ -> 201`));
         expect(mounted.stdout.trim()).toBe(skopeoDigest(`docker://${registry.host}/${repo}/app:v1`));
         // What the second push learnt (the blobs now also live in REPO/app) serves a third one.
         const third = store.cli(["--debug", "push", INSECURE, id, `docker://${registry.host}/${repo}/copy:v1`]);
-        expect(third.code).toBe(0);
+        expect(third).toMatchObject({ code: 0 });
         expect(third.stderr).toMatch(new RegExp(`POST \\S+/v2/${repo}/copy/blobs/uploads/ -> 201`));
         sh(["skopeo", "copy", "-q", "--src-tls-verify=false", `docker://${registry.host}/${repo}/app:v1`, `oci:${join(store.dir, "check")}:x`]);
         // The hints are rows of the store's database: no side file in the graph root (beside the space reserve, docs/robustness.md).

@@ -1,0 +1,52 @@
+/**
+ * scripts/test.ts, the test run of `npm test`: bun's own output and exit status pass through,
+ * and failed tests are named again, with their messages, after the summary (where a log cut to
+ * its tail still shows them). Runs it on small test files in a temp dir.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const SCRIPT = join(import.meta.dir, "..", "..", "scripts", "test.ts");
+const work = mkdtempSync(join(tmpdir(), "oci-test-run-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function runTests(file: string, text: string, tmp: string) {
+  writeFileSync(join(work, file), text);
+  const run = Bun.spawnSync([process.execPath, SCRIPT, `./${file}`], { cwd: work, env: { ...process.env, TMPDIR: tmp }, stdout: "pipe", stderr: "pipe" });
+  return { code: run.exitCode, stdout: run.stdout.toString(), stderr: run.stderr.toString() };
+}
+
+test("failed tests are named again after the summary, with their messages; the exit status is bun test's", () => {
+  const tmp = mkdtempSync(join(work, "tmp-"));
+  const run = runTests(
+    "some.test.ts",
+    [
+      `import { describe, expect, test } from "bun:test";`,
+      `test("passes", () => expect(1).toBe(1));`,
+      `describe("group", () => { test("compares <names>", () => expect({ name: "a&b" }).toEqual({ name: "a&c" })); });`,
+      `test("throws", () => { throw new Error("pull exited 1: connection reset\\nsecond line"); });`,
+    ].join("\n"),
+    tmp,
+  );
+  expect(run.code).toBe(1);
+  const again = run.stderr.slice(run.stderr.indexOf("Failed tests, again (2):"));
+  expect(again).toStartWith("Failed tests, again (2):");
+  expect(again).toContain("(fail) some.test.ts:3 compares <names>");
+  expect(again).toContain('"name": "a&c"');
+  expect(again).toContain("(fail) some.test.ts:4 throws\nError: pull exited 1: connection reset\nsecond line");
+  expect(again).not.toContain("passes");
+  // bun's own report came first, and the JUnit report is gone.
+  expect(run.stderr.indexOf("(fail) throws")).toBeLessThan(run.stderr.indexOf("Failed tests, again"));
+  expect(readdirSync(tmp)).toEqual([]);
+});
+
+test("a passing run prints nothing more and exits 0", () => {
+  const tmp = mkdtempSync(join(work, "tmp-"));
+  const run = runTests("fine.test.ts", `import { expect, test } from "bun:test";\ntest("passes", () => expect(2).toBe(2));\n`, tmp);
+  expect(run.code).toBe(0);
+  expect(run.stderr).toContain("1 pass");
+  expect(run.stderr).not.toContain("Failed tests");
+  expect(readdirSync(tmp)).toEqual([]);
+});
