@@ -6,7 +6,7 @@
  * Counting a directory (vfs) loads no node: module: node:fs is loaded by kernel mounts and views.
  */
 import { Database } from "bun:sqlite";
-import { SystemError, sqliteFailure } from "../errors.ts";
+import { CorruptError, SystemError, sqliteFailure } from "../errors.ts";
 import { isTokenAlive, processToken } from "../sys/liveness.ts";
 import { kernelMountPoints } from "../sys/mount-table.ts";
 import { pathExists } from "../sys/path-exists.ts";
@@ -15,6 +15,13 @@ import { immediateTransaction } from "../util/sqlite-transaction.ts";
 import { type KernelMountSpec, type LayerViews, MOUNT_CHANGE_MARK, MOUNT_COUNTS_FILE, type MountSpec, type ViewRequest } from "./driver.ts";
 import { nodeFs } from "../sys/node-fs.ts";
 
+
+/** SQLite's word that a database file is damaged: not a database, or a broken page (raw or as sqliteFailure words it). */
+function isDamaged(error: unknown): boolean {
+  if (error instanceof CorruptError) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB");
+}
 
 const COUNTS_TABLE = "CREATE TABLE IF NOT EXISTS mounts (layer TEXT PRIMARY KEY, path TEXT NOT NULL, count INTEGER NOT NULL, kernel INTEGER NOT NULL)";
 
@@ -108,12 +115,32 @@ export class Mounter {
       db = new Database(this.path, { create: true, strict: true });
       // One round trip. WAL is kept in the file, so it is asked for when the file is made. Counts
       // are runtime state, checked against the kernel's mount table on every use and meaningless
-      // after a reboot: surviving a process crash (WAL) is enough, no fsync per change.
-      db.run(`${creating ? "PRAGMA journal_mode = WAL; " : ""}PRAGMA busy_timeout = 60000; PRAGMA synchronous = NORMAL; ${COUNTS_TABLE}`);
+      // after a reboot. WAL survives a killed process; with synchronous=OFF nothing is fsynced,
+      // so a machine that stops may leave the file damaged, which `counted` starts again empty:
+      // the mounts it counted ended with that machine.
+      // The busy timeout first: a second process making the file at the same time waits for the first.
+      db.run(`PRAGMA busy_timeout = 60000; PRAGMA synchronous = OFF; ${creating ? "PRAGMA journal_mode = WAL; " : ""}${COUNTS_TABLE}`);
       return db;
     } catch (e) {
       db?.close();
       throw this.failure(e);
+    }
+  }
+
+  /**
+   * Runs fn on the counts; when SQLite finds the file damaged (what a machine that stopped while
+   * writing it can leave, see open), removes it and runs fn once more on an empty one.
+   */
+  private counted<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (!isDamaged(e)) throw e;
+      this.database?.close();
+      this.database = undefined;
+      const { rmSync } = nodeFs();
+      for (const suffix of ["", "-wal", "-shm"]) rmSync(`${this.path}${suffix}`, { force: true });
+      return fn();
     }
   }
 
@@ -166,6 +193,11 @@ export class Mounter {
     return (this.db.query("SELECT path, count, kernel FROM mounts WHERE layer = ?").get(layer) as { path: string; count: number; kernel: number } | null) ?? undefined;
   }
 
+  /** Every row, by layer. */
+  private allRows(): Array<MountState & { kernel: number }> {
+    return this.db.query("SELECT layer, path, count, kernel FROM mounts ORDER BY layer").all() as Array<MountState & { kernel: number }>;
+  }
+
   /** The live count: a kernel mount that is no longer in the mount table counts as 0. */
   private liveCount(layer: string, points?: Set<string>): number {
     const row = this.row(layer);
@@ -176,6 +208,10 @@ export class Mounter {
 
   /** Mounts the layer (or counts one more user of an existing mount) and returns the mount point. */
   mount(layer: string, spec: MountSpec): string {
+    return this.counted(() => this.mountCounted(layer, spec));
+  }
+
+  private mountCounted(layer: string, spec: MountSpec): string {
     return this.lockedChange((beginChange) => {
       const path = spec.kind === "directory" ? spec.path : spec.target;
       const count = this.liveCount(layer);
@@ -199,6 +235,10 @@ export class Mounter {
    * Returns true when the layer is no longer mounted afterwards.
    */
   unmount(layer: string, force: boolean): boolean {
+    return this.counted(() => this.unmountCounted(layer, force));
+  }
+
+  private unmountCounted(layer: string, force: boolean): boolean {
     if (this.neverCounted) return true;
     return this.lockedChange((beginChange) => {
       const row = this.row(layer);
@@ -228,18 +268,18 @@ export class Mounter {
 
   /** The current mount count of a layer, checked against the kernel. */
   count(layer: string): number {
-    return this.liveCount(layer);
+    return this.counted(() => this.liveCount(layer));
   }
 
   /** The mount point of a mounted layer. */
   mountPoint(layer: string): string | undefined {
-    return this.liveCount(layer) > 0 ? this.row(layer)?.path : undefined;
+    return this.counted(() => (this.liveCount(layer) > 0 ? this.row(layer)?.path : undefined));
   }
 
   /** Every layer with a live mount. */
   mounted(): MountState[] {
     if (this.neverCounted) return [];
-    const rows = this.db.query("SELECT layer, path, count, kernel FROM mounts").all() as Array<MountState & { kernel: number }>;
+    const rows = this.counted(() => this.allRows());
     const points = rows.some((r) => r.kernel) ? kernelMountPoints() : new Set<string>();
     return rows.filter((r) => r.count > 0 && (!r.kernel || (points.has(r.path) && answers(r.path)))).map(({ layer, path, count }) => ({ layer, path, count }));
   }
@@ -248,14 +288,16 @@ export class Mounter {
   staleMounts(points?: Set<string>): MountState[] {
     if (this.neverCounted) return [];
     points ??= kernelMountPoints();
-    const rows = this.db.query("SELECT layer, path, count, kernel FROM mounts").all() as Array<MountState & { kernel: number }>;
+    const rows = this.counted(() => this.allRows());
     return rows.filter((r) => r.kernel && !points.has(r.path)).map(({ layer, path, count }) => ({ layer, path, count }));
   }
 
   /** Runs fn with every mount row while holding the run root's lock, so that no mount starts or ends meanwhile (for `check`). */
   whileLocked<T>(fn: (rows: Array<MountState & { kernel: boolean }>) => T): T {
+    // Read once before the lock, so that a damaged file is started again before fn runs.
+    this.counted(() => this.allRows());
     return this.locked(() => {
-      const rows = this.db.query("SELECT layer, path, count, kernel FROM mounts ORDER BY layer").all() as Array<MountState & { kernel: number }>;
+      const rows = this.allRows();
       return fn(rows.map((r) => ({ ...r, kernel: r.kernel !== 0 })));
     });
   }

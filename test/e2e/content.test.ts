@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TestStore, availableDrivers } from "../helpers/cli.ts";
+import { BINARY, TestStore, availableDrivers, runBinary } from "../helpers/cli.ts";
 import { makeTar, sh, sha256Bytes, sha256File } from "../helpers/fixtures.ts";
 
 const BASE = {
@@ -133,6 +133,23 @@ for (const driver of availableDrivers()) {
       expect(sha256File(out)).toBe(sha256File(tar));
     });
 
+    test.skipIf(!straceAvailable())("mount counts are written without fsync, and a counts file left damaged (as a machine that stops may leave it) is started again", () => {
+      s.ok(["import-layer", "-i", "L", "-f", makeTar(BASE)]);
+      s.ok(["mount", "L"]);
+      s.ok(["unmount", "L"]);
+      writeFileSync(join(s.run, "mounts.db"), "SQLite format 3\0 and then a page cut short");
+      const trace = join(s.dir, "fsyncs");
+      const traced = (args: string[]) => runBinary(["-f", "-qq", "-e", "trace=fsync,fdatasync,sync_file_range,syncfs", "-e", "signal=none", "-o", trace, BINARY, ...s.globals, ...args], {}, "strace");
+      const mounted = traced(["mount", "L"]);
+      expect({ code: mounted.code, stderr: mounted.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(readFileSync(trace, "utf8")).toBe("");
+      expect(s.ok(["mounted", "L"])).toBe("L mounted\n");
+      const unmounted = traced(["unmount", "L"]);
+      expect({ code: unmounted.code, stdout: unmounted.stdout }).toEqual({ code: 0, stdout: "L mountpoint unmounted\n" });
+      expect(readFileSync(trace, "utf8")).toBe("");
+      expect(s.cli(["check"])).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    });
+
     test("mount counts: mount twice needs unmount twice; --force drops the count", () => {
       s.ok(["import-layer", "-i", "L", "-n", "lay", "-f", makeTar(BASE)]);
       const path = s.ok(["mount", "lay"]).trim();
@@ -179,4 +196,10 @@ for (const driver of availableDrivers()) {
       expect(s.ok(["mounted", "C"])).toBe("");
     });
   });
+}
+
+function straceAvailable(): boolean {
+  const found = Bun.which("strace") !== null;
+  if (!found) console.log("skipping the test of fsyncs by mount and unmount: strace is not installed");
+  return found;
 }
