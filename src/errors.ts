@@ -204,7 +204,8 @@ export function sqliteFailure(error: unknown, context: string): StorageError | u
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== "string" || !code.startsWith("SQLITE_")) return undefined;
   const reason = errnoReason(error);
-  if (code === "SQLITE_CORRUPT" || code === "SQLITE_NOTADB") return new CorruptError(`${context}: database is corrupt: ${reason}`);
+  // bun:sqlite gives extended codes: SQLITE_CORRUPT_INDEX, SQLITE_CORRUPT_SEQUENCE, ... are corruption too.
+  if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") return new CorruptError(`${context}: database is corrupt: ${reason}`);
   // SQLITE_IOERR_SHMSIZE: the WAL index file could not be extended, which on Linux means no space.
   if (code === "SQLITE_FULL" || code === "SQLITE_IOERR_SHMSIZE") return new SystemError(`${context}: ${ERRNO_TEXT.ENOSPC}`, "ENOSPC");
   if (code.startsWith("SQLITE_READONLY")) return new SystemError(`${context}: ${ERRNO_TEXT.EROFS}`, "EROFS");

@@ -127,6 +127,24 @@ describe("failures from the system are I/O errors naming the path", () => {
     expect(messageOf(thrown)).toMatch(/^database: database is corrupt: /);
   });
 
+  test("SQLite's extended corruption codes are a corrupt database too", () => {
+    // bun:sqlite reports extended codes (a duplicate key is SQLITE_CONSTRAINT_PRIMARYKEY, not SQLITE_CONSTRAINT).
+    const db = new Database(":memory:");
+    db.run("CREATE TABLE t (a TEXT PRIMARY KEY)");
+    db.run("INSERT INTO t VALUES ('x')");
+    let duplicate: unknown;
+    try {
+      db.run("INSERT INTO t VALUES ('x')");
+    } catch (e) {
+      duplicate = e;
+    }
+    db.close();
+    expect((duplicate as { code?: string }).code).toBe("SQLITE_CONSTRAINT_PRIMARYKEY");
+    const brokenIndex = Object.assign(new Error("database disk image is malformed"), { code: "SQLITE_CORRUPT_INDEX", errno: 779 });
+    expect(asStorageError(brokenIndex)).toBeInstanceOf(CorruptError);
+    expect(messageOf(brokenIndex)).toMatch(/^database: database is corrupt: /);
+  });
+
   test("withContext prefixes the message and keeps the class, so the exit status stays the cause's", () => {
     const wrapped = withContext("sha256:abc", new InvalidArgumentError("invalid checksum digest length"));
     expect(wrapped).toBeInstanceOf(InvalidArgumentError);

@@ -6,7 +6,7 @@
  * Counting a directory (vfs) loads no node: module: node:fs is loaded by kernel mounts and views.
  */
 import { Database } from "bun:sqlite";
-import { CorruptError, SystemError, sqliteFailure } from "../errors.ts";
+import { CorruptError, SystemError, asStorageError, sqliteFailure } from "../errors.ts";
 import { isTokenAlive, processToken } from "../sys/liveness.ts";
 import { kernelMountPoints } from "../sys/mount-table.ts";
 import { pathExists } from "../sys/path-exists.ts";
@@ -15,13 +15,6 @@ import { immediateTransaction } from "../util/sqlite-transaction.ts";
 import { type KernelMountSpec, type LayerViews, MOUNT_CHANGE_MARK, MOUNT_COUNTS_FILE, type MountSpec, type ViewRequest } from "./driver.ts";
 import { nodeFs } from "../sys/node-fs.ts";
 
-
-/** SQLite's word that a database file is damaged: not a database, or a broken page (raw or as sqliteFailure words it). */
-function isDamaged(error: unknown): boolean {
-  if (error instanceof CorruptError) return true;
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB");
-}
 
 const COUNTS_TABLE = "CREATE TABLE IF NOT EXISTS mounts (layer TEXT PRIMARY KEY, path TEXT NOT NULL, count INTEGER NOT NULL, kernel INTEGER NOT NULL)";
 
@@ -135,7 +128,8 @@ export class Mounter {
     try {
       return fn();
     } catch (e) {
-      if (!isDamaged(e)) throw e;
+      // SQLite's word that the file is damaged (not a database, a broken page), raw or as sqliteFailure words it.
+      if (!(asStorageError(e) instanceof CorruptError)) throw e;
       this.database?.close();
       this.database = undefined;
       const { rmSync } = nodeFs();
