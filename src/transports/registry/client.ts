@@ -135,8 +135,7 @@ export class RegistryClient {
         break;
       } catch (error) {
         if (attempt >= MAX_ATTEMPTS || !isDroppedConnection(error)) throw error;
-        this.options.debug?.(`GET ${url.href}: ${(error as { code?: string }).code}, retrying`);
-        await sleep(backoffMs(attempt));
+        await this.beforeRetry("GET", url, (error as { code?: string }).code!, attempt);
       }
     }
     await response.body?.cancel();
@@ -192,8 +191,7 @@ export class RegistryClient {
         response = await this.fetchFollowing(url, { method, headers, body: options.body as RequestInit["body"] });
       } catch (error) {
         if (retry && attempt < MAX_ATTEMPTS) {
-          this.options.debug?.(`${method} ${url.href}: ${(error as { code?: string }).code ?? "failed"}, retrying`);
-          await sleep(backoffMs(attempt));
+          await this.beforeRetry(method, url, (error as { code?: string }).code ?? "failed", attempt);
           continue;
         }
         throw networkError(error, this.where, options.what);
@@ -214,12 +212,17 @@ export class RegistryClient {
       if ((options.accept ?? []).includes(response.status) || (options.accept === undefined && response.ok)) return response;
       if (retry && attempt < MAX_ATTEMPTS && (response.status >= 500 || response.status === 429)) {
         await response.body?.cancel();
-        this.options.debug?.(`${method} ${url.href}: HTTP ${response.status}, retrying`);
-        await sleep(backoffMs(attempt, response.headers.get("retry-after")));
+        await this.beforeRetry(method, url, `HTTP ${response.status}`, attempt, response.headers.get("retry-after"));
         continue;
       }
       throw await responseError(response, options.what, this.where);
     }
+  }
+
+  /** Logs why a request is tried again (--debug) and waits the backoff before attempt + 1. */
+  private async beforeRetry(method: string, url: URL, why: string, attempt: number, retryAfter?: string | null): Promise<void> {
+    this.options.debug?.(`${method} ${url.href}: ${why}, retrying`);
+    await sleep(backoffMs(attempt, retryAfter));
   }
 
   /** fetch with this host's TLS settings, following redirects; Authorization goes to the first host only. */
