@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, TestStore, availableDrivers, runBinary } from "../helpers/cli.ts";
-import { makeTar, sh, sha256Bytes, sha256File } from "../helpers/fixtures.ts";
+import { makeTar, sh, sha256Bytes, sha256File, straceAvailable } from "../helpers/fixtures.ts";
 
 const BASE = {
   "etc/": "",
@@ -133,7 +133,7 @@ for (const driver of availableDrivers()) {
       expect(sha256File(out)).toBe(sha256File(tar));
     });
 
-    test.skipIf(!straceAvailable())("mount counts are written without fsync, and a counts file left damaged (as a machine that stops may leave it) is started again", () => {
+    test.skipIf(!straceAvailable("the test of fsyncs by mount and unmount"))("mount counts are written without fsync, and a counts file left damaged (as a machine that stops may leave it) is started again", () => {
       s.ok(["import-layer", "-i", "L", "-f", makeTar(BASE)]);
       s.ok(["mount", "L"]);
       s.ok(["unmount", "L"]);
@@ -196,10 +196,4 @@ for (const driver of availableDrivers()) {
       expect(s.ok(["mounted", "C"])).toBe("");
     });
   });
-}
-
-function straceAvailable(): boolean {
-  const found = Bun.which("strace") !== null;
-  if (!found) console.log("skipping the test of fsyncs by mount and unmount: strace is not installed");
-  return found;
 }

@@ -8,7 +8,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, TestStore, availableDrivers } from "../helpers/cli.ts";
-import { sh } from "../helpers/fixtures.ts";
+import { sh, straceAvailable } from "../helpers/fixtures.ts";
 import { addMultiPlatformIndex, makeUmociImage, treeListing } from "../helpers/images.ts";
 import { imageRecord, peer, withoutTimes } from "../helpers/peer.ts";
 
@@ -314,7 +314,7 @@ describe("pull", () => {
     }
   });
 
-  test.skipIf(!straceAvailable())("each layer blob is applied from where it is, opened once (twice for a vfs layer with a parent: read ahead for its whiteouts), and nothing is written outside the store (no temporary copy), from a layout and from archives", () => {
+  test.skipIf(!straceAvailable("the test of files opened by pull"))("each layer blob is applied from where it is, opened once (twice for a vfs layer with a parent: read ahead for its whiteouts), and nothing is written outside the store (no temporary copy), from a layout and from archives", () => {
     const archives = { oci: join(work, "once.oci.tar"), docker: join(work, "once.docker.tar") };
     sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `oci-archive:${archives.oci}:app:v1`]);
     sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `docker-archive:${archives.docker}:foo:bar`]);
@@ -436,9 +436,3 @@ describe("README", () => {
     }
   });
 });
-
-function straceAvailable(): boolean {
-  const found = Bun.which("strace") !== null;
-  if (!found) console.log("skipping the test of files opened by pull: strace is not installed");
-  return found;
-}

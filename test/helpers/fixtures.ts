@@ -52,3 +52,10 @@ export function snapshotFiles(root: string): string[] {
     })
     .sort();
 }
+
+/** Whether strace is installed; when not, prints that `what` (a test) is skipped and why. */
+export function straceAvailable(what: string): boolean {
+  const found = Bun.which("strace") !== null;
+  if (!found) console.log(`skipping ${what}: strace is not installed`);
+  return found;
+}

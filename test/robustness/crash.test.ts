@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { TestStore, availableDrivers } from "../helpers/cli.ts";
+import { straceAvailable } from "../helpers/fixtures.ts";
 import {
   IMAGE_REF,
   type CrashContext,
@@ -128,7 +129,7 @@ describe("crash safety", () => {
     TEST_TIMEOUT_MS,
   );
 
-  test.skipIf(!straceAvailable())(
+  test.skipIf(!straceAvailable("the syncfs ordering test"))(
     "layer content is flushed before the layer is recorded complete (syncfs; an empty overlay layer's few files fsync'd)",
     async () => {
       await onEveryDriver(async (ctx) => {
@@ -174,9 +175,3 @@ describe("crash safety", () => {
     TEST_TIMEOUT_MS,
   );
 });
-
-function straceAvailable(): boolean {
-  const found = Bun.which("strace") !== null;
-  if (!found) console.log("skipping the syncfs ordering test: strace is not installed");
-  return found;
-}
