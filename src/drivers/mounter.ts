@@ -3,7 +3,8 @@
  * database in the run root (so a reboot, which empties a tmpfs run root, forgets them), and a
  * count is only trusted while the kernel's mount table still shows the mount: after a process
  * holding a mount is killed, or someone unmounts behind our back, the next call sees the truth.
- * Counting a directory (vfs) loads no node: module: node:fs is loaded by kernel mounts and views.
+ * Counting a directory (vfs) loads no node: module: node:fs is loaded by kernel mounts, views,
+ * and the removal of a damaged counts file.
  */
 import { Database } from "bun:sqlite";
 import { CorruptError, SystemError, asStorageError, sqliteFailure } from "../errors.ts";
