@@ -150,7 +150,7 @@ export interface StoreDatabase {
  */
 export async function openDatabase(dir: string, name: string): Promise<StoreDatabase> {
   const path = `${dir}/${name}`;
-  if (await walIndexMayFault(dir)) return openRefusingWrites(path, { code: "ENOSPC" });
+  if (walIndexMayFault(dir)) return openRefusingWrites(path, { code: "ENOSPC" });
   let db: Database | undefined;
   try {
     db = await openCreatingDirectory(dir, path);
@@ -158,7 +158,7 @@ export async function openDatabase(dir: string, name: string): Promise<StoreData
     const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
     if (version !== MIGRATIONS.length) {
       migrate(db, path, version);
-      await markIfSmallBlocks(dir);
+      markIfSmallBlocks(dir);
     }
     return { db };
   } catch (e) {

@@ -157,7 +157,7 @@ export class Store {
    * because the graph root takes no writes.
    */
   async recover(): Promise<string | undefined> {
-    if (!(await recoveryNeeded(this.parts, this.driverName))) return undefined;
+    if (!recoveryNeeded(this.parts, this.driverName)) return undefined;
     const [parts, { recover }] = await Promise.all([this.content(), import("./recovery.ts")]);
     return recover(parts);
   }

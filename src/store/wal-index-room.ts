@@ -8,6 +8,9 @@
  * left is opened with the index in memory (read-only-database.ts) instead.
  */
 
+import { nodeFs } from "../sys/node-fs.ts";
+import { pathExists } from "../sys/path-exists.ts";
+
 /** The mark, in the directory of the database. */
 export const SMALL_BLOCKS_MARK = "oci-storage.small-blocks";
 /** The memory page size SQLite grows the index by (4 KiB on x86-64 and on most arm64 kernels). */
@@ -16,8 +19,8 @@ const PAGE_BYTES = 4096;
 export const WAL_INDEX_ROOM_BYTES = 256 * 1024;
 
 /** Marks dir when its file system's blocks are smaller than a page; best effort (called when the database is made or upgraded). */
-export async function markIfSmallBlocks(dir: string): Promise<void> {
-  const fs = await import("node:fs");
+export function markIfSmallBlocks(dir: string): void {
+  const fs = nodeFs();
   try {
     if (Number(fs.statfsSync(dir).bsize) < PAGE_BYTES) fs.writeFileSync(`${dir}/${SMALL_BLOCKS_MARK}`, "");
   } catch {
@@ -26,9 +29,8 @@ export async function markIfSmallBlocks(dir: string): Promise<void> {
 }
 
 /** True when dir is marked and its file system has too little room left to grow the index safely: one stat when unmarked. */
-export async function walIndexMayFault(dir: string): Promise<boolean> {
-  if (!(await Bun.file(`${dir}/${SMALL_BLOCKS_MARK}`).exists())) return false;
-  const { statfsSync } = await import("node:fs");
-  const fs = statfsSync(dir);
+export function walIndexMayFault(dir: string): boolean {
+  if (!pathExists(`${dir}/${SMALL_BLOCKS_MARK}`)) return false;
+  const fs = nodeFs().statfsSync(dir);
   return Number(fs.bavail) * Number(fs.bsize) < WAL_INDEX_ROOM_BYTES;
 }
