@@ -4,9 +4,13 @@
  * cut to its last lines (as CI shows it) still says what failed and why. They are read from
  * the JUnit report bun test writes on the side.
  *
+ * The tests' temp files go into one directory of this run (TMPDIR for bun test and what it
+ * starts), removed at the end whatever the tests left there; mounts left below it are
+ * unmounted first and named on stderr (a test should have unmounted them).
+ *
  * Usage: bun scripts/test.ts [bun test arguments…]
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -45,11 +49,45 @@ function failuresIn(xml: string): Failure[] {
   return failures;
 }
 
-const reportDir = mkdtempSync(join(tmpdir(), "oci-test-report-"));
-const report = join(reportDir, "junit.xml");
+/** Mount points at or below dir, deepest first (from /proc/self/mountinfo, whose paths escape blanks as \040). */
+function mountsBelow(dir: string): string[] {
+  let table = "";
+  try {
+    table = readFileSync("/proc/self/mountinfo", "utf8");
+  } catch {
+    return [];
+  }
+  const points = table
+    .split("\n")
+    .map((line) => line.split(" ")[4]?.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))))
+    .filter((point): point is string => point !== undefined && (point === dir || point.startsWith(`${dir}/`)));
+  return [...new Set(points)].sort((a, b) => b.length - a.length);
+}
+
+/** Removes the run's directory; mounts the tests left in it are detached first (and named), so that nothing mounted there is deleted through. */
+function removeRunDir(dir: string): void {
+  const left = mountsBelow(dir);
+  if (left.length > 0) {
+    console.error(`\nnpm test: the tests left ${left.length} mount(s) in their temp dir; unmounting:\n${left.map((point) => `  ${point}`).join("\n")}`);
+    for (const point of left) Bun.spawnSync(["umount", "-l", point], { stderr: "inherit" });
+  }
+  if (mountsBelow(dir).length > 0) {
+    console.error(`npm test: could not unmount everything below ${dir}; left it in place`);
+    return;
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const runDir = mkdtempSync(join(tmpdir(), "oci-test-"));
+const report = join(runDir, "junit.xml");
+const testTmp = join(runDir, "tmp");
+mkdirSync(testTmp);
 const run = Bun.spawn([process.execPath, "test", "--timeout", "120000", "--reporter=junit", `--reporter-outfile=${report}`, ...process.argv.slice(2)], {
   stdio: ["inherit", "inherit", "inherit"],
+  env: { ...process.env, TMPDIR: testTmp },
 });
+// Ctrl-C reaches bun test too; this run waits for it to end, then still cleans up.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => run.kill(signal));
 const code = await run.exited;
 if (code !== 0) {
   const failures = failuresIn(readReport(report));
@@ -58,5 +96,5 @@ if (code !== 0) {
     for (const { where, name, message } of failures) console.error(`\n(fail) ${where} ${name}\n${message.trimEnd()}`);
   }
 }
-rmSync(reportDir, { recursive: true, force: true });
+removeRunDir(runDir);
 process.exit(code);

@@ -4,7 +4,7 @@
  * its tail still shows them). Runs it on small test files in a temp dir.
  */
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -49,4 +49,34 @@ test("a passing run prints nothing more and exits 0", () => {
   expect(run.stderr).toContain("1 pass");
   expect(run.stderr).not.toContain("Failed tests");
   expect(readdirSync(tmp)).toEqual([]);
+});
+
+test("the tests' temp files go into a directory of the run, removed at its end with any mount a test left there", () => {
+  const tmp = mkdtempSync(join(work, "tmp-"));
+  const run = runTests(
+    "leaves.test.ts",
+    [
+      `import { expect, test } from "bun:test";`,
+      `import { mkdtempSync, writeFileSync } from "node:fs";`,
+      `import { tmpdir } from "node:os";`,
+      `import { join } from "node:path";`,
+      `test("leaves a file and a mount behind", () => {`,
+      `  const dir = mkdtempSync(join(tmpdir(), "left-"));`,
+      `  writeFileSync(join(dir, "file"), "x");`,
+      `  const mounted = join(dir, "mnt");`,
+      `  Bun.spawnSync(["mkdir", mounted]);`,
+      `  expect(Bun.spawnSync(["mount", "-t", "tmpfs", "tmpfs", mounted]).exitCode).toBe(0);`,
+      `  writeFileSync(join(mounted, "inside"), "y");`,
+      `  console.log("LEFT " + dir);`,
+      `});`,
+    ].join("\n"),
+    tmp,
+  );
+  expect(run.code).toBe(0);
+  const left = /LEFT (\S+)/.exec(run.stdout)![1]!;
+  // Below the run's own directory in the TMPDIR it was given, and gone with it.
+  expect(left.startsWith(`${tmp}/oci-test-`)).toBe(true);
+  expect(run.stderr).toContain(`the tests left 1 mount(s) in their temp dir; unmounting:\n  ${left}/mnt`);
+  expect(readdirSync(tmp)).toEqual([]);
+  expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(tmp);
 });
