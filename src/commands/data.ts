@@ -35,10 +35,11 @@ function missingItem(kind: ObjectKind, name: string, id: string): DataItemUnknow
 export function dataCommands(kind: ObjectKind): CommandDef[] {
   const alias = (name: string) => name.replaceAll("-", "");
   const refWord = `${kind}NameOrID`;
+  const aKind = kind === "image" ? "an image" : `a ${kind}`;
   const list: CommandDef = {
     names: [`list-${kind}-data`, alias(`list-${kind}-data`)],
     synopsis: `[options [...]] ${refWord}`,
-    description: `List data items that are attached to a ${kind}`,
+    description: `List data items that are attached to ${aKind}`,
     minArgs: 1,
     maxArgs: 1,
     options: [JSON_OPTION],
@@ -52,7 +53,7 @@ export function dataCommands(kind: ObjectKind): CommandDef[] {
   const get: CommandDef = {
     names: [`get-${kind}-data`, alias(`get-${kind}-data`)],
     synopsis: `[options [...]] ${refWord} dataName`,
-    description: `Get data that is attached to a ${kind}`,
+    description: `Get data that is attached to ${aKind}`,
     minArgs: 2,
     maxArgs: Infinity,
     options: [{ names: ["file", "f"], type: "string", description: "Write data to file", valueHint: "file" }],
@@ -72,7 +73,7 @@ export function dataCommands(kind: ObjectKind): CommandDef[] {
     names: [`set-${kind}-data`, alias(`set-${kind}-data`)],
     namesIoFailures: true,
     synopsis: `[options [...]] ${refWord} dataName`,
-    description: `Set data that is attached to a ${kind}`,
+    description: `Set data that is attached to ${aKind}`,
     minArgs: 2,
     maxArgs: Infinity,
     options: [{ names: ["file", "f"], type: "string", description: "Read data from file", valueHint: "file" }],
@@ -90,7 +91,7 @@ export function dataCommands(kind: ObjectKind): CommandDef[] {
   const size: CommandDef = {
     names: [`get-${kind}-data-size`, alias(`get-${kind}-data-size`)],
     synopsis: `[options [...]] ${refWord} dataName`,
-    description: `Get size of data that is attached to ${kind === "image" ? "an image" : "a container"}`,
+    description: `Get size of data that is attached to ${aKind}`,
     minArgs: 2,
     maxArgs: Infinity,
     options: [],
@@ -104,7 +105,7 @@ export function dataCommands(kind: ObjectKind): CommandDef[] {
   const digest: CommandDef = {
     names: [`get-${kind}-data-digest`, alias(`get-${kind}-data-digest`)],
     synopsis: `[options [...]] ${refWord} dataName`,
-    description: `Get digest of data that is attached to ${kind === "image" ? "an image" : "a container"}`,
+    description: `Get digest of data that is attached to ${aKind}`,
     minArgs: 2,
     maxArgs: Infinity,
     options: [],
