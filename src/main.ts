@@ -6,46 +6,70 @@ import { dispatch } from "./cli/dispatch.ts";
 import type { CommandContext, ParsedOptions } from "./commands/command.ts";
 import { COMMANDS } from "./commands/index.ts";
 import { configuredGlobals, selectedStore } from "./commands/store-selection.ts";
-import { IoError, exitStatusOf, isWriteFault, messageOf, withContext } from "./errors.ts";
+import { IoError, exitStatusOf, ioError, isWriteFault, messageOf, withContext } from "./errors.ts";
 import { type Store, openStore } from "./store/store.ts";
 import { KILLED_BY_SIGPIPE, parentIgnoresSigpipe } from "./sys/sigpipe.ts";
 
-/** Text for stdout is collected and written in one go; binary output flushes it first. */
+/**
+ * What the program writes, in the order it writes it. Text for stdout is collected and written
+ * in one go; binary output and any text for stderr first write out the text collected before
+ * them, so that a terminal showing both streams shows them in order (a command's usage before
+ * its options, as 1.43 prints them). stderr goes through Bun.write rather than process.stderr,
+ * whose stream machinery costs a command ~10 ms to load.
+ */
 class Output {
   private pending: string[] = [];
+  /** The writes so far, one after another; it goes on after a failed one. */
+  private queue: Promise<unknown> = Promise.resolve();
+  /** A failed write of collected text, for the next flush to throw. */
+  private failure: { error: unknown } | undefined;
 
   text = (s: string): void => {
     this.pending.push(s);
   };
 
+  /** Writes stderr text after everything written before it; a failure to write it is ignored. */
+  error = (s: string): void => {
+    this.writeCollected();
+    // Bun.write of nothing truncates a stderr redirected to a file.
+    if (s !== "") this.queue = this.queue.then(() => Bun.write(Bun.stderr, s)).catch(() => {});
+  };
+
   flush = async (): Promise<void> => {
-    if (this.pending.length === 0) return;
-    const text = this.pending.join("");
-    this.pending = [];
-    // Bun.write of nothing truncates a stdout redirected to a file (losing what was written before it).
-    if (text !== "") await Bun.write(Bun.stdout, text);
+    this.writeCollected();
+    await this.queue;
+    const failure = this.failure;
+    this.failure = undefined;
+    if (failure) throw failure.error;
   };
 
   bytes = async (bytes: Uint8Array): Promise<void> => {
     await this.flush();
-    if (bytes.byteLength > 0) await Bun.write(Bun.stdout, bytes);
+    if (bytes.byteLength === 0) return;
+    const written = this.queue.then(() => toStdout(bytes));
+    this.queue = written.catch(() => {});
+    await written;
   };
+
+  /** Queues the text collected so far; Bun.write of nothing truncates a stdout redirected to a file. */
+  private writeCollected(): void {
+    const text = this.pending.join("");
+    this.pending = [];
+    if (text === "") return;
+    this.queue = this.queue.then(() => toStdout(text)).catch((error) => (this.failure ??= { error }));
+  }
 }
 
-/**
- * Text for stderr, written at once and in order. Bun.write on Bun.stderr rather than
- * process.stderr, whose stream machinery costs a command ~10 ms to load.
- */
-const errors = {
-  pending: [] as Promise<number>[],
-  write(text: string): void {
-    // Bun.write of nothing truncates a stderr redirected to a file.
-    if (text !== "") errors.pending.push(Bun.write(Bun.stderr, text));
-  },
-  async flush(): Promise<void> {
-    await Promise.all(errors.pending);
-  },
-};
+/** Writes to stdout; a failure is an IoError naming it ("write /dev/stdout: broken pipe"), which main ends as 1.43 does. */
+async function toStdout(data: string | Uint8Array): Promise<void> {
+  try {
+    await Bun.write(Bun.stdout, data);
+  } catch (error) {
+    throw ioError("write", "/dev/stdout", error);
+  }
+}
+
+const output = new Output();
 
 /** The one line shown for a failure; with --debug, the stack of the error as thrown. */
 function errorText(e: unknown, debug: boolean): string {
@@ -61,7 +85,7 @@ function errorText(e: unknown, debug: boolean): string {
 async function failed(e: unknown, debug: boolean): Promise<number> {
   const stdoutGone = e instanceof IoError && e.code === "EPIPE" && e.message.startsWith("write /dev/stdout:");
   if (stdoutGone && !(await parentIgnoresSigpipe())) return KILLED_BY_SIGPIPE;
-  errors.write(`${errorText(e, debug)}\n`);
+  output.error(`${errorText(e, debug)}\n`);
   return exitStatusOf(e);
 }
 
@@ -71,7 +95,7 @@ function programName(): string {
 }
 
 function debugLog(enabled: boolean, message: string): void {
-  if (enabled) errors.write(`time="${new Date().toISOString()}" level=debug msg=${JSON.stringify(message)}\n`);
+  if (enabled) output.error(`time="${new Date().toISOString()}" level=debug msg=${JSON.stringify(message)}\n`);
 }
 
 /** What a command that declared needsStore: false gets as its store: any use is a bug. */
@@ -84,8 +108,8 @@ function storeNotOpened(): Store {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const out = new Output();
-  const stderr = errors.write;
+  const out = output;
+  const stderr = out.error;
   // Phase A of docs/cli-contract.md §1.4: with no store option before the command, the configuration file and
   // environment supply the defaults (shown in command help), and options after the command override them.
   let configError: unknown;
@@ -145,5 +169,5 @@ async function main(argv: string[]): Promise<number> {
 }
 
 const code = await main(process.argv.slice(2)).catch((e) => failed(e, process.argv.includes("--debug") || process.argv.includes("-D")));
-await errors.flush().catch(() => {});
+await output.flush().catch(() => {});
 process.exit(code);

@@ -1,9 +1,9 @@
 /** End-to-end: the command line itself — usage, errors, exit codes, configuration phases — through the compiled binary. */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TestStore, runBinary } from "../helpers/cli.ts";
+import { BINARY, PEER_BINARY, TestStore, peerSkipReason, runBinary } from "../helpers/cli.ts";
 
 const work = mkdtempSync(join(tmpdir(), "oci-cli-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -160,5 +160,59 @@ describe("command line", () => {
     const r = runBinary(["layers"], { env: { HOME: home, XDG_CONFIG_HOME: "" } });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe(`error initializing: reading configuration ${conf}: is a directory\n`);
+  });
+
+  /** What a terminal shows: stdout and stderr through one pipe, with the program's name and the store's roots made alike. */
+  function bothStreams(binary: string, args: string[], s: TestStore): string {
+    const p = Bun.spawnSync(["sh", "-c", 'exec "$@" 2>&1', "sh", binary, ...s.globals, ...args], { stdout: "pipe" });
+    return p.stdout.toString().replaceAll(s.graph, "<graph>").replaceAll(s.run, "<run>").replaceAll(binary === BINARY ? "oci-storage" : "containers-storage", "<program>");
+  }
+
+  test("usage printed on both streams reads in order on a terminal, as containers-storage 1.43 prints it", () => {
+    const s = new TestStore("vfs");
+    // Usage first (stdout), then the options (stderr): written in that order, not stdout last.
+    const help = bothStreams(BINARY, ["layers", "--help"], s);
+    expect(help).toStartWith("Usage: <program> layers [options [...]]\n\nList layers\n\nOptions:\n\n  --debug, -D");
+    const missing = bothStreams(BINARY, ["exists"], s);
+    expect(missing).toStartWith("exists: more arguments required.\nUsage: <program> exists");
+    expect(missing.indexOf("Options:\n")).toBeLessThan(missing.indexOf("--container, -c"));
+    const none = bothStreams(BINARY, [], s);
+    expect(none).toStartWith("Usage: <program> command [options [...]]\n\nCommands:\n");
+    expect(none.indexOf("  create-layer ")).toBeLessThan(none.indexOf("  --storage-opt=[]"));
+    const skip = peerSkipReason();
+    if (skip) console.log(`skipping the side-by-side part: ${skip}`);
+    else expect(help).toBe(bothStreams(PEER_BINARY, ["layers", "--help"], s));
+    s.destroy();
+  });
+
+  test("data commands' descriptions use the right article", () => {
+    const usage = runBinary(["--help"]).stdout;
+    expect(usage).toContain("  list-image-data               List data items that are attached to an image\n");
+    expect(usage).toContain("  set-container-data            Set data that is attached to a container\n");
+    expect(usage).toContain("  get-layer-data                Get data that is attached to a layer\n");
+  });
+
+  /** `layers | head -c 5` in bash (after `prelude`) on a store listing more than a pipe holds: the exit status of each side and our stderr. */
+  function layersIntoHead(s: TestStore, prelude: string): { status: string; stderr: string } {
+    const errors = join(s.dir, "head.err");
+    const command = [s.binary, ...s.globals, "layers"].map((word) => `'${word}'`).join(" ");
+    const run = Bun.spawnSync(["bash", "-c", `${prelude} ${command} 2>'${errors}' | head -c 5 >/dev/null; echo \${PIPESTATUS[@]}`], { stdout: "pipe" });
+    return { status: run.stdout.toString().trim(), stderr: readFileSync(errors, "utf8") };
+  }
+
+  test("a listing whose reader stops early (| head) ends silently with 141, like 1.43; with SIGPIPE ignored, with one line", () => {
+    // 300 names of 250 characters: ~77 KB of listing, more than a pipe holds, so the write finds the reader gone.
+    const names = Array.from({ length: 300 }, (_, i) => ["-n", `name-${i}-${"x".repeat(240)}`]).flat();
+    const ours = new TestStore("vfs");
+    ours.ok(["create-layer", ...names]);
+    expect(layersIntoHead(ours, "trap - PIPE;")).toEqual({ status: "141 0", stderr: "" });
+    expect(layersIntoHead(ours, "trap '' PIPE;")).toEqual({ status: "1 0", stderr: "write /dev/stdout: broken pipe\n" });
+    ours.destroy();
+    const skip = peerSkipReason();
+    if (skip) return console.log(`skipping the side-by-side part: ${skip}`);
+    const peer = new TestStore("vfs", PEER_BINARY);
+    peer.ok(["create-layer", ...names]);
+    expect(layersIntoHead(peer, "trap - PIPE;")).toEqual({ status: "141 0", stderr: "" });
+    peer.destroy();
   });
 });
