@@ -1,6 +1,6 @@
 /** Mounting: mount, unmount, mounted (docs/cli-contract.md §3.6). */
 import { messageOf } from "../errors.ts";
-import type { CommandDef } from "./command.ts";
+import type { CommandContext, CommandDef } from "./command.ts";
 import { JSON_OPTION, printJson, stringOption, wantsJson } from "./common.ts";
 
 export const mount: CommandDef = {
@@ -30,8 +30,9 @@ export const mount: CommandDef = {
     if (wantsJson(ctx)) printJson(ctx, results);
     else {
       for (const r of results) {
-        ctx.stdout(`${r.mountpoint}\n`);
+        // The error first, then the (empty) mount point line, in 1.43's order.
         if (r.error) ctx.stderr(`${r.error} while mounting ${r.id}\n`);
+        ctx.stdout(`${r.mountpoint}\n`);
       }
     }
     return results.some((r) => r.error) ? 1 : 0;
@@ -55,11 +56,9 @@ export const unmount: CommandDef = {
         results.push({ id: ref, error: "" });
       } catch (e) {
         results.push({ id: ref, error: messageOf(e) });
-        if (!wantsJson(ctx)) ctx.stderr(`${messageOf(e)} while unmounting ${ref}\n`);
       }
     }
-    if (wantsJson(ctx)) printJson(ctx, results);
-    return results.some((r) => r.error) ? 1 : 0;
+    return reportFailures(ctx, results, (r) => `${r.error} while unmounting ${r.id}\n`);
   },
 };
 
@@ -78,10 +77,18 @@ export const mounted: CommandDef = {
         results.push({ id: ref, error: "" });
       } catch (e) {
         results.push({ id: ref, error: messageOf(e) });
-        if (!wantsJson(ctx)) ctx.stderr(`${messageOf(e)} checking if ${ref} is mounted\n`);
       }
     }
-    if (wantsJson(ctx)) printJson(ctx, results);
-    return results.some((r) => r.error) ? 1 : 0;
+    return reportFailures(ctx, results, (r) => `${r.error} checking if ${r.id} is mounted\n`);
   },
 };
+
+/**
+ * The end of unmount and mounted, as in 1.43: every result as JSON, or else the failures on
+ * stderr after the lines of those that worked. Exit status 1 when any failed.
+ */
+function reportFailures(ctx: CommandContext, results: Array<{ id: string; error: string }>, line: (failed: { id: string; error: string }) => string): number {
+  if (wantsJson(ctx)) printJson(ctx, results);
+  else for (const r of results) if (r.error) ctx.stderr(line(r));
+  return results.some((r) => r.error) ? 1 : 0;
+}

@@ -185,6 +185,25 @@ describe("command line", () => {
     s.destroy();
   });
 
+  test("mount, unmount and mounted of several references print their lines and failures in 1.43's order", () => {
+    const skip = peerSkipReason();
+    if (skip) return console.log(`skipping: ${skip}`);
+    const seen = [BINARY, PEER_BINARY].map((binary) => {
+      const s = new TestStore("vfs", binary);
+      s.ok(["create-layer", "-n", "base"]);
+      s.ok(["create-image", "-n", "img", "base"]);
+      s.ok(["create-container", "-n", "c", "img"]);
+      const id = s.json(["container", "--json", "c"])[0].layer;
+      const steps = [["mount", "nope", "c"], ["unmount", "c", "nope", "c"], ["mount", "c"], ["mounted", "c", "nope", "c"], ["unmount", "c"]];
+      const text = steps.map((args) => `$ ${args.join(" ")}\n${bothStreams(binary, args, s).replaceAll(id, "<layer>")}`).join("");
+      s.destroy();
+      return text;
+    });
+    expect(seen[0]).toContain("$ mount nope c\nlayer not known while mounting nope\n\n<graph>/vfs/dir/<layer>\n");
+    expect(seen[0]).toContain("$ unmount c nope c\nc mountpoint unmounted\nc mountpoint unmounted\nlayer not known while unmounting nope\n");
+    expect(seen[0]).toBe(seen[1]!);
+  });
+
   test("data commands' descriptions use the right article", () => {
     const usage = runBinary(["--help"]).stdout;
     expect(usage).toContain("  list-image-data               List data items that are attached to an image\n");
