@@ -79,18 +79,18 @@ export async function readConfig(path: string): Promise<ConfigValues> {
     const message = (e as Error).message.replace(/^TOML Parse error: /, "");
     throw new InitError(`${path}:${tomlErrorLine(text)}: invalid TOML: ${message}`);
   }
-  const storage = parsed?.storage ?? {};
-  const driver: string | undefined = typeof storage.driver === "string" && storage.driver !== "" ? storage.driver : undefined;
+  const storage = asTable(parsed.storage, path, "storage");
+  const driver = asString(storage.driver, path, "storage.driver");
   const values: ConfigValues = {
     driver,
-    graphRoot: typeof storage.graphroot === "string" && storage.graphroot ? storage.graphroot : undefined,
-    runRoot: typeof storage.runroot === "string" && storage.runroot ? storage.runroot : undefined,
+    graphRoot: asString(storage.graphroot, path, "storage.graphroot"),
+    runRoot: asString(storage.runroot, path, "storage.runroot"),
     driverOptions: [],
   };
-  const opts = storage.options ?? {};
+  const opts = asTable(storage.options, path, "storage.options");
   const prefix = driver ?? "overlay";
-  for (const store of asStringList(opts.additionalimagestores, path, "additionalimagestores")) values.driverOptions.push(`${prefix}.imagestore=${store}`);
-  const driverTable = driver ? opts[driver] : undefined;
+  for (const store of asStringList(opts.additionalimagestores, path, "storage.options.additionalimagestores")) values.driverOptions.push(`${prefix}.imagestore=${store}`);
+  const driverTable = driver ? asTable(opts[driver], path, `storage.options.${driver}`) : undefined;
   for (const [key, value] of Object.entries(driverTable ?? {})) {
     if (typeof value === "string" || typeof value === "boolean" || typeof value === "number") values.driverOptions.push(`${prefix}.${key}=${value}`);
   }
@@ -111,6 +111,28 @@ function tomlErrorLine(text: string): number {
     }
   }
   return lines.length;
+}
+
+/** A setting that must be a string (as 1.43 requires); absent or "" is undefined. */
+function asString(value: unknown, path: string, key: string): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (typeof value !== "string") throw new InitError(`${path}: ${key} must be a string, not ${tomlType(value)}`);
+  return value;
+}
+
+/** A section that must be a table; absent is an empty one. */
+function asTable(value: unknown, path: string, key: string): Record<string, any> {
+  if (value === undefined) return {};
+  if (tomlType(value) !== "a table") throw new InitError(`${path}: [${key}] must be a table, not ${tomlType(value)}`);
+  return value as Record<string, any>;
+}
+
+/** What a parsed TOML value is, in words. */
+function tomlType(value: unknown): string {
+  if (Array.isArray(value)) return "a list";
+  if (value instanceof Date) return "a date";
+  if (typeof value === "object" && value !== null) return "a table";
+  return typeof value === "number" || typeof value === "bigint" ? "a number" : typeof value === "boolean" ? "a boolean" : "a string";
 }
 
 function asStringList(value: unknown, path: string, key: string): string[] {

@@ -153,6 +153,26 @@ describe("command line", () => {
     expect(r.stdout).toStartWith(`error initializing: ${conf}:3: invalid TOML`);
   });
 
+  test("a setting of the wrong type is an error naming the file and the setting, where 1.43 fails too", () => {
+    const cases: Array<[string, string]> = [
+      ['[storage]\ndriver = "vfs"\ngraphroot = 5\n', "storage.graphroot must be a string, not a number"],
+      ["[storage]\ndriver = true\n", "storage.driver must be a string, not a boolean"],
+      ['[storage]\nrunroot = ["/a"]\n', "storage.runroot must be a string, not a list"],
+      ["storage = 1\n", "[storage] must be a table, not a number"],
+      ['[storage]\noptions = "x"\n', "[storage.options] must be a table, not a string"],
+      ['[storage]\ndriver = "vfs"\n[storage.options]\nadditionalimagestores = "/ro"\n', "storage.options.additionalimagestores must be a list of strings"],
+    ];
+    for (const [i, [text, message]] of cases.entries()) {
+      const conf = config(`typed-${i}`, text);
+      const r = runBinary(["layers"], { env: { OCI_STORAGE_CONF: conf } });
+      expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 1, stdout: `error initializing: ${conf}: ${message}\n` });
+      if (peerSkipReason() === undefined) {
+        const peer = runBinary(["layers"], { env: { CONTAINERS_STORAGE_CONF: conf } }, PEER_BINARY);
+        expect(peer.code).not.toBe(0);
+      }
+    }
+  });
+
   test("a directory where the user's config file goes is an error naming it, as containers-storage 1.43 does", () => {
     const home = join(work, "dir-home");
     const conf = join(home, ".config", "oci-storage", "storage.conf");
