@@ -84,12 +84,14 @@ export async function openDecompressed(
 ): Promise<{ compression: Compression; stream: ByteSource }> {
   const useWorker = options.worker ?? navigator.hardwareConcurrency > 1;
   const iterator = source[Symbol.asyncIterator]();
+  // The chunks read ahead are copies: a source may reuse a chunk's memory once two more have been
+  // read (a pull's spool does), and a download that is still arriving can come in many small ones.
   const head: Uint8Array[] = [];
   let headLength = 0;
   while (headLength < SNIFF_LENGTH) {
     const result = await iterator.next();
     if (result.done) break;
-    head.push(result.value);
+    head.push(result.value.slice());
     headLength += result.value.length;
   }
   const first = head.length === 1 ? head[0]! : Buffer.concat(head);
@@ -101,7 +103,7 @@ export async function openDecompressed(
     try {
       const result = await iterator.next();
       if (result.done) ended = true;
-      else head.push(result.value);
+      else head.push(result.value.slice());
     } catch (error) {
       // Reported where the stream is read, as without this look-ahead.
       readError = { error };

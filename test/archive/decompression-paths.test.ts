@@ -64,6 +64,25 @@ for (const worker of [true, false]) {
         }
       });
 
+      test(`${kind} input from a source that reuses its chunks' memory, in tiny first chunks (a download still arriving), decompresses intact`, async () => {
+        // Three buffers in turn, as a pull's spool reads: a chunk is valid only until two more have been read.
+        const buffers = [0, 1, 2].map(() => new Uint8Array(65536));
+        const sizes = [1, 1, 2, 1, 3, 5, 8, 13];
+        const source: ByteSource = {
+          async *[Symbol.asyncIterator]() {
+            for (let position = 0, turn = 0; position < compressed.length; turn++) {
+              const n = Math.min(sizes[turn] ?? 65536, compressed.length - position);
+              const buffer = buffers[turn % 3]!;
+              buffer.set(compressed.subarray(position, position + n));
+              position += n;
+              yield buffer.subarray(0, n);
+            }
+          },
+        };
+        const { stream } = await openDecompressed(source, { worker });
+        expect(sha256(await collectBytes(stream))).toBe(sha256(plain));
+      });
+
       test(`${kind} output chunks stay intact until two more have been read`, async () => {
         const { stream } = await openDecompressed(sourceOf(compressed, 100_000), { worker });
         const copies: Uint8Array[] = [];
