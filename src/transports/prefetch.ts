@@ -3,10 +3,13 @@
  * Layers are applied one after the other, base first, each in one streaming pass; up to
  * `maxParallel` blobs are downloaded at once. A downloaded blob is written, as it arrives, to
  * an anonymous temporary file (created and unlinked at once, so a killed pull leaves nothing
- * behind), and the apply reads it from that file when its turn comes, following the download
- * if it is still going. Where the source can save a blob to a file itself (a registry: Bun
- * writes the response), the blob to apply next goes through such a file too, so that no
- * network byte passes through JavaScript; otherwise it streams straight into the apply.
+ * behind), and the apply reads it from that file when its turn comes. Where the source can save
+ * a blob to a file itself (a registry: Bun writes the response), the blob to apply next goes
+ * through such a file too, so that no network byte passes through JavaScript, and it is read
+ * once the source has saved all of it: the file's size while Bun writes does not say which
+ * bytes are there (a reader following it met bytes not yet written, in about one pull of a few
+ * hundred on a busy machine). A blob the source hands out as a stream is copied by us and can be read while
+ * it arrives; a source that cannot save blobs streams them straight into the apply.
  * Memory stays bounded by a few chunks per download, whatever the layer sizes; the disk holds
  * at most the blobs downloaded and not yet applied.
  */
@@ -26,8 +29,6 @@ export function spoolDirectory(): string {
  * memory at the same speed (docs/benchmarks.md).
  */
 const READ_CHUNK = 256 * 1024;
-/** How often a reader that caught up with a download the source writes itself looks for more. */
-const FOLLOW_MS = 5;
 /** Buffers a spooled blob is read into in turn (a chunk stays valid until two more have been read). */
 const READ_BUFFERS = 3;
 
@@ -39,7 +40,7 @@ class Spool {
   private failure: unknown;
   private wake: (() => void) | undefined;
   private closed = false;
-  /** Set while the source writes the file itself: `written` is then the file's size when last looked at. */
+  /** Set while the source writes the file itself: `written` stays 0 until it has written all of it. */
   private sourceWrites = false;
 
   /** The file's name while it had one, for messages. */
@@ -122,18 +123,7 @@ class Spool {
       }
       if (this.failure !== undefined) throw this.failure;
       if (this.finished) return;
-      if (this.sourceWrites) {
-        // The source's writes say nothing: look at the file's size, and again a little later.
-        const size = fstatSync(this.fd).size;
-        if (size > this.written) {
-          this.written = size;
-          continue;
-        }
-      }
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        if (this.sourceWrites) setTimeout(resolve, FOLLOW_MS);
-      });
+      await new Promise<void>((resolve) => (this.wake = resolve));
     }
   }
 
