@@ -102,13 +102,18 @@ async function writeTree(from: CopyEndpoint, fromRel: string, as: string, sink: 
   await sink.close();
 }
 
+/** A path below a tree root as the host sees it ("/" and "etc" make "/etc", not "//etc": it is shown in messages). */
+function underRoot(root: string, rel: string): string {
+  return root.endsWith("/") ? `${root}${rel}` : `${root}/${rel}`;
+}
+
 /**
  * Copies `from` to `to` with the semantics of containers-storage's copy: a directory's contents go into the
  * destination directory (made if missing, merged otherwise); a file becomes the destination file.
  */
 export async function copyPath(from: CopyEndpoint, to: CopyEndpoint, chown?: { uid: number; gid: number }): Promise<void> {
   const fromRel = resolveInside(from.root, from.path);
-  const fromHost = `${from.root}/${fromRel}`;
+  const fromHost = underRoot(from.root, fromRel);
   let fromStats;
   try {
     fromStats = lstatSync(fromHost);
@@ -119,7 +124,7 @@ export async function copyPath(from: CopyEndpoint, to: CopyEndpoint, chown?: { u
   const name = parts.pop() ?? "";
   const parent = resolveInside(to.root, parts.join("/"));
   const toRel = parent === "" ? name : name === "" ? parent : `${parent}/${name}`;
-  const toHost = `${to.root}/${toRel}`;
+  const toHost = underRoot(to.root, toRel);
   let existing;
   try {
     existing = lstatSync(toHost);

@@ -155,7 +155,9 @@ export async function copyPath(
     try {
       await (await import("../archive/copy.ts")).copyPath(source, target, chown);
     } catch (e) {
-      throw withContext(`error copying "${join(source.root, source.path)}" to "${join(target.root, target.path)}"`, e);
+      // A host path as it was given (as 1.43 names it), a path in a layer below its mount point.
+      const shown = (side: { layer?: string; path: string }, end: CopyEndpoint) => (side.layer === undefined ? side.path : join(end.root, end.path));
+      throw withContext(`error copying "${shown(from, source)}" to "${shown(to, target)}"`, e);
     }
   } finally {
     for (const id of mountedHere) parts.mounter.unmount(id, false);

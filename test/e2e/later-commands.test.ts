@@ -80,6 +80,10 @@ for (const driver of availableDrivers()) {
       expect(chown.stderr).toBe('error "x" as a numeric UID: strconv.ParseUint: parsing "x": invalid syntax\n');
       expect(s.cli(["copy", "--help"]).code).toBe(125);
       expect(s.cli(["copy", "one"]).code).toBe(1);
+      // A host path is named as given (as 1.43 does), the file looked at by its full path.
+      const missing = s.cli(["copy", "missing.txt", "L:/x"], { cwd: s.dir });
+      const mountPoint = join(s.graph, s.driver, s.driver === "vfs" ? "dir/L" : "L/merged");
+      expect(missing.stderr).toBe(`error copying "missing.txt" to "${mountPoint}/x": stat ${join(s.dir, "missing.txt")}: no such file or directory\n`);
     });
 
     test("copy cannot write outside the destination layer through a symlink", () => {
