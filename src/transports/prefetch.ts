@@ -8,8 +8,8 @@
  * through such a file too, so that no network byte passes through JavaScript, and it is read
  * once the source has saved all of it: the file's size while Bun writes does not say which
  * bytes are there (a reader following it met bytes not yet written, in about one pull of a few
- * hundred on a busy machine). A blob the source hands out as a stream is copied by us and can be read while
- * it arrives; a source that cannot save blobs streams them straight into the apply.
+ * hundred on a busy machine). A blob the source hands out as a stream is copied by us and can
+ * be read while it arrives; a source that cannot save blobs streams them straight into the apply.
  * Memory stays bounded by a few chunks per download, whatever the layer sizes; the disk holds
  * at most the blobs downloaded and not yet applied.
  */
