@@ -17,6 +17,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type BenchImage, benchImage } from "./bench-image.ts";
 import { compileProgram } from "./compile.ts";
+import { mountPointsBelow } from "../src/sys/mount-table.ts";
 import { type TestRegistry, startRegistry } from "../test/helpers/registry.ts";
 
 type DriverName = "vfs" | "overlay";
@@ -179,11 +180,7 @@ class StoreDir {
 
 /** Unmounts everything mounted at or below dir, deepest first. */
 function unmountBelow(dir: string): void {
-  const mounts = readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((line) => line.split(" ")[4]?.replace(/\\(\d{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))))
-    .filter((point): point is string => point !== undefined && (point === dir || point.startsWith(`${dir}/`)));
-  for (const point of mounts.sort((a, b) => b.length - a.length)) Bun.spawnSync(["umount", "-l", point]);
+  for (const point of mountPointsBelow(dir)) Bun.spawnSync(["umount", "-l", point]);
 }
 
 /** Files made by scripts/bench-data.sh (only when a workload selected needs them: ensureData). */

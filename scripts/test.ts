@@ -13,6 +13,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { mountPointsBelow } from "../src/sys/mount-table.ts";
 
 function readReport(path: string): string {
   try {
@@ -49,29 +50,14 @@ function failuresIn(xml: string): Failure[] {
   return failures;
 }
 
-/** Mount points at or below dir, deepest first (from /proc/self/mountinfo, whose paths escape blanks as \040). */
-function mountsBelow(dir: string): string[] {
-  let table = "";
-  try {
-    table = readFileSync("/proc/self/mountinfo", "utf8");
-  } catch {
-    return [];
-  }
-  const points = table
-    .split("\n")
-    .map((line) => line.split(" ")[4]?.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))))
-    .filter((point): point is string => point !== undefined && (point === dir || point.startsWith(`${dir}/`)));
-  return [...new Set(points)].sort((a, b) => b.length - a.length);
-}
-
 /** Removes the run's directory; mounts the tests left in it are detached first (and named), so that nothing mounted there is deleted through. */
 function removeRunDir(dir: string): void {
-  const left = mountsBelow(dir);
+  const left = mountPointsBelow(dir);
   if (left.length > 0) {
     console.error(`\nnpm test: the tests left ${left.length} mount(s) in their temp dir; unmounting:\n${left.map((point) => `  ${point}`).join("\n")}`);
     for (const point of left) Bun.spawnSync(["umount", "-l", point], { stderr: "inherit" });
   }
-  if (mountsBelow(dir).length > 0) {
+  if (mountPointsBelow(dir).length > 0) {
     console.error(`npm test: could not unmount everything below ${dir}; left it in place`);
     return;
   }

@@ -31,3 +31,11 @@ export function kernelMounts(): KernelMount[] {
 export function kernelMountPoints(): Set<string> {
   return new Set(kernelMounts().map((mount) => mount.path));
 }
+
+/** Mount points at or below dir, deepest first (the order to unmount them in). */
+export function mountPointsBelow(dir: string): string[] {
+  const points = kernelMounts()
+    .map((mount) => mount.path)
+    .filter((path) => path === dir || path.startsWith(`${dir}/`));
+  return [...new Set(points)].sort((a, b) => b.length - a.length);
+}
