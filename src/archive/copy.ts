@@ -83,15 +83,15 @@ async function writeTree(from: CopyEndpoint, fromRel: string, as: string, sink: 
       }
     });
   const walk = async (rel: string, name: string) => {
-    for (const child of readdirSync(`${from.root}/${rel}`).sort()) {
+    for (const child of readdirSync(underRoot(from.root, rel)).sort()) {
       const childRel = rel ? `${rel}/${child}` : child;
       const childName = name ? `${name}/${child}` : child;
-      const stats = lstatSync(`${from.root}/${childRel}`, { bigint: true });
+      const stats = lstatSync(underRoot(from.root, childRel), { bigint: true });
       await emit(childRel, childName, stats);
       if (stats.isDirectory()) await walk(childRel, childName);
     }
   };
-  const stats = lstatSync(`${from.root}/${fromRel}`, { bigint: true });
+  const stats = lstatSync(underRoot(from.root, fromRel), { bigint: true });
   if (stats.isDirectory()) {
     if (as !== "") await emit(fromRel, as, stats);
     await walk(fromRel, as);
