@@ -6,8 +6,7 @@ import { expect, test } from "bun:test";
 import { writeSync } from "node:fs";
 import { BlobPrefetcher } from "../../src/transports/prefetch.ts";
 import type { BlobReader, Descriptor, ImageSource } from "../../src/transports/types.ts";
-
-const sha256 = (bytes: Uint8Array) => new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
+import { sha256Bytes } from "../helpers/fixtures.ts";
 
 function blobOf(size: number, seed: number): Uint8Array {
   const bytes = new Uint8Array(size);
@@ -51,7 +50,7 @@ test("a blob the source saves itself is read only once saved: bytes written out 
   try {
     for (const bytes of blobs) {
       const reader = await prefetcher.next();
-      expect(sha256(await collect(reader.stream))).toBe(sha256(bytes));
+      expect(sha256Bytes(await collect(reader.stream))).toBe(sha256Bytes(bytes));
     }
   } finally {
     prefetcher.close();
