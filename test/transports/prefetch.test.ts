@@ -6,6 +6,7 @@ import { expect, test } from "bun:test";
 import { writeSync } from "node:fs";
 import { BlobPrefetcher } from "../../src/transports/prefetch.ts";
 import type { BlobReader, Descriptor, ImageSource } from "../../src/transports/types.ts";
+import { collectBytes } from "../archive/tar-fixtures.ts";
 import { sha256Bytes } from "../helpers/fixtures.ts";
 
 function blobOf(size: number, seed: number): Uint8Array {
@@ -37,12 +38,6 @@ function outOfOrderSource(blobs: Uint8Array[]): ImageSource {
   } as unknown as ImageSource;
 }
 
-async function collect(stream: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const chunk of stream) parts.push(chunk.slice());
-  return new Uint8Array(Buffer.concat(parts));
-}
-
 test("a blob the source saves itself is read only once saved: bytes written out of order never reach the reader unwritten", async () => {
   const blobs = [blobOf(600_000, 1), blobOf(300_001, 2), blobOf(5, 3)];
   const descriptors = blobs.map((bytes, i) => ({ mediaType: "application/octet-stream", digest: `sha256:${i}`, size: bytes.length }) as Descriptor);
@@ -50,7 +45,7 @@ test("a blob the source saves itself is read only once saved: bytes written out 
   try {
     for (const bytes of blobs) {
       const reader = await prefetcher.next();
-      expect(sha256Bytes(await collect(reader.stream))).toBe(sha256Bytes(bytes));
+      expect(sha256Bytes(await collectBytes(reader.stream))).toBe(sha256Bytes(bytes));
     }
   } finally {
     prefetcher.close();
