@@ -8,13 +8,18 @@ import { type StoreOptions, resolveStoreOptions } from "../store/options.ts";
 /** The global options that select the store. */
 const STORE_OPTIONS = ["graph", "run", "storage-driver", "storage-opt"];
 
+/** Whether a store option was given before the command with a value: an empty root or driver counts as not given, as in 1.43. */
+function givenWithValue(globals: ParsedOptions, given: string[], option: string): boolean {
+  return given.includes(option) && globals[option] !== "";
+}
+
 /**
  * Phase A of §1.4: with no store option before the command, the configuration file and the
  * environment supply the defaults of the global options (command help shows them). A broken
  * configuration comes back as `configError`, to be reported when the store is opened.
  */
 export async function configuredGlobals(globals: ParsedOptions, givenBeforeCommand: string[]): Promise<{ globals: ParsedOptions; configError?: unknown }> {
-  if (STORE_OPTIONS.some((option) => givenBeforeCommand.includes(option))) return { globals };
+  if (STORE_OPTIONS.some((option) => givenWithValue(globals, givenBeforeCommand, option))) return { globals };
   try {
     const configured = await resolveStoreOptions({ storageOpts: [] }, false);
     return { globals: { ...globals, graph: configured.graphRoot, run: configured.runRoot, "storage-driver": configured.driver, "storage-opt": configured.driverOptions } };

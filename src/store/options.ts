@@ -141,7 +141,7 @@ function asStringList(value: unknown, path: string, key: string): string[] {
   return value as string[];
 }
 
-/** Command-line values relevant to the store, as parsed. */
+/** Command-line values relevant to the store, as parsed; an empty root or driver counts as not given, as in 1.43. */
 export interface StoreFlags {
   graph?: string;
   run?: string;
@@ -163,10 +163,10 @@ export async function resolveStoreOptions(flags: StoreFlags, explicitBeforeComma
   let driver: string | undefined;
   let driverOptions: string[];
   if (explicitBeforeCommand) {
-    driver = flags.driver;
+    driver = flags.driver || undefined;
     driverOptions = [...flags.storageOpts];
   } else {
-    driver = flags.driver ?? (env.STORAGE_DRIVER || undefined) ?? config.driver;
+    driver = flags.driver || env.STORAGE_DRIVER || config.driver;
     const base = env.STORAGE_OPTS !== undefined ? env.STORAGE_OPTS.split(",").filter((o) => o !== "") : config.driverOptions;
     driverOptions = [...base, ...flags.storageOpts];
   }
@@ -174,8 +174,8 @@ export async function resolveStoreOptions(flags: StoreFlags, explicitBeforeComma
     if (!option.includes("=")) throw new InitError(`unable to parse key/value option: ${option}`);
   }
   return {
-    graphRoot: absolutePath(flags.graph ?? graphDefault),
-    runRoot: absolutePath(flags.run ?? runDefault),
+    graphRoot: absolutePath(flags.graph || graphDefault),
+    runRoot: absolutePath(flags.run || runDefault),
     driver,
     driverOptions,
   };

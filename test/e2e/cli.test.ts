@@ -146,6 +146,20 @@ describe("command line", () => {
     expect(b.stdout).toBe("fromconf\n");
   });
 
+  test("an empty --graph, --run or --storage-driver counts as not given, as in 1.43 (scripts pass unset variables)", () => {
+    const graph = join(work, "empty-graph");
+    const run = join(work, "empty-run");
+    const env = { OCI_STORAGE_CONF: config("empty", `[storage]\ndriver = "vfs"\ngraphroot = "${graph}"\nrunroot = "${run}"\n`) };
+    expect(runBinary(["create-layer", "-i", "configured"], { env }).code).toBe(0);
+    // Before the command: the configured store, as with no option at all.
+    expect(runBinary(["--graph", "", "--run", "", "-s", "", "layers"], { env }).stdout).toBe("configured\n");
+    // After the command, and with the roots given: the store keeps its recorded driver.
+    expect(runBinary(["layers", "-s", "", "--graph", ""], { env }).stdout).toBe("configured\n");
+    const direct = runBinary(["--graph", graph, "--run", run, "-s", "", "layers"]);
+    expect(direct.stdout).toBe("configured\n");
+    expect(direct.code).toBe(0);
+  });
+
   test("a malformed config file is named with its line", () => {
     const conf = config("bad", '[storage]\ndriver = "vfs"\ngraphroot =\n');
     const r = runBinary(["layers"], { env: { OCI_STORAGE_CONF: conf } });
