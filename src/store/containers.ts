@@ -10,7 +10,7 @@ import { type IdMapsRequest, NO_ID_MAPS, resolveMaps } from "../idmap.ts";
 import { crashPoint } from "../util/crash-points.ts";
 import { unique } from "../util/lists.ts";
 import { nowNs } from "../util/time.ts";
-import { generateId, validateId } from "./ids.ts";
+import { chosenId } from "./ids.ts";
 import { diffSize } from "./layer-diffs.ts";
 import { abandonLayer, beginLayer, buildLayer, claimLayer, completeLayer, removeClaimedLayer } from "./layer-lifecycle.ts";
 import { findContainer, findImage } from "./lookup.ts";
@@ -37,7 +37,7 @@ export interface CreateContainerOptions {
  */
 export async function createContainer(parts: StoreParts, imageRef: string, options: CreateContainerOptions): Promise<ContainerRecord> {
   const { catalog } = parts;
-  const id = validateId(options.id ?? generateId());
+  const id = chosenId(options.id);
   const names = unique(options.names);
   const image = imageRef === "" ? undefined : findImage(parts, imageRef);
   if (imageRef !== "" && !image) throw new ImageUnknownError(`locating image with ID "${imageRef}": image not known`);

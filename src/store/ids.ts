@@ -9,6 +9,11 @@ export function generateId(): string {
   }
 }
 
+/** The ID asked for, checked; none or an empty one gets a generated ID, as in 1.43 (`create-layer -i ""`). */
+export function chosenId(asked: string | undefined): string {
+  return validateId(asked || generateId());
+}
+
 /** The longest file name Linux file systems take (NAME_MAX), in bytes: IDs name directories. */
 const MAX_ID_BYTES = 255;
 

@@ -10,7 +10,7 @@ import { unique } from "../util/lists.ts";
 import { nowNs } from "../util/time.ts";
 import { writeDataItem } from "./data-items.ts";
 import { sha256Digest, validateDigest } from "./digest.ts";
-import { generateId, validateId } from "./ids.ts";
+import { chosenId, validateId } from "./ids.ts";
 import { diffSize } from "./layer-diffs.ts";
 import { claimCheckedLayers, removeClaimedLayer } from "./layer-lifecycle.ts";
 import { findImage, findLayer, layerById } from "./lookup.ts";
@@ -46,7 +46,7 @@ export interface ImageDeletion {
 
 /** create-image: checks and inserts the record in one transaction. */
 export function createImage(parts: CatalogParts, options: CreateImageOptions): ImageRecord {
-  const id = validateId(options.id ?? generateId());
+  const id = chosenId(options.id);
   if (options.digest !== undefined && options.digest !== "") {
     try {
       validateDigest(options.digest);

@@ -17,7 +17,7 @@ import { type IdMapsRequest, NO_ID_MAPS, resolveMaps } from "../idmap.ts";
 import { crashPoint } from "../util/crash-points.ts";
 import { unique } from "../util/lists.ts";
 import { nowNs } from "../util/time.ts";
-import { generateId, validateId } from "./ids.ts";
+import { chosenId } from "./ids.ts";
 import { findLayer, layerById } from "./lookup.ts";
 import { checkNamesFree } from "./names.ts";
 import type { StoreParts } from "./parts.ts";
@@ -45,7 +45,7 @@ export interface LayerContentSource {
 
 /** Begin: inserts a layer row in state 'creating' after checking ID, parent and names. */
 export function beginLayer(parts: StoreParts, options: CreateLayerOptions): LayerRecord {
-  const id = validateId(options.id ?? generateId());
+  const id = chosenId(options.id);
   const names = unique(options.names);
   return parts.tx(() => {
     if (parts.catalog.layerRowExists(id)) throw new IdInUseError();

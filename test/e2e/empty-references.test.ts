@@ -52,6 +52,17 @@ for (const driver of availableDrivers()) {
       expectClean();
     }, 300_000);
 
+    test('an empty --id gets a generated ID, as in 1.43: create-layer, import-layer, create-image, create-container', () => {
+      const layer = s.json(["create-layer", "-j", "-i", "", "-n", "base"]);
+      const imported = s.json(["import-layer", "-j", "-i", "", "-f", makeTar({ "f": "x" }), "base"]);
+      const image = s.json(["create-image", "-j", "-i", "", "-n", "img", imported.id]);
+      const container = s.ok(["create-container", "-i", "", "-n", "ctr", "img"]).split("\n")[0]!;
+      for (const id of [layer.id, imported.id, image.id, container]) expect(id).toMatch(HEX64);
+      expect(new Set([layer.id, imported.id]).size).toBe(2);
+      expect(s.ok(["exists", "-c", "ctr"])).toBe("ctr: true\n");
+      expectClean();
+    });
+
     test('create-layer "" and import-layer "" make layers without a parent', () => {
       const layer = s.json(["create-layer", "-j", "-n", "base", ""]);
       expect(Object.keys(layer)).toEqual(["id", "names", "created"]);
