@@ -161,6 +161,7 @@ const ERRNO_TEXT: Record<string, string> = {
   ENOENT: "no such file or directory",
   EACCES: "permission denied",
   EPERM: "operation not permitted",
+  EINVAL: "invalid argument",
   EISDIR: "is a directory",
   ENOTDIR: "not a directory",
   EROFS: "read-only file system",
@@ -188,7 +189,7 @@ export function errnoReason(error: unknown): string {
   if (code !== undefined && ERRNO_TEXT[code]) return ERRNO_TEXT[code];
   const message = (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
   if (code === undefined || !message.startsWith(`${code}: `)) return message;
-  return message.slice(code.length + 2).replace(/, \w+ '.*$/, "");
+  return message.slice(code.length + 2).replace(/, \w+( '.*)?$/, "");
 }
 
 /** A SystemError worded like Go's PathError: "<op> <path>: <reason>", keeping the errno name. */

@@ -16,7 +16,8 @@ import { LayoutRecorder } from "./layout.ts";
 import { readTar } from "./tar-reader.ts";
 import { type ApplyOptions, type ApplyResult, type ByteSource, type TarEntry } from "./types.ts";
 import { mknod, setTimes, setXattr } from "../sys/libc.ts";
-import { cleanComponents } from "./paths.ts";
+import { setOwner } from "./owners.ts";
+import { cleanComponents, shownPath } from "./paths.ts";
 import { type DirectoryCache, isConfinedFailure, resolveConfined } from "./confined-path.ts";
 import { HARDLINK_STORE, WHITEOUT_PREFIX, whiteoutMeaning } from "./whiteouts.ts";
 
@@ -71,10 +72,6 @@ function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | SystemError)?.code;
 }
 
-/** An entry path for a message, quoted, and shortened when it is absurdly long. */
-function shownPath(path: string): string {
-  return path.length > 200 ? `${JSON.stringify(path.slice(0, 100))}... (${path.length} characters)` : JSON.stringify(path);
-}
 
 /** Writes the entries of one layer tar under root; keeps the per-stream state the rules need. */
 class LayerExtractor {
@@ -267,7 +264,7 @@ class LayerExtractor {
         while (offset < chunk.length) offset += writeSync(fd, chunk, offset, chunk.length - offset);
       }
       const parentSetgid = this.knownDirs.get(parentRel(rel)) ?? true;
-      if (uid !== this.euid || gid !== this.egid || parentSetgid) fchownSync(fd, uid, gid);
+      if (uid !== this.euid || gid !== this.egid || parentSetgid) setOwner(entry.path, uid, gid, this.options, () => fchownSync(fd, uid, gid));
       if (this.needsChmod(entry.mode, parentSetgid)) fchmodSync(fd, entry.mode & 0o7777);
     } finally {
       closeSync(fd);
@@ -298,7 +295,7 @@ class LayerExtractor {
     const path = this.host(rel);
     const [uid, gid] = this.hostOwner(entry);
     const parentSetgid = rel === "" ? false : (this.knownDirs.get(parentRel(rel)) ?? true);
-    if (!created || uid !== this.euid || gid !== this.egid || parentSetgid) lchownSync(path, uid, gid);
+    if (!created || uid !== this.euid || gid !== this.egid || parentSetgid) setOwner(entry.path, uid, gid, this.options, () => lchownSync(path, uid, gid));
     if (entry.type !== "symlink" && (!created || this.needsChmod(entry.mode, parentSetgid))) chmodSync(path, entry.mode & 0o7777);
     this.setXattrs(path, entry);
     if (entry.type === "dir") this.dirTimes.set(rel, entry.mtimeNs);
@@ -394,7 +391,7 @@ class LayerExtractor {
     const rel = joinRel(this.resolveDir(dirParts, true, entry.path)!, hidden);
     this.replaceWith(rel, entry.path, () => mknod(this.host(rel), "char", 0, 0, 0));
     const [uid, gid] = this.hostOwner(entry);
-    if (uid !== this.euid || gid !== this.egid || this.knownDirs.get(parentRel(rel)) !== false) lchownSync(this.host(rel), uid, gid);
+    if (uid !== this.euid || gid !== this.egid || this.knownDirs.get(parentRel(rel)) !== false) setOwner(entry.path, uid, gid, this.options, () => lchownSync(this.host(rel), uid, gid));
     setTimes(this.host(rel), entry.mtimeNs, entry.mtimeNs);
   }
 

@@ -10,3 +10,8 @@ export function cleanComponents(name: string): string[] {
   }
   return parts;
 }
+
+/** An entry path for a message, quoted, and shortened when it is absurdly long. */
+export function shownPath(path: string): string {
+  return path.length > 200 ? `${JSON.stringify(path.slice(0, 100))}... (${path.length} characters)` : JSON.stringify(path);
+}

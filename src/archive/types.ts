@@ -81,6 +81,8 @@ export interface ApplyOptions {
   idMaps: IdMaps;
   /** Receives the layout chunks for byte-exact re-export (see layout.ts). */
   onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>;
+  /** An owner the kernel refuses (EPERM, EINVAL: not mapped in this user namespace) is left as created, as the driver option asks. */
+  ignoreChownErrors?: boolean;
 }
 
 export enum ChangeKind {

@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { InitError, NotSupportedError } from "../errors.ts";
-import { imageStoresOption, splitDriverOption } from "./options.ts";
+import { booleanOption, imageStoresOption, splitDriverOption } from "./options.ts";
 
 export interface OverlayOptions {
   /** overlay.mountopt: options added to every mount. */
@@ -11,6 +11,8 @@ export interface OverlayOptions {
   mountProgram: string | undefined;
   /** Graph roots of read-only stores whose layers may be lower layers. */
   imageStores: string[];
+  /** overlay.ignore_chown_errors: owners the kernel refuses are left as created (rootless stores). */
+  ignoreChownErrors: boolean;
 }
 
 /** Options accepted with the overlay., overlay2. or . prefix (docs/cli-contract.md §6.3); the rest are checked and not needed here. */
@@ -30,7 +32,7 @@ const KNOWN_OPTIONS = new Set([
 
 /** Parses and checks overlay driver options (KEY=VALUE); unknown keys fail like containers-storage. */
 export function parseOverlayOptions(options: string[]): OverlayOptions {
-  const result: OverlayOptions = { mountOptions: [], mountProgram: undefined, imageStores: [] };
+  const result: OverlayOptions = { mountOptions: [], mountProgram: undefined, imageStores: [], ignoreChownErrors: false };
   for (const option of options) {
     const { key, value } = splitDriverOption(option);
     const match = /^(overlay2?\.|\.)(.*)$/.exec(key);
@@ -58,10 +60,12 @@ export function parseOverlayOptions(options: string[]): OverlayOptions {
       case "inodes":
         if (value !== "" && value !== "0") throw new NotSupportedError(`overlay: ${key} needs project quotas, which this build does not set up`);
         break;
-      case "skip_mount_home":
       case "ignore_chown_errors":
+        result.ignoreChownErrors = booleanOption("overlay", key, value);
+        break;
+      case "skip_mount_home":
       case "override_kernel_check":
-        if (!/^(1|0|t|f|true|false|TRUE|FALSE|True|False)$/.test(value)) throw new InitError(`overlay: ${key}: invalid boolean ${JSON.stringify(value)}`);
+        booleanOption("overlay", key, value);
         break;
       // force_mask and additionallayerstore only matter for rootless and lazy-pull setups; accepted, unused.
     }

@@ -126,7 +126,12 @@ export class OverlayDriver implements Driver {
   }
 
   async applyDiff(id: string, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult> {
-    return (await import("../archive/apply.ts")).applyLayerTar(join(this.layout.ownDir(id), "diff"), source, { whiteouts: "overlay", idMaps, onLayoutChunk });
+    return (await import("../archive/apply.ts")).applyLayerTar(join(this.layout.ownDir(id), "diff"), source, {
+      whiteouts: "overlay",
+      idMaps,
+      onLayoutChunk,
+      ignoreChownErrors: this.options.ignoreChownErrors,
+    });
   }
 
   contentDir(id: string): string {

@@ -7,7 +7,7 @@ import { InitError } from "../errors.ts";
 import { syncFilesystem } from "../sys/libc.ts";
 import { pathExists } from "../sys/path-exists.ts";
 import { type IdMaps, rootOwner } from "../idmap.ts";
-import { imageStoresOption, splitDriverOption } from "./options.ts";
+import { booleanOption, imageStoresOption, splitDriverOption } from "./options.ts";
 import { type CompareRequest, type CreateLayerRequest, type Driver, type LayerPreview, type MountSpec, comparedMaps } from "./driver.ts";
 import type { CopyOmissions } from "../archive/layer-removals.ts";
 import { nodeFs } from "../sys/node-fs.ts";
@@ -16,18 +16,20 @@ import { nodeFs } from "../sys/node-fs.ts";
 export interface VfsOptions {
   /** Graph roots of read-only stores whose layers may be parents. */
   imageStores: string[];
+  /** vfs.ignore_chown_errors: owners the kernel refuses are left as created (rootless stores). */
+  ignoreChownErrors: boolean;
 }
 
-/** Accepted vfs options and the check of a KEY=VALUE list (docs/cli-contract.md §6.2). */
+/** Accepted vfs options (with the vfs. or . prefix) and the check of a KEY=VALUE list (docs/cli-contract.md §6.2). */
 export function parseVfsOptions(options: string[]): VfsOptions {
-  const result: VfsOptions = { imageStores: [] };
+  const result: VfsOptions = { imageStores: [], ignoreChownErrors: false };
   for (const option of options) {
     const { key, value } = splitDriverOption(option);
-    const bare = key.replace(/^(vfs)?\./, "");
-    const stores = imageStoresOption(bare, value);
+    const bare = /^(vfs)?\.(.*)$/.exec(key)?.[2];
+    const stores = bare === undefined ? undefined : imageStoresOption(bare, value);
     if (stores) result.imageStores.push(...stores);
-    else if (bare === "ignore_chown_errors") continue;
-    else if (bare === "mountopt") throw new InitError("vfs driver does not support mount options");
+    else if (bare === "ignore_chown_errors") result.ignoreChownErrors = booleanOption("vfs", key, value);
+    else if (key === "vfs.mountopt") throw new InitError("vfs driver does not support mount options");
     else throw new InitError(`vfs driver does not support ${key} options`);
   }
   return result;
@@ -119,7 +121,12 @@ export class VfsDriver implements Driver {
   }
 
   async applyDiff(id: string, source: ByteSource, idMaps: IdMaps, onLayoutChunk?: (chunk: Uint8Array) => void | Promise<void>): Promise<ApplyResult> {
-    return (await import("../archive/apply.ts")).applyLayerTar(`${this.home}/${id}`, source, { whiteouts: "remove", idMaps, onLayoutChunk });
+    return (await import("../archive/apply.ts")).applyLayerTar(`${this.home}/${id}`, source, {
+      whiteouts: "remove",
+      idMaps,
+      onLayoutChunk,
+      ignoreChownErrors: this.options.ignoreChownErrors,
+    });
   }
 
   contentDir(id: string): string {
