@@ -7,7 +7,7 @@
  * and the removal of a damaged counts file.
  */
 import { Database } from "bun:sqlite";
-import { CorruptError, SystemError, asStorageError, sqliteFailure } from "../errors.ts";
+import { CorruptError, SystemError, asStorageError, errnoReason, sqliteFailure } from "../errors.ts";
 import { isTokenAlive, processToken } from "../sys/liveness.ts";
 import { kernelMountPoints } from "../sys/mount-table.ts";
 import { pathExists } from "../sys/path-exists.ts";
@@ -25,8 +25,15 @@ export interface MountState {
   count: number;
 }
 
+/** Runs mount(8), umount(8) or a mount program; one that cannot be started is named with why (a minimal image without util-linux). */
 function run(argv: string[], cwd?: string): void {
-  const proc = Bun.spawnSync(argv, { cwd, stdout: "pipe", stderr: "pipe" });
+  let proc: Bun.SyncSubprocess<"pipe", "pipe">;
+  try {
+    proc = Bun.spawnSync(argv, { cwd, stdout: "pipe", stderr: "pipe" });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new SystemError(`running ${argv[0]}: ${code === "ENOENT" ? "not found in $PATH" : errnoReason(error)}`, code);
+  }
   if (proc.exitCode !== 0) {
     const detail = (proc.stderr.toString() || proc.stdout.toString()).trim().split("\n").join("; ");
     throw new SystemError(`${argv[0]} failed: ${detail || `exit status ${proc.exitCode}`}`);

@@ -196,6 +196,22 @@ describe.skipIf(skip !== undefined)("overlay driver", () => {
     expect(mountEntry(path)).toBeUndefined();
   });
 
+  test("without mount(8) and umount(8) in $PATH (a minimal image), mount and unmount say so in one line and the count stays true", () => {
+    s.ok(["import-layer", "-i", "L", "-f", makeTar(BASE)]);
+    const noTools = { env: { PATH: "/nonexistent" } };
+    // A failed mount prints an empty line for its reference, as 1.43 does.
+    let r = s.cli(["mount", "L"], noTools);
+    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 1, stdout: "\n", stderr: "running mount: not found in $PATH while mounting L\n" });
+    expect(s.ok(["mounted", "L"])).toBe("");
+    const path = s.ok(["mount", "L"]).trim();
+    r = s.cli(["unmount", "L"], noTools);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: "running umount: not found in $PATH while unmounting L\n" });
+    expect(s.ok(["mounted", "L"])).toBe("L mounted\n");
+    expect(mountEntry(path)?.fstype).toBe("overlay");
+    expect(s.ok(["unmount", "L"])).toBe("L mountpoint unmounted\n");
+    expect(mountEntry(path)).toBeUndefined();
+  });
+
   test("after kill -9 of a process holding a mount, unmount and shutdown work; a live holder never makes them hang", async () => {
     s.ok(["import-layer", "-i", "L", "-f", makeTar(BASE)]);
     s.ok(["create-layer", "-i", "M", "L"]);
