@@ -30,6 +30,7 @@ export interface CreateImageOptions {
 /** What `importImage` makes: an image, its names and data items, its digest and metadata. */
 export interface ImageImportPlan {
   id: string;
+  /** "" for an image without layers (a manifest with none, as `umoci new` makes). */
   topLayer: string;
   names: string[];
   /** The manifest digest. */
@@ -96,12 +97,12 @@ export function importImage(parts: CatalogParts, plan: ImageImportPlan): ImageRe
   const names = unique(plan.names);
   const items = plan.bigData.map(([name, data]) => ({ name, data, digest: sha256Digest(data) }));
   return parts.tx(() => {
-    const top = catalog.getLayer(plan.topLayer);
-    if (!top) throw new LayerUnknownError();
+    const topLayer = plan.topLayer === "" ? "" : catalog.getLayer(plan.topLayer)?.id;
+    if (topLayer === undefined) throw new LayerUnknownError();
     const existing = catalog.getImage(id);
     if (!existing) {
-      catalog.insertImage({ id, digest: plan.digest, names: [], namesHistory: [], topLayer: top.id, mappedLayers: [], metadata: plan.metadata, bigData: [], createdNs: nowNs(), flags: {} });
-    } else if (existing.topLayer !== top.id) {
+      catalog.insertImage({ id, digest: plan.digest, names: [], namesHistory: [], topLayer, mappedLayers: [], metadata: plan.metadata, bigData: [], createdNs: nowNs(), flags: {} });
+    } else if (existing.topLayer !== topLayer) {
       throw new IdInUseError(`an image with ID "${id}" already exists on another top layer: that ID is already in use`);
     }
     for (const item of items) writeDataItem(parts, "image", id, item.name, item.data, item.digest);

@@ -157,10 +157,9 @@ async function importInstance(store: Store, source: ImageSource, instance: Insta
       parent = id;
     }
     await completions.finish();
-    if (parent === undefined) throw new ImageFormatError(`${source.description}: manifest ${raw.digest} has no layers`);
     return {
       id: imageIdOf(manifest.config.digest),
-      topLayer: parent,
+      topLayer: parent ?? "",
       names: instance.named ? names : [],
       digest: (list ?? raw).digest,
       metadata: imageMetadata(raw.digest),

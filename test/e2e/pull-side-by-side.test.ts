@@ -36,6 +36,8 @@ beforeAll(() => {
   // skopeo turns the OCI index into a Docker manifest list of schema 2 manifests.
   sh(["skopeo", "copy", "-q", "--all", "--format", "v2s2", `oci:${at("layout")}:multi`, `dir:${at("list-dir")}`]);
   layoutFromDir(at("list-dir"), at("list"), "list");
+  sh(["umoci", "init", "--layout", at("empty")]);
+  sh(["umoci", "new", "--image", `${at("empty")}:bare`]);
 }, 60_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -116,5 +118,27 @@ for (const driver of availableDrivers()) {
         }
       });
     }
+
+    test("an image without layers (umoci new): stored with no top layer, and pushed back with its config and no layers", () => {
+      const ours = new TestStore(driver);
+      const theirs = peer(mkdtempSync(join(tmpdir(), "oci-peer-")), driver);
+      try {
+        const source = `oci:${at("empty")}:bare`;
+        sh(["skopeo", "copy", "-q", source, `containers-storage:[${theirs.spec}]localhost/bare:latest`]);
+        const id = ours.ok(["pull", "-q", source]).trim();
+        const theirImages = JSON.parse(theirs.run(["images", "--json"]));
+        expect(id).toBe(theirImages[0].id);
+        expect(withoutTimes(ours.json(["images", "--json"]))).toEqual(withoutTimes(theirImages));
+        expect(ours.ok(["image", id])).toBe(theirs.run(["image", id]));
+        expect(ours.ok(["layers"])).toBe("");
+        ours.ok(["push", "-q", id, `oci:${at(`empty-${driver}`)}:again`]);
+        const manifest = (ref: string) => JSON.parse(sh(["skopeo", "inspect", "--raw", ref]));
+        const pushed = manifest(`oci:${at(`empty-${driver}`)}:again`);
+        expect({ config: pushed.config, layers: pushed.layers }).toEqual({ config: manifest(source).config, layers: [] });
+      } finally {
+        ours.destroy();
+        theirs.destroy();
+      }
+    });
   });
 }
