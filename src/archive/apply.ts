@@ -72,7 +72,6 @@ function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | SystemError)?.code;
 }
 
-
 /** Writes the entries of one layer tar under root; keeps the per-stream state the rules need. */
 class LayerExtractor {
   readonly uids = new Set<number>();
