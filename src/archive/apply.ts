@@ -16,6 +16,7 @@ import { LayoutRecorder } from "./layout.ts";
 import { readTar } from "./tar-reader.ts";
 import { type ApplyOptions, type ApplyResult, type ByteSource, type TarEntry } from "./types.ts";
 import { mknod, setTimes, setXattr } from "../sys/libc.ts";
+import { inUserNamespace } from "../sys/user-namespace.ts";
 import { setOwner } from "./owners.ts";
 import { cleanComponents, shownPath } from "./paths.ts";
 import { type DirectoryCache, isConfinedFailure, resolveConfined } from "./confined-path.ts";
@@ -231,15 +232,26 @@ class LayerExtractor {
         break;
       case "char":
       case "block":
-      case "fifo": {
-        const type = entry.type;
-        this.replaceWith(rel, entry.path, () => mknod(this.host(rel), type, entry.mode & 0o777, entry.devMajor, entry.devMinor));
-        this.finishNode(rel, entry, true);
+      case "fifo":
+        if (this.makeSpecialFile(rel, entry, entry.type)) this.finishNode(rel, entry, true);
         break;
-      }
     }
     if (!rel.includes("/")) this.topLevelChanged = true;
     this.markWritten(rel);
+  }
+
+  /**
+   * Makes a device or FIFO. A device the kernel does not let a user namespace make is left out
+   * (false), as 1.43 leaves it out there; the layer's diff still has it.
+   */
+  private makeSpecialFile(rel: string, entry: TarEntry, type: "char" | "block" | "fifo"): boolean {
+    try {
+      this.replaceWith(rel, entry.path, () => mknod(this.host(rel), type, entry.mode & 0o777, entry.devMajor, entry.devMinor));
+      return true;
+    } catch (error) {
+      if (type !== "fifo" && errorCode(error) === "EPERM" && inUserNamespace()) return false;
+      throw error;
+    }
   }
 
   /** Runs create; when something is in the way, removes it (not following symlinks) and retries once. */

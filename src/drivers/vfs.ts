@@ -10,6 +10,7 @@ import { type IdMaps, rootOwner } from "../idmap.ts";
 import { booleanOption, imageStoresOption, splitDriverOption } from "./options.ts";
 import { type CompareRequest, type CreateLayerRequest, type Driver, type LayerPreview, type MountSpec, comparedMaps } from "./driver.ts";
 import type { CopyOmissions } from "../archive/layer-removals.ts";
+import { isOwnerRefused } from "../archive/owners.ts";
 import { nodeFs } from "../sys/node-fs.ts";
 
 
@@ -92,7 +93,12 @@ export class VfsDriver implements Driver {
     if (source === undefined) {
       mkdirSync(dir, { mode: 0o555 });
       const root = rootOwner(request.idMaps);
-      chownSync(dir, root.uid, root.gid);
+      try {
+        chownSync(dir, root.uid, root.gid);
+      } catch (error) {
+        // Not root and not in a user namespace: with ignore_chown_errors the layer is the user's.
+        if (!(this.options.ignoreChownErrors && isOwnerRefused(error))) throw error;
+      }
       return;
     }
     mkdirSync(dir, { mode: 0o700 });
