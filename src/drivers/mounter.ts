@@ -35,7 +35,7 @@ function run(argv: string[], cwd?: string): void {
     throw new SystemError(`running ${argv[0]}: ${code === "ENOENT" ? "not found in $PATH" : errnoReason(error)}`, code);
   }
   if (proc.exitCode !== 0) {
-    const detail = (proc.stderr.toString() || proc.stdout.toString()).trim().split("\n").join("; ");
+    const detail = (proc.stderr.toString() || proc.stdout.toString()).split("\n").map((line) => line.trim()).filter(Boolean).join("; ");
     throw new SystemError(`${argv[0]} failed: ${detail || `exit status ${proc.exitCode}`}`);
   }
 }

@@ -100,6 +100,22 @@ describe.skipIf(skipReason !== undefined)("devices in a user namespace (vfs)", (
   });
 });
 
+describe.skipIf(skipReason !== undefined)("overlay asked for in a user namespace without a mount namespace of its own", () => {
+  test("fails the store's first command with one line saying the test mount failed, and why", () => {
+    const dir = mkdtempSync(join(tmpdir(), "oci-userns-overlay-"));
+    try {
+      const r = namespaced(BINARY, ["--graph", join(dir, "g"), "--run", join(dir, "r"), "-s", "overlay", "layers"]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toStartWith(`error initializing: failed to GetDriver graph overlay ${join(dir, "g")}: driver not supported: a test mount of overlayfs on ${join(dir, "g")} failed: `);
+      expect(r.stdout).toContain("permission denied");
+      // mount(8)'s lines, each trimmed, joined into the one.
+      expect(r.stdout.trimEnd()).not.toMatch(/\n|\s{2}/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("a plain user (no user namespace) with vfs.ignore_chown_errors=true", () => {
   test("keeps a vfs store: base and child layers, a root-owned tar imported, mounted and given back by diff", () => {
     if (process.getuid?.() !== 0) {
