@@ -122,7 +122,8 @@ describe("a plain user (no user namespace) with vfs.ignore_chown_errors=true", (
       console.log("skipping the plain-user test: it needs root to switch to another user");
       return;
     }
-    const home = mkdtempSync(join(tmpdir(), "oci-plain-user-"));
+    // Under /tmp itself: the test run's TMPDIR (npm test makes one) is root's alone, closed to the user.
+    const home = mkdtempSync("/tmp/oci-plain-user-");
     try {
       chownSync(home, 65534, 65534);
       // In the user's own directory: makeTar's is root's alone.
