@@ -60,7 +60,7 @@ const PLAIN_WORDS: ReadonlyArray<[RegExp, string]> = [
   [/^DIGEST$/, "an image digest, algorithm:hex"],
   [/^\[source[A-Za-z]*:\]\/path$/, "a path on the host, or inside the layer or container named before the colon"],
   [/^\[destination[A-Za-z]*:\]\/path$/, "the destination path on the host, or inside the layer or container named before the colon"],
-  [/^(docker|oci|oci-archive|docker-archive):/, "an image location in containers-transports(5) syntax"],
+  [/^(docker|oci|oci-archive|docker-archive|dir):/, "an image location in containers-transports(5) syntax"],
   [/^REGISTRY/, "a registry host, with a repository to name one repository's credentials only"],
   [/^command$/, "the name of a command"],
 ];

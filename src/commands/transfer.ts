@@ -8,8 +8,8 @@ import { imageJson } from "./render.ts";
 export const pull: CommandDef = {
   names: ["pull"],
   namesIoFailures: true,
-  synopsis: "[options [...]] docker://[HOST[:PORT]/]NAME[:TAG|@DIGEST] | oci:PATH[:REF] | oci-archive:FILE[:REF] | docker-archive:FILE[:NAME:TAG|:@INDEX]",
-  description: "Store an image from a registry, an OCI layout, an OCI archive or a docker-archive tarball",
+  synopsis: "[options [...]] docker://[HOST[:PORT]/]NAME[:TAG|@DIGEST] | oci:PATH[:REF] | oci-archive:FILE[:REF] | docker-archive:FILE[:NAME:TAG|:@INDEX] | dir:PATH",
+  description: "Store an image from a registry, an OCI layout, an OCI archive, a docker-archive tarball or a dir: directory",
   minArgs: 1,
   maxArgs: 1,
   options: [
@@ -45,8 +45,8 @@ export const pull: CommandDef = {
 
 export const push: CommandDef = {
   names: ["push"],
-  synopsis: "[options [...]] imageNameOrID docker://HOST[:PORT]/NAME[:TAG] | oci:PATH[:REF] | oci-archive:FILE[:REF] | docker-archive:FILE[:NAME:TAG]",
-  description: "Write an image to a registry, an OCI layout, an OCI archive or a docker-archive tarball",
+  synopsis: "[options [...]] imageNameOrID docker://HOST[:PORT]/NAME[:TAG] | oci:PATH[:REF] | oci-archive:FILE[:REF] | docker-archive:FILE[:NAME:TAG] | dir:PATH",
+  description: "Write an image to a registry, an OCI layout, an OCI archive, a docker-archive tarball or a dir: directory",
   minArgs: 2,
   maxArgs: 2,
   options: [

@@ -132,7 +132,7 @@ class DockerArchiveDestination implements ImageDestination {
     private readonly reference: DockerArchiveReference,
     private readonly staging: string,
   ) {
-    this.layout = new LayoutWriter(staging);
+    this.layout = new LayoutWriter(staging, "");
   }
 
   async hasBlob(): Promise<boolean> {
@@ -140,7 +140,7 @@ class DockerArchiveDestination implements ImageDestination {
   }
 
   putBlob(stream: AsyncIterable<Uint8Array>, expected?: { digest?: string; size?: number }) {
-    return this.layout.putBlob(stream, expected, (digest) => digestHex(digest));
+    return this.layout.putBlob(stream, expected);
   }
 
   async putManifest(manifest: RawManifest): Promise<void> {

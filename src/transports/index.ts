@@ -22,6 +22,8 @@ export async function openSource(reference: string | TransportReference, transpo
       return (await import("./docker-archive.ts")).openDockerArchiveSource(parsed);
     case "docker":
       return (await import("./registry.ts")).openRegistrySource(parsed, transport.registry);
+    case "dir":
+      return (await import("./dir.ts")).openDirSource(parsed);
   }
 }
 
@@ -36,5 +38,7 @@ export async function openDestination(reference: string | TransportReference, op
       return (await import("./docker-archive.ts")).openDockerArchiveDestination(parsed, options);
     case "docker":
       return (await import("./registry.ts")).openRegistryDestination(parsed, options, transport.registry);
+    case "dir":
+      return (await import("./dir.ts")).openDirDestination(parsed);
   }
 }

@@ -17,7 +17,11 @@ import type { WrittenBlob } from "./types.ts";
 export class LayoutWriter {
   private readonly written: string[] = [];
 
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    /** Where blobs go inside root, named by their digest's hex: blobs/sha256 in an OCI layout, root itself in dir: and a docker-archive. */
+    private readonly blobDir = join("blobs", "sha256"),
+  ) {}
 
   /**
    * A new empty directory for staging an archive: beside `file`, or in the temporary directory
@@ -31,9 +35,9 @@ export class LayoutWriter {
     return existsSync(join(this.root, path));
   }
 
-  /** Writes a blob under blobs/sha256/, hashing as it writes; a mismatch with `expected` keeps nothing. */
-  async putBlob(stream: AsyncIterable<Uint8Array>, expected?: { digest?: string; size?: number }, path?: (digest: string) => string): Promise<WrittenBlob> {
-    const dir = join(this.root, "blobs", "sha256");
+  /** Writes a blob into the blob directory, hashing as it writes; a mismatch with `expected` keeps nothing. */
+  async putBlob(stream: AsyncIterable<Uint8Array>, expected?: { digest?: string; size?: number }): Promise<WrittenBlob> {
+    const dir = join(this.root, this.blobDir);
     mkdirSync(dir, { recursive: true });
     const temporary = join(dir, `.partial-${process.pid}-${this.written.length}-${Math.random().toString(36).slice(2)}`);
     const sink = fileSink(temporary);
@@ -49,9 +53,8 @@ export class LayoutWriter {
       const digest = `sha256:${hasher.digest("hex")}`;
       if (expected?.digest !== undefined && expected.digest !== digest) throw new CorruptError(`blob ${expected.digest}: digest mismatch: wrote ${digest}`);
       if (expected?.size !== undefined && expected.size !== size) throw new CorruptError(`blob ${digest}: size mismatch: wrote ${size} bytes, expected ${expected.size}`);
-      const final = join(this.root, path ? path(digest) : join("blobs", "sha256", digestHex(digest)));
+      const final = join(dir, digestHex(digest));
       if (!existsSync(final)) {
-        mkdirSync(dirname(final), { recursive: true });
         renameSync(temporary, final);
         this.written.push(final);
       }

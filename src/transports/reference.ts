@@ -5,7 +5,9 @@
  *   docker-archive:FILE[:NAME:TAG]  a `docker save` tarball, the image tagged NAME:TAG
  *   docker-archive:FILE:@INDEX      … its INDEX-th image (from 0)
  *   docker://NAME[:TAG|@DIGEST]     a registry (see registry.ts)
- * As in containers/image, the path ends at the first ":" after the transport name.
+ *   dir:PATH                        skopeo's directory of a manifest and its blobs
+ * As in containers/image, the path ends at the first ":" after the transport name (dir:'s
+ * path is all that follows it).
  */
 import { InvalidArgumentError } from "../errors.ts";
 import { formatImageName, normalizeDockerName, type ImageName } from "./names.ts";
@@ -36,10 +38,15 @@ export interface RegistryReference {
   name: ImageName;
 }
 
-export type TransportReference = OciReference | DockerArchiveReference | RegistryReference;
+export interface DirReference {
+  transport: "dir";
+  path: string;
+}
+
+export type TransportReference = OciReference | DockerArchiveReference | RegistryReference | DirReference;
 
 /** The transport names this binary knows, for messages. */
-export const TRANSPORT_NAMES = ["oci", "oci-archive", "docker-archive", "docker"] as const;
+export const TRANSPORT_NAMES = ["oci", "oci-archive", "docker-archive", "docker", "dir"] as const;
 
 /** An OCI ref name (org.opencontainers.image.ref.name), as containers/image accepts it. */
 const OCI_REF = /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$/;
@@ -58,6 +65,9 @@ export function parseReference(text: string): TransportReference {
       return parseDockerArchive(details, text);
     case "docker":
       return parseRegistry(details, text);
+    case "dir":
+      if (details === "") throw new InvalidReferenceError(`invalid image reference "${text}": the path is empty`);
+      return { transport: "dir", path: details };
     default:
       throw new InvalidReferenceError(`invalid image reference "${text}": unknown transport "${transport}" (known: ${TRANSPORT_NAMES.join(", ")})`);
   }
@@ -115,5 +125,7 @@ export function formatReference(reference: TransportReference): string {
       return `docker-archive:${reference.path}${reference.name ? `:${formatImageName(reference.name)}` : reference.index !== undefined ? `:@${reference.index}` : ""}`;
     case "docker":
       return `docker://${formatImageName(reference.name)}`;
+    case "dir":
+      return `dir:${reference.path}`;
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The contract every image transport implements (oci:, oci-archive:, docker-archive:, docker://).
+ * The contract every image transport implements (oci:, oci-archive:, docker-archive:, docker://, dir:).
  *
  * A transport only moves bytes and says what they are; it never checks digests, never
  * decompresses and never touches the Store. The pull and push code above it does the checks

@@ -298,6 +298,26 @@ const CASES: Case[] = [
     },
     message: "blob *.tar is missing",
   },
+  {
+    name: "a dir: without manifest.json",
+    make() {
+      const dir = join(work, "dir-no-manifest");
+      sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `dir:${dir}`]);
+      unlinkSync(join(dir, "manifest.json"));
+      return [`dir:${dir}`];
+    },
+    message: "not a dir: image (no manifest.json)",
+  },
+  {
+    name: "a dir: missing its upper layer's blob",
+    make() {
+      const dir = join(work, "dir-missing-layer");
+      sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `dir:${dir}`]);
+      unlinkSync(join(dir, JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")).layers[1].digest.slice(7)));
+      return [`dir:${dir}`];
+    },
+    message: "blob sha256:* is missing",
+  },
 ];
 
 /** The docker-archive skopeo makes of the test image, unpacked into a directory named `name`. */
@@ -349,7 +369,13 @@ describe("pull refuses broken images with one line and keeps nothing of them", (
 });
 
 /** The cases that fail on the upper layer, after the pull has stored the base layer itself. */
-const FAILING_ON_THE_UPPER_LAYER = ["a layer blob whose bytes do not match its digest (same size)", "a layer whose uncompressed digest is not the config's diffID", "a missing layer blob", "a docker-archive: missing a layer tar"];
+const FAILING_ON_THE_UPPER_LAYER = [
+  "a layer blob whose bytes do not match its digest (same size)",
+  "a layer whose uncompressed digest is not the config's diffID",
+  "a missing layer blob",
+  "a docker-archive: missing a layer tar",
+  "a dir: missing its upper layer's blob",
+];
 
 for (const driver of availableDrivers()) {
   describe(`a refused pull removes the layers it stored itself (${driver})`, () => {

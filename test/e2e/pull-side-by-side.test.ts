@@ -64,6 +64,10 @@ const CASES: Case[] = [
   { what: "an index: this host's image", ours: () => ["-n", "localhost/multi:1", `oci:${at("layout")}:multi`], theirs: () => [`oci:${at("layout")}:multi`], name: "localhost/multi:1", compression: 2 },
   // skopeo cannot read a layout holding a Docker manifest list, so it reads the same list and blobs from dir:.
   { what: "a Docker manifest list: this host's image", ours: () => ["-n", "localhost/list:1", `oci:${at("list")}:list`], theirs: () => [`dir:${at("list-dir")}`], name: "localhost/list:1", compression: 2 },
+  // dir: as skopeo writes it; it gives no name (as podman names what it pulls from dir:), so -n does.
+  { what: "dir: uncompressed layers", ours: () => ["-n", "localhost/app:v1", `dir:${at("plain-dir")}`], theirs: () => [`dir:${at("plain-dir")}`], name: "localhost/app:v1", compression: 0 },
+  { what: "dir: Docker schema 2 manifest", ours: () => ["-n", "localhost/s2:1", `dir:${at("schema2-dir")}`], theirs: () => [`dir:${at("schema2-dir")}`], name: "localhost/s2:1", compression: 2 },
+  { what: "dir: a Docker manifest list (skopeo copy --all): this host's image", ours: () => ["-n", "localhost/list:1", `dir:${at("list-dir")}`], theirs: () => [`dir:${at("list-dir")}`], name: "localhost/list:1", compression: 2 },
   {
     what: "an index: --platform linux/arm64",
     ours: () => ["--platform", "linux/arm64", "-n", "localhost/multi:arm", `oci:${at("layout")}:multi`],

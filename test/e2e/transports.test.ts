@@ -48,6 +48,13 @@ function expectPullsBackTo(driver: string, source: string, id: string, layers: s
   }
 }
 
+/** Checks that a dir: image holds its manifest, its version file and its blobs, nothing else; returns the manifest. */
+function expectOnlyImageFiles(dir: string): any {
+  const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+  expect(readdirSync(dir).sort()).toEqual(["manifest.json", "version", ...[manifest.config, ...manifest.layers].map((b: any) => b.digest.slice(7))].sort());
+  return manifest;
+}
+
 /** umoci's unpacked root filesystem of a layout's image, as a listing. */
 function umociRootfs(layout: string, ref: string): string {
   const bundle = `${layout}-bundle-${ref}`;
@@ -129,8 +136,53 @@ for (const driver of availableDrivers()) {
         ours.destroy();
       }
     });
+
+    test("dir: (OCI and Docker schema 2) is read by skopeo and umoci, the rootfs equals the mounted image, and it pulls back to the same IDs", () => {
+      const ours = new TestStore(driver);
+      try {
+        const { id, layers, mounted } = pullTestImage(ours);
+        for (const format of ["oci", "v2s2"]) {
+          const dir = join(work, `pushed-${driver}-${format}.dir`);
+          ours.ok(["push", "-q", "--format", format, id, `dir:${dir}`]);
+          expect(readFileSync(join(dir, "version"), "utf8")).toBe("Directory Transport Version: 1.1\n");
+          expect(JSON.parse(sh(["skopeo", "inspect", "--raw", `dir:${dir}`])).mediaType).toBe(format === "oci" ? "application/vnd.oci.image.manifest.v1+json" : "application/vnd.docker.distribution.manifest.v2+json");
+          expectOnlyImageFiles(dir);
+          const converted = join(work, `dir-layout-${driver}-${format}`);
+          sh(["skopeo", "copy", "-q", `dir:${dir}`, `oci:${converted}:t`]);
+          expect(umociRootfs(converted, "t")).toBe(mounted);
+          expectPullsBackTo(driver, `dir:${dir}`, id, layers);
+        }
+      } finally {
+        ours.destroy();
+      }
+    });
   });
 }
+
+describe("push into an existing dir:", () => {
+  test("a dir: image is replaced, leaving none of its files; a directory that holds something else is refused and left as it was", () => {
+    const ours = new TestStore("vfs");
+    try {
+      const { id } = pullTestImage(ours);
+      const dir = join(work, "replaced.dir");
+      sh(["skopeo", "copy", "-q", "--format", "v2s2", `oci:${LAYOUT()}:app:v1`, `dir:${dir}`]);
+      ours.ok(["push", "-q", "--compression-format", "zstd", id, `dir:${dir}`]);
+      const manifest = expectOnlyImageFiles(dir);
+      expect(manifest.layers.map((l: any) => l.mediaType)).toEqual(["application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.oci.image.layer.v1.tar+zstd"]);
+
+      const other = join(work, "not-an-image");
+      mkdirSync(other);
+      writeFileSync(join(other, "notes.txt"), "mine\n");
+      const refused = ours.cli(["push", "-q", id, `dir:${other}`]);
+      expect({ code: refused.code, stderr: refused.stderr }).toEqual({ code: 1, stderr: `dir:${other}: ${other} is not empty and holds no dir: image; not overwriting it\n` });
+      expect(readdirSync(other)).toEqual(["notes.txt"]);
+      // skopeo refuses it too.
+      expect(Bun.spawnSync(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `dir:${other}`]).exitCode).not.toBe(0);
+    } finally {
+      ours.destroy();
+    }
+  });
+});
 
 describe("push into an existing OCI layout", () => {
   test("the layout's other images stay and an entry with the same REF is replaced, as skopeo does it; without REF a pull of a layout of several images is refused", () => {

@@ -29,8 +29,13 @@ describe("parseReference", () => {
     expect(source.imageNames()).toEqual(["docker.io/library/alpine:latest"]);
     await source.close();
   });
+  test("dir: takes everything after the transport as its path", () => {
+    expect(parseReference("dir:/x:y")).toEqual({ transport: "dir", path: "/x:y" });
+    expect(formatReference(parseReference("dir:rel/d"))).toBe("dir:rel/d");
+    expect(() => parseReference("dir:")).toThrow("the path is empty");
+  });
   test("unknown transports are named", () => {
-    expect(() => parseReference("dir:/x")).toThrow('unknown transport "dir"');
+    expect(() => parseReference("containers-storage:x")).toThrow('unknown transport "containers-storage"');
     expect(() => parseReference("/x")).toThrow("expected TRANSPORT:DETAILS");
   });
 });
