@@ -1,6 +1,6 @@
 /** End-to-end: applydiff, import-layer, diff, changes, diffsize, mount and unmount through the compiled binary. */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, TestStore, availableDrivers, runBinary } from "../helpers/cli.ts";
@@ -84,6 +84,26 @@ for (const driver of availableDrivers()) {
       expect(r.stderr).not.toContain("    at ");
       expect(s.json(["layers", "-j"]).map((l: any) => l.names)).toEqual([["imp"]]);
       expect(s.cli(["import-layer", "-f", "/nonexistent.tar"]).stderr).toBe("open /nonexistent.tar: no such file or directory\n");
+    });
+
+    test("a sparse tar (GNU tar --sparse, old GNU and PAX forms) is refused with one line; the layer stays empty", () => {
+      const tree = mkdtempSync(join(tmpdir(), "oci-sparse-"));
+      sh(["truncate", "-s", "8M", join(tree, "holes")]);
+      writeFileSync(join(tree, "plain"), "x");
+      sh(["bash", "-c", `echo data | dd of='${join(tree, "holes")}' bs=1 seek=4000000 conv=notrunc status=none`]);
+      s.ok(["create-layer", "-i", "L"]);
+      try {
+        for (const format of ["gnu", "posix"]) {
+          const tar = join(tree, `${format}.tar`);
+          sh(["tar", "--sparse", `--format=${format}`, "-C", tree, "-cf", tar, "holes", "plain"]);
+          const r = s.cli(["applydiff", "-f", tar, "L"]);
+          expect(r.code).toBe(1);
+          expect(r.stderr).toMatch(format === "gnu" ? /^archive\/tar: unsupported entry type "S" for "holes"\n$/ : /^archive\/tar: sparse files are not supported \(entry at byte offset \d+\)\n$/);
+          expect(s.ok(["diffsize", "L"])).toBe("0\n");
+        }
+      } finally {
+        rmSync(tree, { recursive: true, force: true });
+      }
     });
 
     test("changes, diffsize and diff of a child layer against its parent", () => {
