@@ -1,9 +1,10 @@
 /**
- * Layers whose content directory was removed behind the store's back. Their records stay
- * listed, `check` reports them and `delete-layer` removes them (docs/robustness.md); what
- * reads their content fails with this one line instead of whatever the read met first.
+ * Layers whose content went away while it was read: removed behind the store's back (their
+ * records stay listed, `check` reports them and `delete-layer` removes them, docs/robustness.md),
+ * or deleted by another command meanwhile. What reads their content then fails with one line
+ * saying so instead of whatever the read met first.
  */
-import { CorruptError } from "../errors.ts";
+import { CorruptError, NotFoundError } from "../errors.ts";
 import { layerById } from "./lookup.ts";
 import type { StoreParts } from "./parts.ts";
 import { nodeFs } from "../sys/node-fs.ts";
@@ -30,16 +31,22 @@ export function vanishedAmong(parts: StoreParts, ids: Array<string | undefined>)
   return undefined;
 }
 
+/** The first of the layers that is no longer a complete layer: another command deleted it (or is deleting it). */
+function deletedAmong(parts: StoreParts, ids: Array<string | undefined>): NotFoundError | undefined {
+  const gone = ids.find((id) => id !== undefined && layerById(parts, id) === undefined);
+  return gone === undefined ? undefined : new NotFoundError(`layer ${gone} was deleted by another command while this one read it`);
+}
+
 /**
- * Runs a read of layer content; when it fails and one of the layers (or their parents) has no
- * content directory, that is the error. A reader that went away (EPIPE) is not asked about:
- * its error is the answer, at once.
+ * Runs a read of layer content; when it fails and one of the layers was deleted meanwhile, or
+ * one of them (or their parents) has no content directory, that is the error. A reader that
+ * went away (EPIPE) is not asked about: its error is the answer, at once.
  */
 export async function readingLayers<T>(parts: StoreParts, ids: Array<string | undefined>, read: () => Promise<T>): Promise<T> {
   try {
     return await read();
   } catch (e) {
     if ((e as { code?: unknown } | null)?.code === "EPIPE") throw e;
-    throw vanishedAmong(parts, ids) ?? e;
+    throw deletedAmong(parts, ids) ?? vanishedAmong(parts, ids) ?? e;
   }
 }

@@ -170,6 +170,27 @@ for (const driver of availableDrivers()) {
       expect(s.cli(["check"])).toMatchObject({ code: 0, stdout: "", stderr: "" });
     });
 
+    test("a diff whose layer another command deletes meanwhile fails with one line saying so", async () => {
+      const tree = mkdtempSync(join(tmpdir(), "oci-deleted-"));
+      try {
+        // 32 MiB: far more than a pipe and the diff's buffers hold before the reader reads.
+        for (let i = 0; i < 8; i++) writeFileSync(join(tree, `f${i}`), new Uint8Array(4 << 20).map((_, j) => (j * 31 + i) & 255));
+        const tar = join(tree, "layer.tar");
+        sh(["tar", "-C", tree, "-cf", tar, "--exclude", "layer.tar", "."]);
+        s.ok(["import-layer", "-i", "L", "-f", tar]);
+        const reader = Bun.spawn([BINARY, ...s.globals, "diff", "L"], { stdout: "pipe", stderr: "pipe" });
+        const chunks = reader.stdout.getReader();
+        // The diff has started (its first bytes are here) and waits for this reader: delete the layer under it.
+        expect((await chunks.read()).done).toBe(false);
+        s.ok(["delete-layer", "L"]);
+        while (!(await chunks.read()).done);
+        expect(await reader.exited).toBe(1);
+        expect(await new Response(reader.stderr).text()).toBe("layer L was deleted by another command while this one read it\n");
+      } finally {
+        rmSync(tree, { recursive: true, force: true });
+      }
+    });
+
     test("mount counts: mount twice needs unmount twice; --force drops the count", () => {
       s.ok(["import-layer", "-i", "L", "-n", "lay", "-f", makeTar(BASE)]);
       const path = s.ok(["mount", "lay"]).trim();
