@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, write
 import { join } from "node:path";
 import { AlreadyExistsError, CorruptError, PreconditionError, SystemError } from "../errors.ts";
 import { directoryFiles, type LayoutFiles } from "./files.ts";
-import { LayoutWriter } from "./layout-writer.ts";
+import { LayoutWriter, removeEmptyDirectories } from "./layout-writer.ts";
 import { ImageFormatError, MEDIA, digestHex, manifestMediaType, parseJsonObject, parseManifest, sha256Hex } from "./manifest.ts";
 import { type DirReference, formatReference } from "./reference.ts";
 import { BlobMissingError, type Descriptor, type ImageDestination, type ImageSource, type RawManifest } from "./types.ts";
@@ -69,6 +69,8 @@ class DirDestination implements ImageDestination {
   constructor(
     readonly description: string,
     private readonly dir: string,
+    /** Whether this push made the directory (then a push that fails removes it, if nothing else is in it). */
+    private readonly madeDirectory: boolean,
   ) {
     this.layout = new LayoutWriter(dir, "");
   }
@@ -99,7 +101,9 @@ class DirDestination implements ImageDestination {
   }
 
   async close(): Promise<void> {
-    if (!this.committed) this.layout.removeWritten();
+    if (this.committed) return;
+    this.layout.removeWritten();
+    if (this.madeDirectory) removeEmptyDirectories([this.dir]);
   }
 }
 
@@ -116,5 +120,5 @@ export async function openDirDestination(reference: DirReference): Promise<Image
   else if (readdirSync(reference.path).length > 0 && !existsSync(join(reference.path, VERSION_FILE))) {
     throw new AlreadyExistsError(`${description}: ${reference.path} is not empty and holds no dir: image; not overwriting it`);
   }
-  return new DirDestination(description, reference.path);
+  return new DirDestination(description, reference.path, stat === undefined);
 }

@@ -3,7 +3,7 @@
  * and turning a staged layout directory into an uncompressed tar (for oci-archive: and
  * docker-archive:, whose blob sizes are only known once compressed).
  */
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileSink } from "../archive/compression.ts";
@@ -67,6 +67,20 @@ export class LayoutWriter {
   /** Removes the blobs this writer added. */
   removeWritten(): void {
     for (const path of this.written) rmSync(path, { force: true });
+  }
+}
+
+/**
+ * Removes each directory in turn if it is empty (what an unfinished push made and left
+ * empty); one that holds anything, such as what another push wrote meanwhile, stays.
+ */
+export function removeEmptyDirectories(dirs: string[]): void {
+  for (const dir of dirs) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      return;
+    }
   }
 }
 

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { CorruptError, InvalidArgumentError, NotFoundError, PreconditionError, SystemError } from "../errors.ts";
 import { directoryFiles, tarFiles, type LayoutFiles } from "./files.ts";
 import { ImageFormatError, MEDIA, digestHex, parseDescriptor, parseJsonObject, sha256Hex } from "./manifest.ts";
-import { LayoutWriter, writeDirectoryTar } from "./layout-writer.ts";
+import { LayoutWriter, removeEmptyDirectories, writeDirectoryTar } from "./layout-writer.ts";
 import { formatReference, type OciReference } from "./reference.ts";
 import { BlobMissingError, type Descriptor, type DestinationOptions, type ImageDestination, type ImageSource, type RawManifest } from "./types.ts";
 
@@ -105,6 +105,8 @@ class OciDestination implements ImageDestination {
     private readonly layout: LayoutWriter,
     /** For oci-archive: the directory the layout is built in, tarred to the file at commit. */
     private readonly staging?: string,
+    /** For oci: whether this push made the layout's directory (then a push that fails removes it, if nothing else is in it). */
+    private readonly madeDirectory = false,
   ) {}
 
   hasBlob(digest: string) {
@@ -137,7 +139,10 @@ class OciDestination implements ImageDestination {
 
   async close(): Promise<void> {
     if (this.staging) rmSync(this.staging, { recursive: true, force: true });
-    else if (!this.committed) this.layout.removeWritten();
+    else if (!this.committed) {
+      this.layout.removeWritten();
+      if (this.madeDirectory) removeEmptyDirectories([join(this.reference.path, "blobs", "sha256"), join(this.reference.path, "blobs"), this.reference.path]);
+    }
   }
 }
 
@@ -145,8 +150,9 @@ class OciDestination implements ImageDestination {
 export async function openOciDestination(reference: OciReference, _options: DestinationOptions): Promise<ImageDestination> {
   const description = formatReference(reference);
   if (reference.transport === "oci") {
+    const made = !existsSync(reference.path);
     mkdirSync(reference.path, { recursive: true });
-    return new OciDestination(description, reference, new LayoutWriter(reference.path), undefined);
+    return new OciDestination(description, reference, new LayoutWriter(reference.path), undefined, made);
   }
   const staging = LayoutWriter.stagingDirFor(reference.path);
   return new OciDestination(description, reference, new LayoutWriter(staging), staging);

@@ -159,6 +159,30 @@ for (const driver of availableDrivers()) {
   });
 }
 
+describe("a push that fails", () => {
+  test("leaves no oci: or dir: directory it made, and an existing layout as it was", () => {
+    const ours = new TestStore("vfs");
+    try {
+      const { id } = pullTestImage(ours);
+      // A file of the top layer removed behind the store's back: exporting that layer fails.
+      const top = imageRecord(ours, id).layer;
+      sh(["rm", "-f", join(ours.graph, "vfs", "dir", top, "opt", "app", "run.sh")]);
+      const existing = join(work, "failing-existing");
+      sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `oci:${existing}:keep`]);
+      const before = sh(["find", existing, "-printf", "%P %s\n"]);
+      for (const destination of [`oci:${join(work, "failing-new")}:t`, `dir:${join(work, "failing-new-dir")}`, `oci:${existing}:other`]) {
+        const r = ours.cli(["push", "-q", "--compression-format", "none", id, destination]);
+        expect({ destination, code: r.code, lines: r.stderr.trimEnd().split("\n").length }).toEqual({ destination, code: 1, lines: 1 });
+      }
+      expect(existsSync(join(work, "failing-new"))).toBe(false);
+      expect(existsSync(join(work, "failing-new-dir"))).toBe(false);
+      expect(sh(["find", existing, "-printf", "%P %s\n"])).toBe(before);
+    } finally {
+      ours.destroy();
+    }
+  });
+});
+
 describe("push into an existing dir:", () => {
   test("a dir: image is replaced, leaving none of its files; a directory that holds something else is refused and left as it was", () => {
     const ours = new TestStore("vfs");
