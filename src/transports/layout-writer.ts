@@ -5,7 +5,7 @@
  */
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { fileSink } from "../archive/compression.ts";
 import { TarWriter } from "../archive/tar-writer.ts";
 import type { TarEntry } from "../archive/types.ts";
@@ -64,9 +64,9 @@ export class LayoutWriter {
     }
   }
 
-  /** Removes the blobs this writer added. */
-  removeWritten(): void {
-    for (const path of this.written) rmSync(path, { force: true });
+  /** Removes the blobs this writer added, but those `keep` (given a path relative to root) says to keep. */
+  removeWritten(keep: (path: string) => boolean = () => false): void {
+    for (const path of this.written) if (!keep(relative(this.root, path))) rmSync(path, { force: true });
   }
 }
 

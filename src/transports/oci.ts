@@ -3,7 +3,7 @@
  * directory, or the same layout as an uncompressed tar. An image is picked from index.json by
  * its org.opencontainers.image.ref.name annotation, or is the only entry when no ref is given.
  */
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CorruptError, InvalidArgumentError, NotFoundError, PreconditionError, SystemError } from "../errors.ts";
 import { directoryFiles, tarFiles, type LayoutFiles } from "./files.ts";
@@ -11,6 +11,7 @@ import { ImageFormatError, MEDIA, digestHex, parseDescriptor, parseJsonObject, s
 import { LayoutWriter, removeEmptyDirectories, writeDirectoryTar } from "./layout-writer.ts";
 import { formatReference, type OciReference } from "./reference.ts";
 import { BlobMissingError, type Descriptor, type DestinationOptions, type ImageDestination, type ImageSource, type RawManifest } from "./types.ts";
+import { lockFile } from "../sys/libc.ts";
 
 const REF_NAME = "org.opencontainers.image.ref.name";
 /** The annotation docker's and buildkit's OCI exports put the full image name in. */
@@ -93,6 +94,42 @@ async function* bytesOnce(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes;
 }
 
+/**
+ * Runs `update` holding an exclusive flock on the layout's directory, so that pushes into one
+ * layout change index.json (and take back their blobs) one at a time: none loses another's
+ * entry. The lock goes with the descriptor, also when the process dies.
+ */
+async function underLayoutLock<T>(dir: string, update: () => Promise<T>): Promise<T> {
+  const fd = openSync(dir, "r");
+  try {
+    while (!lockFile(fd, true, false)) await Bun.sleep(5);
+    return await update();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The blobs (paths in the layout) that index.json reaches: manifests, nested indexes, configs and layers. */
+async function blobsInUse(dir: string): Promise<Set<string>> {
+  const files = directoryFiles(dir);
+  const used = new Set<string>();
+  const pending: unknown[] = existsSync(join(dir, "index.json")) ? await readIndex(files, dir) : [];
+  while (pending.length > 0) {
+    const digest = (pending.pop() as { digest?: unknown } | null)?.digest;
+    if (typeof digest !== "string" || !digest.includes(":") || used.has(blobPath(digest))) continue;
+    used.add(blobPath(digest));
+    const bytes = await files.read(blobPath(digest));
+    if (!bytes || bytes.byteLength > 4 << 20) continue;
+    try {
+      const json = parseJsonObject(bytes, digest);
+      for (const field of [json.manifests, json.layers, [json.config]]) if (Array.isArray(field)) pending.push(...field);
+    } catch {
+      // A layer or config blob, not JSON of a manifest: nothing more reached from it.
+    }
+  }
+  return used;
+}
+
 class OciDestination implements ImageDestination {
   /** As in containers/image: an OCI layout holds OCI manifests only. */
   readonly manifestTypes = [MEDIA.ociManifest];
@@ -125,24 +162,53 @@ class OciDestination implements ImageDestination {
 
   async commit(): Promise<void> {
     if (!this.manifestEntry) throw new PreconditionError(`${this.description}: no manifest was written`);
-    const dir = this.layout.root;
-    const existing = existsSync(join(dir, "index.json")) ? await readIndex(directoryFiles(dir), this.description) : [];
-    const ref = this.reference.ref;
-    const kept = existing.filter((entry) => entry.digest !== this.manifestEntry!.digest && (ref === undefined || entry.annotations?.[REF_NAME] !== ref));
-    const index = { schemaVersion: 2, manifests: [...kept, this.manifestEntry] };
-    writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-    writeFileSync(join(dir, "index.json.tmp"), JSON.stringify(index));
-    renameSync(join(dir, "index.json.tmp"), join(dir, "index.json"));
-    if (this.staging) await writeDirectoryTar(this.staging, this.reference.path);
+    if (this.staging) {
+      await this.writeIndex();
+      await writeDirectoryTar(this.staging, this.reference.path);
+    } else {
+      await underLayoutLock(this.layout.root, () => this.writeIndex());
+    }
     this.committed = true;
   }
 
+  /**
+   * index.json with this image's entry, as containers/image adds one: the REF moves to it from
+   * an entry that had it (which stays, without a name); an entry of the same manifest without
+   * a name is replaced; otherwise the entry is appended. One image can so have several REFs.
+   */
+  private async writeIndex(): Promise<void> {
+    const dir = this.layout.root;
+    const entry = this.manifestEntry!;
+    const manifests = existsSync(join(dir, "index.json")) ? await readIndex(directoryFiles(dir), this.description) : [];
+    const ref = this.reference.ref;
+    const named = ref === undefined ? undefined : manifests.find((m) => m.annotations?.[REF_NAME] === ref);
+    if (named) {
+      const { [REF_NAME]: _moved, ...others } = named.annotations!;
+      named.annotations = Object.keys(others).length > 0 ? others : undefined;
+    }
+    const unnamedSame = manifests.findIndex((m) => m.digest === entry.digest && !m.annotations?.[REF_NAME]);
+    if (unnamedSame >= 0) manifests[unnamedSame] = entry;
+    else manifests.push(entry);
+    const index = { schemaVersion: 2, manifests };
+    writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+    writeFileSync(join(dir, "index.json.tmp"), JSON.stringify(index));
+    renameSync(join(dir, "index.json.tmp"), join(dir, "index.json"));
+  }
+
+  /**
+   * Without a commit, takes back the blobs this push wrote, but those an image in index.json
+   * uses (another push into the layout may have found them there meanwhile), and the
+   * directories it made if nothing else is in them.
+   */
   async close(): Promise<void> {
     if (this.staging) rmSync(this.staging, { recursive: true, force: true });
-    else if (!this.committed) {
-      this.layout.removeWritten();
-      if (this.madeDirectory) removeEmptyDirectories([join(this.reference.path, "blobs", "sha256"), join(this.reference.path, "blobs"), this.reference.path]);
-    }
+    if (this.staging || this.committed) return;
+    const dir = this.reference.path;
+    await underLayoutLock(dir, async () => {
+      const inUse = await blobsInUse(dir);
+      this.layout.removeWritten((path) => inUse.has(path));
+      if (this.madeDirectory) removeEmptyDirectories([join(dir, "blobs", "sha256"), join(dir, "blobs"), dir]);
+    });
   }
 }
 

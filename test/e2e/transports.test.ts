@@ -209,7 +209,7 @@ describe("push into an existing dir:", () => {
 });
 
 describe("push into an existing OCI layout", () => {
-  test("the layout's other images stay and an entry with the same REF is replaced, as skopeo does it; without REF a pull of a layout of several images is refused", () => {
+  test("the layout's other images stay and the REF moves to the new manifest; without REF a pull of a layout of several images is refused", () => {
     const ours = new TestStore("vfs");
     try {
       const { id, layers } = pullTestImage(ours);
@@ -219,15 +219,60 @@ describe("push into an existing OCI layout", () => {
       const [keep, old] = refsOf(mine);
       const digest = ours.ok(["push", "--compression-format", "zstd", id, `oci:${mine}:tag`]).trim();
       sh(["skopeo", "copy", "-q", "--dest-compress-format", "zstd", `oci:${LAYOUT()}:app:v1`, `oci:${skopeos}:tag`]);
-      expect(refsOf(mine)).toEqual([keep, ["tag", digest]]);
+      // The REF moved to the new manifest; the entry that had it stays without a name, as containers/image leaves it.
+      expect(refsOf(mine)).toEqual([keep, [undefined, old[1]], ["tag", digest]]);
       expect(digest).not.toBe(old[1]);
       expect(refsOf(skopeos).map(([ref]: string[]) => ref)).toEqual(["keep", "tag"]);
       for (const ref of ["keep", "tag"]) sh(["skopeo", "copy", "-q", `oci:${mine}:${ref}`, `dir:${join(work, `existing-${ref}`)}`]);
       expectPullsBackTo("vfs", `oci:${mine}:tag`, id, layers);
 
       const refused = ours.cli(["pull", "-q", `oci:${mine}`]);
-      expect({ code: refused.code, stderr: refused.stderr }).toEqual({ code: 1, stderr: `oci:${mine}: the layout holds 2 images; name one as oci:PATH:REF\n` });
+      expect({ code: refused.code, stderr: refused.stderr }).toEqual({ code: 1, stderr: `oci:${mine}: the layout holds 3 images; name one as oci:PATH:REF\n` });
       expect(Bun.spawnSync(["skopeo", "inspect", `oci:${mine}`]).exitCode).not.toBe(0);
+    } finally {
+      ours.destroy();
+    }
+  });
+});
+
+describe("REFs in a layout", () => {
+  test("are kept as skopeo keeps them: one image under several REFs, a REF moved to another image leaves the old entry without a name", () => {
+    const ours = new TestStore("vfs");
+    try {
+      const x = pullTestImage(ours).id;
+      const y = ours.ok(["pull", "-q", "--platform", "linux/arm64", `oci:${LAYOUT()}:multi`]).trim();
+      const [mine, skopeos] = [join(work, "refs-ours"), join(work, "refs-skopeo")];
+      const skopeoSource = { x: [`oci:${LAYOUT()}:app:v1`], y: ["--override-arch", "arm64", "--override-variant", "v8", `oci:${LAYOUT()}:multi`] };
+      for (const [image, ref] of [["x", "a"], ["x", "b"], ["x", ""], ["y", "a"]] as const) {
+        ours.ok(["push", "-q", image === "x" ? x : y, `oci:${mine}${ref ? `:${ref}` : ""}`]);
+        const source = skopeoSource[image];
+        sh(["skopeo", ...source.slice(0, -1), "copy", "-q", source.at(-1)!, `oci:${skopeos}${ref ? `:${ref}` : ""}`]);
+      }
+      /** Each entry as its REF (or "-") and which image it is: x is the one named b, y the one named a at the end. */
+      const entries = (layout: string) => {
+        const manifests = JSON.parse(readFileSync(join(layout, "index.json"), "utf8")).manifests;
+        const digestOf = (ref: string) => manifests.find((m: any) => m.annotations?.["org.opencontainers.image.ref.name"] === ref).digest;
+        const images: Record<string, string> = { [digestOf("b")]: "x", [digestOf("a")]: "y" };
+        return manifests.map((m: any) => `${m.annotations?.["org.opencontainers.image.ref.name"] ?? "-"} ${images[m.digest]}`);
+      };
+      expect(entries(skopeos)).toEqual(["- x", "b x", "- x", "a y"]);
+      expect(entries(mine)).toEqual(entries(skopeos));
+    } finally {
+      ours.destroy();
+    }
+  });
+
+  test("pushes into one layout at the same time each keep their entry", async () => {
+    const ours = new TestStore("vfs");
+    try {
+      const { id } = pullTestImage(ours);
+      const layout = join(work, "parallel");
+      const refs = ["p1", "p2", "p3", "p4", "p5", "p6"];
+      const pushes = refs.map((ref) => Bun.spawn([BINARY, ...ours.globals, "push", "-q", id, `oci:${layout}:${ref}`], { stderr: "pipe" }));
+      expect(await Promise.all(pushes.map((p) => p.exited))).toEqual(refs.map(() => 0));
+      const named = JSON.parse(readFileSync(join(layout, "index.json"), "utf8")).manifests.map((m: any) => m.annotations["org.opencontainers.image.ref.name"]);
+      expect(named.sort()).toEqual(refs);
+      for (const ref of refs) expect(JSON.parse(sh(["skopeo", "inspect", `oci:${layout}:${ref}`])).Layers.length).toBe(2);
     } finally {
       ours.destroy();
     }
