@@ -3,13 +3,14 @@
  * and turning a staged layout directory into an uncompressed tar (for oci-archive: and
  * docker-archive:, whose blob sizes are only known once compressed).
  */
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, relative } from "node:path";
 import { fileSink } from "../archive/compression.ts";
 import { TarWriter } from "../archive/tar-writer.ts";
 import type { TarEntry } from "../archive/types.ts";
-import { CorruptError } from "../errors.ts";
+import { CorruptError, PreconditionError } from "../errors.ts";
+import { lockFile } from "../sys/libc.ts";
 import { digestHex } from "./manifest.ts";
 import type { WrittenBlob } from "./types.ts";
 
@@ -68,6 +69,44 @@ export class LayoutWriter {
   removeWritten(keep: (path: string) => boolean = () => false): void {
     for (const path of this.written) if (!keep(relative(this.root, path))) rmSync(path, { force: true });
   }
+}
+
+/**
+ * Takes an exclusive flock on a destination directory, waiting for other pushes into it;
+ * `release` gives it back. The lock goes with the descriptor, also when the process dies.
+ */
+export async function lockDirectory(dir: string): Promise<{ release(): void }> {
+  const fd = openSync(dir, "r");
+  try {
+    while (!lockFile(fd, true, false)) await Bun.sleep(5);
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  return { release: () => closeSync(fd) };
+}
+
+/**
+ * Runs `update` holding the directory's lock, so that pushes into one layout change its
+ * index (and take back their blobs) one at a time: none loses another's entry or blobs.
+ */
+export async function underDirectoryLock<T>(dir: string, update: () => Promise<T>): Promise<T> {
+  const lock = await lockDirectory(dir);
+  try {
+    return await update();
+  } finally {
+    lock.release();
+  }
+}
+
+/**
+ * Checks, at commit, that the blobs an image needs (paths inside root) are all there: a push
+ * into the same place that failed, or replaced the image, may have removed one this push found
+ * there and did not write again. Such a push fails rather than commit an image without it.
+ */
+export function checkBlobsPresent(root: string, paths: string[], where: string): void {
+  const missing = paths.find((path) => !existsSync(join(root, path)));
+  if (missing !== undefined) throw new PreconditionError(`${where}: ${missing} was removed by another push into the same place meanwhile; push again`);
 }
 
 /**

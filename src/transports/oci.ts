@@ -3,15 +3,14 @@
  * directory, or the same layout as an uncompressed tar. An image is picked from index.json by
  * its org.opencontainers.image.ref.name annotation, or is the only entry when no ref is given.
  */
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CorruptError, InvalidArgumentError, NotFoundError, PreconditionError, SystemError } from "../errors.ts";
 import { directoryFiles, tarFiles, type LayoutFiles } from "./files.ts";
-import { ImageFormatError, MEDIA, digestHex, parseDescriptor, parseJsonObject, sha256Hex } from "./manifest.ts";
-import { LayoutWriter, removeEmptyDirectories, writeDirectoryTar } from "./layout-writer.ts";
+import { ImageFormatError, MEDIA, digestHex, parseDescriptor, parseJsonObject, parseManifest, sha256Hex } from "./manifest.ts";
+import { LayoutWriter, checkBlobsPresent, removeEmptyDirectories, underDirectoryLock, writeDirectoryTar } from "./layout-writer.ts";
 import { formatReference, type OciReference } from "./reference.ts";
 import { BlobMissingError, type Descriptor, type DestinationOptions, type ImageDestination, type ImageSource, type RawManifest } from "./types.ts";
-import { lockFile } from "../sys/libc.ts";
 
 const REF_NAME = "org.opencontainers.image.ref.name";
 /** The annotation docker's and buildkit's OCI exports put the full image name in. */
@@ -94,21 +93,6 @@ async function* bytesOnce(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes;
 }
 
-/**
- * Runs `update` holding an exclusive flock on the layout's directory, so that pushes into one
- * layout change index.json (and take back their blobs) one at a time: none loses another's
- * entry. The lock goes with the descriptor, also when the process dies.
- */
-async function underLayoutLock<T>(dir: string, update: () => Promise<T>): Promise<T> {
-  const fd = openSync(dir, "r");
-  try {
-    while (!lockFile(fd, true, false)) await Bun.sleep(5);
-    return await update();
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** The blobs (paths in the layout) that index.json reaches: manifests, nested indexes, configs and layers. */
 async function blobsInUse(dir: string): Promise<Set<string>> {
   const files = directoryFiles(dir);
@@ -134,6 +118,8 @@ class OciDestination implements ImageDestination {
   /** As in containers/image: an OCI layout holds OCI manifests only. */
   readonly manifestTypes = [MEDIA.ociManifest];
   private manifestEntry: Descriptor | undefined;
+  /** The blobs (paths in the layout) the manifest needs: itself, its config and its layers. */
+  private imageBlobs: string[] = [];
   private committed = false;
 
   constructor(
@@ -157,6 +143,8 @@ class OciDestination implements ImageDestination {
   async putManifest(manifest: RawManifest): Promise<void> {
     await this.layout.putBlob(bytesOnce(manifest.bytes), { digest: manifest.digest });
     this.manifestEntry = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.byteLength };
+    const parsed = parseManifest(manifest);
+    this.imageBlobs = [manifest.digest, ...(parsed.kind === "image" ? [parsed.config, ...parsed.layers].map((blob) => blob.digest) : [])].map(blobPath);
     if (this.reference.ref) this.manifestEntry.annotations = { [REF_NAME]: this.reference.ref };
   }
 
@@ -166,7 +154,10 @@ class OciDestination implements ImageDestination {
       await this.writeIndex();
       await writeDirectoryTar(this.staging, this.reference.path);
     } else {
-      await underLayoutLock(this.layout.root, () => this.writeIndex());
+      await underDirectoryLock(this.layout.root, () => {
+        checkBlobsPresent(this.layout.root, this.imageBlobs, this.description);
+        return this.writeIndex();
+      });
     }
     this.committed = true;
   }
@@ -204,7 +195,7 @@ class OciDestination implements ImageDestination {
     if (this.staging) rmSync(this.staging, { recursive: true, force: true });
     if (this.staging || this.committed) return;
     const dir = this.reference.path;
-    await underLayoutLock(dir, async () => {
+    await underDirectoryLock(dir, async () => {
       const inUse = await blobsInUse(dir);
       this.layout.removeWritten((path) => inUse.has(path));
       if (this.madeDirectory) removeEmptyDirectories([join(dir, "blobs", "sha256"), join(dir, "blobs"), dir]);

@@ -262,10 +262,10 @@ describe("REFs in a layout", () => {
     }
   });
 
-  test("pushes into one layout at the same time each keep their entry", async () => {
+  test("pushes into one layout at the same time each keep their entry; into one dir:, the last leaves a whole image", async () => {
     const ours = new TestStore("vfs");
     try {
-      const { id } = pullTestImage(ours);
+      const { id, layers } = pullTestImage(ours);
       const layout = join(work, "parallel");
       const refs = ["p1", "p2", "p3", "p4", "p5", "p6"];
       const pushes = refs.map((ref) => Bun.spawn([BINARY, ...ours.globals, "push", "-q", id, `oci:${layout}:${ref}`], { stderr: "pipe" }));
@@ -273,6 +273,13 @@ describe("REFs in a layout", () => {
       const named = JSON.parse(readFileSync(join(layout, "index.json"), "utf8")).manifests.map((m: any) => m.annotations["org.opencontainers.image.ref.name"]);
       expect(named.sort()).toEqual(refs);
       for (const ref of refs) expect(JSON.parse(sh(["skopeo", "inspect", `oci:${layout}:${ref}`])).Layers.length).toBe(2);
+
+      const dir = join(work, "parallel.dir");
+      const compressions = ["gzip", "zstd", "none", "gzip", "zstd", "none"];
+      const dirPushes = compressions.map((c) => Bun.spawn([BINARY, ...ours.globals, "push", "-q", "--compression-format", c, id, `dir:${dir}`], { stderr: "pipe" }));
+      expect(await Promise.all(dirPushes.map((p) => p.exited))).toEqual(compressions.map(() => 0));
+      expectOnlyImageFiles(dir);
+      expectPullsBackTo("vfs", `dir:${dir}`, id, layers);
     } finally {
       ours.destroy();
     }
