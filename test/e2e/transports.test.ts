@@ -37,6 +37,16 @@ function pullTestImage(store: TestStore): { id: string; layers: string[]; mounte
   return { id, layers, mounted: mountedTree(store, imageRecord(store, id).layer) };
 }
 
+/** Runs body on a new store of the driver holding the pulled test image; the store is destroyed after. */
+async function withTestImage(driver: string, body: (store: TestStore, image: ReturnType<typeof pullTestImage>) => void | Promise<void>): Promise<void> {
+  const store = new TestStore(driver);
+  try {
+    await body(store, pullTestImage(store));
+  } finally {
+    store.destroy();
+  }
+}
+
 /** Pulls source into a new store of the driver: the same image ID and layer IDs as expected (diffIDs kept). */
 function expectPullsBackTo(driver: string, source: string, id: string, layers: string[]): void {
   const again = new TestStore(driver);
@@ -64,10 +74,8 @@ function umociRootfs(layout: string, ref: string): string {
 
 for (const driver of availableDrivers()) {
   describe(`push on ${driver}`, () => {
-    test("oci: (gzip, zstd, none) is accepted by skopeo inspect and copy and by umoci; the rootfs equals the mounted image; it pulls back to the same IDs", () => {
-      const ours = new TestStore(driver);
-      try {
-        const { id, layers, mounted } = pullTestImage(ours);
+    test("oci: (gzip, zstd, none) is accepted by skopeo inspect and copy and by umoci; the rootfs equals the mounted image; it pulls back to the same IDs", () =>
+      withTestImage(driver, (ours, { id, layers, mounted }) => {
         const refused = ours.cli(["push", "--format", "v2s2", id, `oci:${join(work, "refused")}:tag`]);
         expect(refused.code).not.toBe(0);
         expect(refused.stderr).toContain("cannot hold Docker schema 2 manifests (--format v2s2)");
@@ -85,15 +93,10 @@ for (const driver of availableDrivers()) {
           if (compression !== "zstd") expect(umociRootfs(out, "tag")).toBe(mounted);
           expectPullsBackTo(driver, `oci:${out}:tag`, id, layers);
         }
-      } finally {
-        ours.destroy();
-      }
-    });
+      }));
 
-    test("oci-archive: and docker-archive: are read by skopeo and umoci, the rootfs equals the mounted image, and they pull back to the same IDs", () => {
-      const ours = new TestStore(driver);
-      try {
-        const { id, layers, mounted } = pullTestImage(ours);
+    test("oci-archive: and docker-archive: are read by skopeo and umoci, the rootfs equals the mounted image, and they pull back to the same IDs", () =>
+      withTestImage(driver, (ours, { id, layers, mounted }) => {
         const ociArchive = join(work, `pushed-${driver}.oci.tar`);
         const dockerArchive = join(work, `pushed-${driver}.docker.tar`);
         ours.ok(["push", "-q", id, `oci-archive:${ociArchive}:tag`]);
@@ -132,15 +135,10 @@ for (const driver of availableDrivers()) {
         sh(["skopeo", "copy", "-q", `oci-archive:${zstdArchive}:tag`, `dir:${join(work, `from-zstd-archive-${driver}`)}`]);
         expect(existsSync(never)).toBe(false);
         for (const source of [`oci-archive:${ociArchive}:tag`, `docker-archive:${dockerArchive}`, `oci-archive:${zstdArchive}:tag`]) expectPullsBackTo(driver, source, id, layers);
-      } finally {
-        ours.destroy();
-      }
-    });
+      }));
 
-    test("dir: (OCI and Docker schema 2) is read by skopeo and umoci, the rootfs equals the mounted image, and it pulls back to the same IDs", () => {
-      const ours = new TestStore(driver);
-      try {
-        const { id, layers, mounted } = pullTestImage(ours);
+    test("dir: (OCI and Docker schema 2) is read by skopeo and umoci, the rootfs equals the mounted image, and it pulls back to the same IDs", () =>
+      withTestImage(driver, (ours, { id, layers, mounted }) => {
         for (const format of ["oci", "v2s2"]) {
           const dir = join(work, `pushed-${driver}-${format}.dir`);
           ours.ok(["push", "-q", "--format", format, id, `dir:${dir}`]);
@@ -152,18 +150,13 @@ for (const driver of availableDrivers()) {
           expect(umociRootfs(converted, "t")).toBe(mounted);
           expectPullsBackTo(driver, `dir:${dir}`, id, layers);
         }
-      } finally {
-        ours.destroy();
-      }
-    });
+      }));
   });
 }
 
 describe("a push that fails", () => {
-  test("leaves no oci: or dir: directory it made, and an existing layout as it was", () => {
-    const ours = new TestStore("vfs");
-    try {
-      const { id } = pullTestImage(ours);
+  test("leaves no oci: or dir: directory it made, and an existing layout as it was", () =>
+    withTestImage("vfs", (ours, { id }) => {
       // A file of the top layer removed behind the store's back: exporting that layer fails.
       const top = imageRecord(ours, id).layer;
       sh(["rm", "-f", join(ours.graph, "vfs", "dir", top, "opt", "app", "run.sh")]);
@@ -177,17 +170,12 @@ describe("a push that fails", () => {
       expect(existsSync(join(work, "failing-new"))).toBe(false);
       expect(existsSync(join(work, "failing-new-dir"))).toBe(false);
       expect(sh(["find", existing, "-printf", "%P %s\n"])).toBe(before);
-    } finally {
-      ours.destroy();
-    }
-  });
+    }));
 });
 
 describe("push into an existing dir:", () => {
-  test("a dir: image is replaced, leaving none of its files; a directory that holds something else is refused and left as it was", () => {
-    const ours = new TestStore("vfs");
-    try {
-      const { id } = pullTestImage(ours);
+  test("a dir: image is replaced, leaving none of its files; a directory that holds something else is refused and left as it was", () =>
+    withTestImage("vfs", (ours, { id }) => {
       const dir = join(work, "replaced.dir");
       sh(["skopeo", "copy", "-q", "--format", "v2s2", `oci:${LAYOUT()}:app:v1`, `dir:${dir}`]);
       ours.ok(["push", "-q", "--compression-format", "zstd", id, `dir:${dir}`]);
@@ -202,17 +190,12 @@ describe("push into an existing dir:", () => {
       expect(readdirSync(other)).toEqual(["notes.txt"]);
       // skopeo refuses it too.
       expect(Bun.spawnSync(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `dir:${other}`]).exitCode).not.toBe(0);
-    } finally {
-      ours.destroy();
-    }
-  });
+    }));
 });
 
 describe("push into an existing OCI layout", () => {
-  test("the layout's other images stay and the REF moves to the new manifest; without REF a pull of a layout of several images is refused", () => {
-    const ours = new TestStore("vfs");
-    try {
-      const { id, layers } = pullTestImage(ours);
+  test("the layout's other images stay and the REF moves to the new manifest; without REF a pull of a layout of several images is refused", () =>
+    withTestImage("vfs", (ours, { id, layers }) => {
       const refsOf = (layout: string) => JSON.parse(readFileSync(join(layout, "index.json"), "utf8")).manifests.map((m: any) => [m.annotations?.["org.opencontainers.image.ref.name"], m.digest]);
       const [mine, skopeos] = [join(work, "existing-ours"), join(work, "existing-skopeo")];
       for (const layout of [mine, skopeos]) for (const ref of ["keep", "tag"]) sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `oci:${layout}:${ref}`]);
@@ -229,17 +212,12 @@ describe("push into an existing OCI layout", () => {
       const refused = ours.cli(["pull", "-q", `oci:${mine}`]);
       expect({ code: refused.code, stderr: refused.stderr }).toEqual({ code: 1, stderr: `oci:${mine}: the layout holds 3 images; name one as oci:PATH:REF\n` });
       expect(Bun.spawnSync(["skopeo", "inspect", `oci:${mine}`]).exitCode).not.toBe(0);
-    } finally {
-      ours.destroy();
-    }
-  });
+    }));
 });
 
 describe("REFs in a layout", () => {
-  test("are kept as skopeo keeps them: one image under several REFs, a REF moved to another image leaves the old entry without a name", () => {
-    const ours = new TestStore("vfs");
-    try {
-      const x = pullTestImage(ours).id;
+  test("are kept as skopeo keeps them: one image under several REFs, a REF moved to another image leaves the old entry without a name", () =>
+    withTestImage("vfs", (ours, { id: x }) => {
       const y = ours.ok(["pull", "-q", "--platform", "linux/arm64", `oci:${LAYOUT()}:multi`]).trim();
       const [mine, skopeos] = [join(work, "refs-ours"), join(work, "refs-skopeo")];
       const skopeoSource = { x: [`oci:${LAYOUT()}:app:v1`], y: ["--override-arch", "arm64", "--override-variant", "v8", `oci:${LAYOUT()}:multi`] };
@@ -257,15 +235,10 @@ describe("REFs in a layout", () => {
       };
       expect(entries(skopeos)).toEqual(["- x", "b x", "- x", "a y"]);
       expect(entries(mine)).toEqual(entries(skopeos));
-    } finally {
-      ours.destroy();
-    }
-  });
+    }));
 
-  test("pushes into one layout at the same time each keep their entry; into one dir:, the last leaves a whole image", async () => {
-    const ours = new TestStore("vfs");
-    try {
-      const { id, layers } = pullTestImage(ours);
+  test("pushes into one layout at the same time each keep their entry; into one dir:, the last leaves a whole image", () =>
+    withTestImage("vfs", async (ours, { id, layers }) => {
       const layout = join(work, "parallel");
       const refs = ["p1", "p2", "p3", "p4", "p5", "p6"];
       const pushes = refs.map((ref) => Bun.spawn([BINARY, ...ours.globals, "push", "-q", id, `oci:${layout}:${ref}`], { stderr: "pipe" }));
@@ -280,17 +253,12 @@ describe("REFs in a layout", () => {
       expect(await Promise.all(dirPushes.map((p) => p.exited))).toEqual(compressions.map(() => 0));
       expectOnlyImageFiles(dir);
       expectPullsBackTo("vfs", `dir:${dir}`, id, layers);
-    } finally {
-      ours.destroy();
-    }
-  });
+    }));
 });
 
 describe("push to an archive file that is not a new file", () => {
-  test("an existing docker-archive is refused and left as it was, as skopeo refuses it; an empty file is written", () => {
-    const ours = new TestStore("vfs");
-    try {
-      const { id } = pullTestImage(ours);
+  test("an existing docker-archive is refused and left as it was, as skopeo refuses it; an empty file is written", () =>
+    withTestImage("vfs", (ours, { id }) => {
       const archive = join(work, "existing.docker.tar");
       sh(["skopeo", "copy", "-q", `oci:${LAYOUT()}:app:v1`, `docker-archive:${archive}:foo:bar`]);
       const before = readFileSync(archive);
@@ -304,15 +272,10 @@ describe("push to an archive file that is not a new file", () => {
       writeFileSync(empty, "");
       ours.ok(["push", "-q", id, `docker-archive:${empty}:me/app:v2`]);
       expect(JSON.parse(sh(["tar", "-xOf", empty, "manifest.json"]))[0].RepoTags).toEqual(["docker.io/me/app:v2"]);
-    } finally {
-      ours.destroy();
-    }
-  });
+    }));
 
-  test("a symlink to standard output (as /dev/stdout is) and a FIFO are written through, not replaced; nothing is staged beside them", async () => {
-    const ours = new TestStore("vfs");
-    try {
-      const { id, layers } = pullTestImage(ours);
+  test("a symlink to standard output (as /dev/stdout is) and a FIFO are written through, not replaced; nothing is staged beside them", () =>
+    withTestImage("vfs", async (ours, { id, layers }) => {
       const dir = join(work, "streams");
       mkdirSync(dir);
       // What /dev/stdout is; a link of our own, so that a regression replaces nothing of the system's.
@@ -335,10 +298,7 @@ describe("push to an archive file that is not a new file", () => {
       expect(JSON.parse(sh(["skopeo", "inspect", `oci-archive:${fromFifo}:tag`])).Layers.length).toBe(2);
       expect(readdirSync(dir).sort()).toEqual(["fifo", "stdout"]);
       expectPullsBackTo("vfs", `oci-archive:${fromFifo}:tag`, id, layers);
-    } finally {
-      ours.destroy();
-    }
-  });
+    }));
 });
 
 describe("pull", () => {
