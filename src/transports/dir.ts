@@ -6,8 +6,8 @@
  */
 import { type Stats, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AlreadyExistsError, CorruptError, PreconditionError, SystemError } from "../errors.ts";
-import { directoryFiles, type LayoutFiles } from "./files.ts";
+import { AlreadyExistsError, CorruptError, PreconditionError } from "../errors.ts";
+import { directoryFiles, type LayoutFiles, requireSourcePath } from "./files.ts";
 import { LayoutWriter, lockDirectory, removeEmptyDirectories } from "./layout-writer.ts";
 import { type ImageManifest, type ManifestIndex, ImageFormatError, MEDIA, digestHex, manifestMediaType, parseJsonObject, parseManifest, sha256Hex } from "./manifest.ts";
 import { type DirReference, formatReference } from "./reference.ts";
@@ -51,7 +51,7 @@ class DirSource implements ImageSource {
 /** Opens a dir: directory to read. */
 export async function openDirSource(reference: DirReference): Promise<ImageSource> {
   const description = formatReference(reference);
-  if (!existsSync(reference.path)) throw new SystemError(`${description}: ${reference.path}: no such file or directory`, "ENOENT");
+  requireSourcePath(reference.path, description);
   return new DirSource(description, directoryFiles(reference.path));
 }
 

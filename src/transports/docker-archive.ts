@@ -7,8 +7,8 @@
  */
 import { existsSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AlreadyExistsError, CorruptError, InvalidArgumentError, NotFoundError, PreconditionError, SystemError } from "../errors.ts";
-import { tarFiles, type LayoutFiles } from "./files.ts";
+import { AlreadyExistsError, CorruptError, InvalidArgumentError, NotFoundError, PreconditionError } from "../errors.ts";
+import { tarFiles, type LayoutFiles, requireSourcePath } from "./files.ts";
 import { LayoutWriter, writeDirectoryTar } from "./layout-writer.ts";
 import { ImageFormatError, MEDIA, digestHex, parseConfig, parseManifest, sha256Hex, type LayerCompression } from "./manifest.ts";
 import { formatImageName, normalizeDockerName } from "./names.ts";
@@ -117,7 +117,7 @@ class DockerArchiveSource implements ImageSource {
 /** Opens a docker-archive: file to read. */
 export async function openDockerArchiveSource(reference: DockerArchiveReference): Promise<ImageSource> {
   const description = formatReference(reference);
-  if (!existsSync(reference.path)) throw new SystemError(`${description}: ${reference.path}: no such file or directory`, "ENOENT");
+  requireSourcePath(reference.path, description);
   return new DockerArchiveSource(description, reference, tarFiles(reference.path));
 }
 

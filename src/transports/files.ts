@@ -4,9 +4,9 @@
  * headers (seeking over the data); each member is then streamed straight from its offset, so a
  * layer in an archive is read once and never copied to a temporary file.
  */
-import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { join, normalize, posix } from "node:path";
-import { CorruptError, NotSupportedError, ioError, messageOf } from "../errors.ts";
+import { CorruptError, NotSupportedError, SystemError, ioError, messageOf } from "../errors.ts";
 import { BLOCK_SIZE, TypeFlag, dataLength, parseHeaderBlock, parsePaxRecords, utf8Text } from "../archive/tar-header.ts";
 import type { BlobReader } from "./types.ts";
 
@@ -42,6 +42,11 @@ async function* readRange(path: string, start: number, length: number): AsyncGen
   } finally {
     closeSync(fd);
   }
+}
+
+/** Checks that the path a source reference names exists: if not, the one line naming the reference and the path. */
+export function requireSourcePath(path: string, description: string): void {
+  if (!existsSync(path)) throw new SystemError(`${description}: ${path}: no such file or directory`, "ENOENT");
 }
 
 /** The files of a directory. */

@@ -5,8 +5,8 @@
  */
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CorruptError, InvalidArgumentError, NotFoundError, PreconditionError, SystemError } from "../errors.ts";
-import { directoryFiles, tarFiles, type LayoutFiles } from "./files.ts";
+import { CorruptError, InvalidArgumentError, NotFoundError, PreconditionError } from "../errors.ts";
+import { directoryFiles, tarFiles, type LayoutFiles, requireSourcePath } from "./files.ts";
 import { ImageFormatError, MEDIA, digestHex, parseDescriptor, parseJsonObject, parseManifest, sha256Hex } from "./manifest.ts";
 import { LayoutWriter, checkBlobsPresent, removeEmptyDirectories, underDirectoryLock, writeDirectoryTar } from "./layout-writer.ts";
 import { formatReference, type OciReference } from "./reference.ts";
@@ -84,7 +84,7 @@ class OciSource implements ImageSource {
 /** Opens an oci: directory or oci-archive: file to read. */
 export async function openOciSource(reference: OciReference): Promise<ImageSource> {
   const description = formatReference(reference);
-  if (!existsSync(reference.path)) throw new SystemError(`${description}: ${reference.path}: no such file or directory`, "ENOENT");
+  requireSourcePath(reference.path, description);
   const files = reference.transport === "oci" ? directoryFiles(reference.path) : tarFiles(reference.path);
   return new OciSource(description, reference, files);
 }
