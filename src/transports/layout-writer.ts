@@ -101,8 +101,8 @@ export async function underDirectoryLock<T>(dir: string, update: () => Promise<T
 
 /**
  * Checks, at commit, that the blobs an image needs (paths inside root) are all there: a push
- * into the same place that failed, or replaced the image, may have removed one this push found
- * there and did not write again. Such a push fails rather than commit an image without it.
+ * into the same layout that failed may have taken back one this push found there and did not
+ * write again. Such a push fails rather than commit an entry without it.
  */
 export function checkBlobsPresent(root: string, paths: string[], where: string): void {
   const missing = paths.find((path) => !existsSync(join(root, path)));
