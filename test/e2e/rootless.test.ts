@@ -62,6 +62,12 @@ function namespaced(program: string, args: string[]) {
   return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
 
+/** A layer's diff as GNU tar lists it (`tar -tv --numeric-owner`). */
+function diffListing(s: TestStore, layer: string): string {
+  const pipeline = `'${BINARY}' ${s.globals.map((g) => `'${g}'`).join(" ")} diff '${layer}' | tar -tv --numeric-owner`;
+  return Bun.spawnSync(["bash", "-c", pipeline], { stdout: "pipe" }).stdout.toString();
+}
+
 /** The names below a directory with their kinds, sorted ("pipe fifo"). */
 function kinds(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true })
@@ -77,7 +83,7 @@ describe.skipIf(skipReason !== undefined)("devices in a user namespace (vfs)", (
       expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
       const tree = kinds(join(s.graph, "vfs", "dir", "devices"));
       expect(tree).toEqual(["f file", "pipe fifo"]);
-      const listing = Bun.spawnSync(["bash", "-c", `'${BINARY}' ${s.globals.map((g) => `'${g}'`).join(" ")} diff devices | tar -tv`], { stdout: "pipe" }).stdout.toString();
+      const listing = diffListing(s, "devices");
       expect(listing).toMatch(/^c.* 1,3 .* null$/m);
       expect(listing).toMatch(/^b.* 7,0 .* loop0$/m);
       expect(s.ok(["check"])).toBe("");
@@ -184,8 +190,7 @@ for (const driver of availableDrivers()) {
         s.ok(["unmount", "kept"]);
       }
       // The layer's diff is the tar as given, owners and all.
-      const listing = Bun.spawnSync(["bash", "-c", `'${BINARY}' ${s.globals.map((g) => `'${g}'`).join(" ")} diff kept | tar -tv --numeric-owner`], { stdout: "pipe" });
-      expect(listing.stdout.toString()).toContain("1000/1000");
+      expect(diffListing(s, "kept")).toContain("1000/1000");
     });
   });
 }
